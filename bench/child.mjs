@@ -1,0 +1,44 @@
+// One measured phase of the benchmark, in its own process so that peak RSS belongs to it alone.
+// Usage: node bench/child.mjs floor|job ROOT DATE ASOF
+import { performance } from 'node:perf_hooks';
+import { labelType, predictionType, enrichedType } from '../dist/src/avro/schemas.js';
+import { decodeContainer } from '../dist/src/avro/container-reader.js';
+import { AvroFilesWriter } from '../dist/src/dataset/avro-writer.js';
+import { openStore, destroyStores } from '../dist/src/storage/index.js';
+import { main } from '../dist/src/cli/main.js';
+
+const [phase, root, date, asOf] = process.argv.slice(2);
+const started = performance.now();
+let records = 0;
+
+if (phase === 'floor') {
+  // The floor: decode the same input files and encode the same number of output records, no join.
+  const predictions = openStore(`${root}/predictions`, {}, '--predictions');
+  const labels = openStore(`${root}/labels`, {}, '--labels');
+  const out = openStore(`${root}/floor`, {}, '--curated');
+  for (const info of await labels.list('')) {
+    if (!info.key.endsWith('.avro')) continue;
+    for await (const block of decodeContainer(await labels.read(info.key), { key: info.key, readerType: labelType })) records += block.length;
+  }
+  const writer = new AvroFilesWriter(out, { type: enrichedType, codec: 'deflate', keyOf: (i) => `part-${i}.avro`, metadata: {}, maxPartBytes: 128 * 1024 * 1024 });
+  for (const info of await predictions.list(`dt=${date}/`)) {
+    if (!info.key.endsWith('.avro')) continue;
+    for await (const block of decodeContainer(await predictions.read(info.key), { key: info.key, readerType: predictionType })) {
+      for (const p of block) await writer.append({ ...p, label_ts: null, label_delay_seconds: null, label_source: null });
+      records += block.length;
+    }
+  }
+  await writer.finish();
+  destroyStores();
+} else {
+  const lines = [];
+  const code = await main(['run', '--root', root, '--date', date, '--stage', 'final', '--as-of', asOf, '--force', '--json', '--log-level', 'warn'], { stdout: (t) => lines.push(t), env: {} });
+  if (code !== 0) {
+    process.stderr.write(lines.join(''));
+    process.exit(code);
+  }
+  const result = JSON.parse(lines.join(''));
+  records = result.predictions_read;
+}
+const seconds = (performance.now() - started) / 1000;
+process.stdout.write(`${JSON.stringify({ phase, seconds, records, maxRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`);

@@ -1,0 +1,227 @@
+/**
+ * The command line (SPEC §6). Parses flags with commander, merges them over `MODEL_METRICS_*`
+ * environment variables and a `--config` file, validates once into a JobConfig, runs a job from
+ * `jobs/`, prints the summary on stdout and returns the exit code (0 done, 1 failed, 2 bad usage,
+ * 3 not ready). It never calls process.exit, so tests can run it in-process too.
+ */
+import { resolve as resolvePath } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { backfill } from '../../jobs/backfill.js';
+import { dailyRun } from '../../jobs/daily-run.js';
+import { demo } from '../../jobs/demo.js';
+import { type DayOutcome, combinedExitCode } from '../../jobs/outcome.js';
+import { buildReport } from '../../jobs/report.js';
+import { scheduled } from '../../jobs/scheduled.js';
+import { checkDate } from '../config/dates.js';
+import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
+import { type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
+import { ExitCode, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
+import { parseLabelWindow, parseTimestamp } from '../join/policy.js';
+import { sanitizeForLog } from '../observability/log.js';
+import { JOB_VERSION } from '../package-root.js';
+import type { DayResult } from '../pipeline/daily.js';
+import { destroyStores } from '../storage/index.js';
+import { commandLogger, createRunContext, openStores } from './context.js';
+import { reportFormats } from './format.js';
+import { renderReport } from './report-view.js';
+
+/** Where the CLI writes; injectable for tests. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const stageSpec: OptionSpec = { name: 'stage', kind: 'string', arg: 'STAGE', description: 'preliminary (labels so far) or final (label window closed)' };
+const asOfSpec: OptionSpec = { name: 'as-of', kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z', defaultText: 'now' };
+
+const commandSpecs = {
+  run: [{ name: 'date', kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute' }, stageSpec, asOfSpec],
+  backfill: [
+    { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
+    { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
+    stageSpec,
+    asOfSpec,
+    { name: 'concurrency', kind: 'integer', arg: 'N', description: 'days computed at once (each holds its own label index in memory)', defaultText: '1' },
+  ],
+  scheduled: [asOfSpec, { name: 'lookback', kind: 'string', arg: 'ISO', description: 'how far back to look for days whose final is due', defaultText: 'P30D' }],
+  report: [
+    { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
+    { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
+    { ...stageSpec, defaultText: 'final' },
+    { name: 'format', kind: 'string', arg: 'FORMAT', description: `output format: ${reportFormats.join(', ')}`, defaultText: 'table' },
+  ],
+  demo: [{ name: 'dir', kind: 'string', arg: 'PATH', description: 'folder for the sample data and outputs', defaultText: './model-metrics-demo' }],
+} satisfies Record<string, OptionSpec[]>;
+
+function addOptions(command: Command, specs: readonly OptionSpec[]): Command {
+  for (const spec of specs) {
+    const flags = spec.kind === 'boolean' ? `--${spec.name}` : `--${spec.name} <${spec.arg ?? 'VALUE'}>`;
+    const description = `${spec.description}${spec.defaultText ? ` (default: ${spec.defaultText})` : ''} [env ${envNameOf(spec)}]`;
+    command.addOption(new Option(flags, description));
+  }
+  command.addOption(new Option('--config <FILE>', 'JSON or YAML file with the same options (keys without --); flags beat env beat file'));
+  return command;
+}
+
+/** Raw options in precedence order, coerced to their kinds. */
+function gatherOptions(flags: Record<string, unknown>, specs: readonly OptionSpec[], env: NodeJS.ProcessEnv): RawOptions {
+  const fromFlags: RawOptions = {};
+  for (const spec of specs) {
+    const value = flags[camelNameOf(spec.name)];
+    if (value !== undefined) fromFlags[spec.name] = value;
+  }
+  const configPath = (flags.config as string | undefined) ?? env.MODEL_METRICS_CONFIG;
+  const fromFile = configPath === undefined ? {} : readConfigFile(configPath, specs);
+  return coerceAll(mergeOptions(fromFile, readEnvOptions(env, specs), fromFlags), specs);
+}
+
+function required(raw: RawOptions, name: string, example: string): string {
+  const value = raw[name];
+  if (value === undefined) throw new UsageError(`--${name} is required, e.g. --${name} ${example}`, { option: `--${name}` });
+  return value as string;
+}
+
+function nowMicros(): number {
+  // Whole seconds: a default as-of that prints cleanly and reruns within the same second agree.
+  return Math.floor(Date.now() / 1000) * 1_000_000;
+}
+
+function asOfOf(raw: RawOptions): number {
+  const text = raw['as-of'] as string | undefined;
+  return text === undefined ? nowMicros() : parseTimestamp(text, '--as-of');
+}
+
+function describeResult(r: DayResult): string {
+  const coverage = r.label_coverage === null ? '-' : `${(r.label_coverage * 100).toFixed(1)}%`;
+  const head = `${r.date} ${r.stage}: ${r.status === 'already_done' ? 'already done (same inputs and options; --force recomputes)' : 'done'}`;
+  return [
+    `${head} — ${r.predictions_read.toLocaleString('en-US')} predictions read, ${r.predictions_kept.toLocaleString('en-US')} kept, ${r.labeled.toLocaleString('en-US')} labeled (${coverage}), ${r.curated_files} curated file(s), ${r.metrics_records} metrics record(s)${r.skipped_objects > 0 ? `, ${r.skipped_objects} object(s) skipped` : ''}, ${r.duration_s.toFixed(1)} s`,
+    `  curated: ${r.curated_manifest}`,
+    `  metrics: ${r.metrics_manifest}`,
+  ].join('\n');
+}
+
+function describeOutcomes(outcomes: readonly DayOutcome[]): string {
+  const lines = outcomes.map((o) => ('result' in o ? describeResult(o.result) : `${o.date} ${o.stage}: ${o.status.replace('_', ' ')} [${o.code}] ${o.error}`));
+  const count = (status: DayOutcome['status']): number => outcomes.filter((o) => o.status === status).length;
+  lines.push(`${outcomes.length} day(s): ${count('done')} done, ${count('already_done')} already done, ${count('not_ready')} not ready, ${count('failed')} failed`);
+  return lines.join('\n');
+}
+
+/** Runs the CLI on argv (without node and script) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  let json = argv.includes('--json');
+  const print = (human: string, machine: unknown): void => io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
+
+  const program = new Command('model-metrics')
+    .description('Joins model predictions with late labels and publishes preliminary and final regression metrics.')
+    .version(JOB_VERSION)
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => process.stderr.write(text) });
+
+  const setup = (name: keyof typeof commandSpecs, extraCommon: boolean): { specs: OptionSpec[]; command: Command } => {
+    const specs = extraCommon ? [...commonOptions, ...commandSpecs[name]] : [...commandSpecs[name], ...commonOptions.filter((s) => s.name === 'log-level' || s.name === 'json')];
+    const command = addOptions(program.command(name), specs).exitOverride();
+    return { specs, command };
+  };
+
+  const run = setup('run', true);
+  run.command.description('compute one day and stage').action(async (flags: Record<string, unknown>) => {
+    const raw = gatherOptions(flags, run.specs, io.env);
+    json = raw.json === true;
+    const date = required(raw, 'date', '2026-03-02');
+    checkDate(date, '--date');
+    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
+    const config = resolveJobConfig(raw, io.env);
+    const result = await dailyRun(createRunContext(config, 'run'), { date, stage, asOfMicros: asOfOf(raw) });
+    print(describeResult(result), result);
+  });
+
+  const bf = setup('backfill', true);
+  bf.command.description('compute every day of a range, several at once').action(async (flags: Record<string, unknown>) => {
+    const raw = gatherOptions(flags, bf.specs, io.env);
+    json = raw.json === true;
+    const from = required(raw, 'from', '2026-01-01');
+    const to = required(raw, 'to', '2026-03-31');
+    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
+    const concurrency = (raw.concurrency as number | undefined) ?? 1;
+    if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
+    const config = resolveJobConfig(raw, io.env);
+    const outcomes = await backfill(createRunContext(config, 'backfill'), { from, to, stage, asOfMicros: asOfOf(raw), concurrency });
+    print(describeOutcomes(outcomes), outcomes);
+    exitCode = combinedExitCode(outcomes);
+  });
+
+  const sched = setup('scheduled', true);
+  sched.command.description('CronJob entry: preliminary for yesterday, final for every closed window without one').action(async (flags: Record<string, unknown>) => {
+    const raw = gatherOptions(flags, sched.specs, io.env);
+    json = raw.json === true;
+    const lookbackIso = (raw.lookback as string | undefined) ?? 'P30D';
+    let lookbackMicros: number;
+    try {
+      lookbackMicros = parseLabelWindow(lookbackIso).micros;
+    } catch (error) {
+      throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
+    }
+    const config = resolveJobConfig(raw, io.env);
+    const outcomes = await scheduled(createRunContext(config, 'scheduled'), { asOfMicros: asOfOf(raw), lookbackMicros });
+    print(describeOutcomes(outcomes), outcomes);
+    exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
+  });
+
+  const rep = setup('report', true);
+  rep.command.description('print the metrics of a date range as a table (or csv, md, json)').action(async (flags: Record<string, unknown>) => {
+    const raw = gatherOptions(flags, rep.specs, io.env);
+    const from = required(raw, 'from', '2026-03-02');
+    const to = required(raw, 'to', '2026-03-08');
+    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, 'final');
+    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : 'table');
+    const config = resolveJobConfig(raw, io.env);
+    const report = await buildReport(openStores(config).metrics, { from, to, stage });
+    io.stdout(`${renderReport(report, format)}\n`);
+  });
+
+  const dm = setup('demo', false);
+  dm.command.description('generate sample data locally, run both stages and print the tables (no server, no credentials)').action(async (flags: Record<string, unknown>) => {
+    const raw = gatherOptions(flags, dm.specs, io.env);
+    json = raw.json === true;
+    const dir = resolvePath((raw.dir as string | undefined) ?? './model-metrics-demo');
+    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? 'warn' }, {});
+    const result = await demo(createRunContext(config, 'demo'));
+    const failed = result.outcomes.filter((o) => o.status !== 'done' && o.status !== 'already_done');
+    const human = [
+      `sample data: ${result.sample.predictions.toLocaleString('en-US')} predictions in ${result.sample.predictionFiles} files, ${result.sample.labels.toLocaleString('en-US')} labels in ${result.sample.labelFiles} files under ${dir}`,
+      '',
+      renderReport(result.preliminary, 'table'),
+      '',
+      renderReport(result.final, 'table'),
+      '',
+      `try: npx model-metrics report --root ${dir} --from ${result.final.from} --to ${result.final.to} --format md`,
+      ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
+    ].join('\n');
+    print(human, result);
+    exitCode = combinedExitCode(result.outcomes);
+  });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with exit code 0; everything else is bad usage.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    const code = exitCodeOf(error);
+    const logger = commandLogger({ logLevel: 'error' }, argv[0] ?? 'model-metrics');
+    const message = sanitizeForLog(error instanceof Error ? error.message : String(error));
+    const details = error instanceof ModelMetricsError ? error.toJSON() : { code: 'E_INTERNAL', stack: error instanceof Error ? error.stack : undefined };
+    logger.error({ event: code === ExitCode.notReady ? 'not_ready' : 'command_failed', exit_code: code, ...details, message }, message);
+    if (json) io.stdout(`${JSON.stringify({ status: code === ExitCode.notReady ? 'not_ready' : 'failed', exit_code: code, ...details, message })}\n`);
+    else if (process.stderr.isTTY) process.stderr.write(`model-metrics: ${message}\n`);
+    return code;
+  } finally {
+    destroyStores();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The one table of job options. The CLI flags, the `MODEL_METRICS_*` environment variables and the
+ * keys of a `--config` file are all derived from it, so the three sources can never drift apart.
+ * Precedence (SPEC §6): flags beat environment beat file beat defaults.
+ */
+
+/** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
+export type OptionKind = 'string' | 'boolean' | 'integer' | 'list';
+
+/** One option shared by several commands. */
+export interface OptionSpec {
+  /** Kebab-case name: the flag is `--name`, the env var `MODEL_METRICS_NAME`, the file key `name`. */
+  name: string;
+  kind: OptionKind;
+  /** Placeholder in `--help`. */
+  arg?: string;
+  description: string;
+  /** Default shown in `--help`; the real default lives in resolve.ts. */
+  defaultText?: string;
+}
+
+/** Options common to the job commands (run, backfill, scheduled, report). */
+export const commonOptions: OptionSpec[] = [
+  { name: 'root', kind: 'string', arg: 'URI', description: 'dataset root: s3://bucket/prefix, file:///path or a local path; the four datasets sit under it' },
+  { name: 'predictions', kind: 'string', arg: 'URI', description: 'predictions dataset', defaultText: '<root>/predictions' },
+  { name: 'labels', kind: 'string', arg: 'URI', description: 'labels dataset', defaultText: '<root>/labels' },
+  { name: 'curated', kind: 'string', arg: 'URI', description: 'curated output dataset', defaultText: '<root>/curated' },
+  { name: 'metrics', kind: 'string', arg: 'URI', description: 'metrics output dataset', defaultText: '<root>/metrics' },
+  { name: 'label-window', kind: 'string', arg: 'ISO', description: 'label window of the final stage, an ISO-8601 duration in weeks/days/hours/minutes/seconds', defaultText: 'P7D' },
+  { name: 'slice-keys', kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
+  { name: 'max-slice-values', kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', defaultText: '100' },
+  { name: 'codec', kind: 'string', arg: 'NAME', description: 'output Avro codec: null or deflate', defaultText: 'deflate' },
+  { name: 'part-size-mb', kind: 'integer', arg: 'MB', description: 'curated part files roll over at about this many MiB', defaultText: '128' },
+  { name: 'read-ahead', kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', defaultText: '4' },
+  { name: 's3-endpoint', kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
+  { name: 's3-force-path-style', kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },
+  { name: 's3-region', kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
+  { name: 'force', kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
+  { name: 'on-corrupt', kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', defaultText: 'fail' },
+  { name: 'json', kind: 'boolean', description: 'print the summary on stdout as JSON' },
+  { name: 'log-level', kind: 'string', arg: 'LEVEL', description: 'JSON log level on stderr: debug, info, warn, error, silent', defaultText: 'info' },
+];
+
+/** The environment variable of an option. */
+export function envNameOf(spec: OptionSpec): string {
+  return `MODEL_METRICS_${spec.name.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** The camelCase property name commander gives an option. */
+export function camelNameOf(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,31 @@
+/**
+ * Key layout of the four datasets (SPEC §1), relative to each dataset's root.
+ */
+import type { Stage } from '../join/records.js';
+
+/** The commit point of an output partition (SPEC §1). */
+export const SUCCESS_FILE = '_SUCCESS';
+
+/** The name of the metrics file of a partition. */
+export const METRICS_FILE = 'metrics.avro';
+
+/** Prefix of an input partition: `dt=YYYY-MM-DD/` (sub-partitions below it are included). */
+export function inputPartition(date: string): string {
+  return `dt=${date}/`;
+}
+
+/** Prefix of an output partition: `stage=preliminary/dt=YYYY-MM-DD/`. */
+export function outputPartition(stage: Stage, date: string): string {
+  return `stage=${stage}/dt=${date}/`;
+}
+
+/** Key of curated part `index` in a partition, `part-00000.avro` onwards. */
+export function curatedPartKey(stage: Stage, date: string, index: number): string {
+  return `${outputPartition(stage, date)}part-${String(index).padStart(5, '0')}.avro`;
+}
+
+/** Only objects ending in `.avro` are inputs; `_SUCCESS`, `.crc` and temp files are ignored (SPEC §1). */
+export function isInputObject(key: string): boolean {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return key.endsWith('.avro') && !name.startsWith('.') && !name.startsWith('_');
+}

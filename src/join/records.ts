@@ -1,0 +1,42 @@
+/**
+ * The record shapes of SPEC §2, §4 and §5 as they come out of (and go into) the Avro layer, after
+ * schema resolution against our reader schemas in `schemas/`.
+ */
+
+/** A PredictionEvent (SPEC §2). Timestamps are microseconds since the epoch. */
+export interface PredictionRecord {
+  prediction_id: string;
+  model_name: string;
+  model_version: string;
+  featureset_version: string;
+  y_pred: number;
+  y_true: number | null;
+  residual: number | null;
+  inference_ts: number;
+  segment_keys: Record<string, string>;
+}
+
+/** A LabelEvent (SPEC §2). */
+export interface LabelRecord {
+  prediction_id: string;
+  y_true: number;
+  label_ts: number;
+}
+
+/** Where the truth of an enriched record came from. */
+export type LabelSource = 'labels' | 'inline';
+
+/** An EnrichedPrediction (SPEC §4): the prediction with its joined label. */
+export interface EnrichedRecord extends PredictionRecord {
+  label_ts: number | null;
+  label_delay_seconds: number | null;
+  label_source: LabelSource | null;
+}
+
+/** The two stages of SPEC §3. */
+export type Stage = 'preliminary' | 'final';
+
+/** The Avro enum symbol of a stage. */
+export function stageSymbol(stage: Stage): 'PRELIMINARY' | 'FINAL' {
+  return stage === 'final' ? 'FINAL' : 'PRELIMINARY';
+}

@@ -1,0 +1,183 @@
+/**
+ * Turns the rows of a day's join into ModelMetrics records (SPEC §5): one per model version for the
+ * whole version, and one per kept value of each segment key, where per model version and key the
+ * `maxSliceValues` values with the most kept predictions keep their own slice (ties by value byte
+ * order) and the rest fold into `__other__`. Choosing the kept values needs every count first,
+ * which is why the join keeps rows instead of accumulating per value as it goes: memory is bounded
+ * by the number of slices written, not by the cardinality of a key.
+ */
+import { MetricAccumulator } from '../metrics/accumulator.js';
+import type { MetricValues } from '../metrics/formulas.js';
+import { RowFlag, type DayJoin } from './day-join.js';
+import type { Stage } from './records.js';
+import { stageSymbol } from './records.js';
+import type { DayWindow } from './policy.js';
+
+/** The value that every value outside the top N of a key folds into. */
+export const OTHER_VALUE = '__other__';
+
+/** A ModelMetrics record as written to the metrics file. */
+export interface ModelMetricsRecord extends MetricValues {
+  window_start_ts: number;
+  window_end_ts: number;
+  stage: 'PRELIMINARY' | 'FINAL';
+  model_name: string;
+  model_version: string;
+  slice_keys: Record<string, string>;
+  labels_through_ts: number;
+}
+
+/** Slice options of SPEC §5. */
+export interface SliceSettings {
+  stage: Stage;
+  day: DayWindow;
+  labelsThroughMicros: number;
+  maxSliceValues: number;
+}
+
+/** A slice of one segment key for one group: value id (or -1 for `__other__`) and its accumulator. */
+interface KeySlice {
+  valueId: number;
+  value: string;
+  accumulator: MetricAccumulator;
+}
+
+function compareBytes(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * Per (group, key): counts of kept rows by value id, via one sort of (group, value) codes per key,
+ * so that even a key with millions of values costs one Float64Array, not a Map entry per value.
+ */
+function countValues(join: DayJoin, keyId: number): Map<number, Array<{ valueId: number; count: number }>> {
+  const valueCount = join.keyValues[keyId]!.size;
+  const pairs = join.segmentPairs;
+  let n = 0;
+  for (let i = 0; i < pairs.size; i += 2) if (pairs.get(i) === keyId) n++;
+  const codes = new Float64Array(n);
+  const rows = join.rowCount;
+  let j = 0;
+  for (let row = 0; row < rows; row++) {
+    const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
+    for (let i = join.rowPairStart.get(row); i < end; i += 2) {
+      if (pairs.get(i) === keyId) codes[j++] = join.rowGroup.get(row) * valueCount + pairs.get(i + 1);
+    }
+  }
+  codes.sort();
+  const byGroup = new Map<number, Array<{ valueId: number; count: number }>>();
+  for (let start = 0; start < codes.length; ) {
+    let end = start + 1;
+    while (end < codes.length && codes[end] === codes[start]) end++;
+    const code = codes[start]!;
+    const group = Math.floor(code / valueCount);
+    let list = byGroup.get(group);
+    if (list === undefined) byGroup.set(group, (list = []));
+    list.push({ valueId: code - group * valueCount, count: end - start });
+    start = end;
+  }
+  return byGroup;
+}
+
+/** The top `max` values by count, ties by value byte order; only candidates at the threshold are compared as strings. */
+function topValues(candidates: Array<{ valueId: number; count: number }>, max: number, valueOf: (id: number) => string): Set<number> {
+  if (candidates.length <= max) return new Set(candidates.map((c) => c.valueId));
+  const counts = Float64Array.from(candidates, (c) => c.count).sort();
+  const threshold = counts[counts.length - max]!;
+  const above = candidates.filter((c) => c.count > threshold);
+  const atThreshold = candidates
+    .filter((c) => c.count === threshold)
+    .map((c) => ({ valueId: c.valueId, value: valueOf(c.valueId) }))
+    .sort((a, b) => compareBytes(a.value, b.value));
+  const kept = new Set(above.map((c) => c.valueId));
+  for (const c of atThreshold) {
+    if (kept.size >= max) break;
+    kept.add(c.valueId);
+  }
+  return kept;
+}
+
+function addRow(join: DayJoin, row: number, acc: MetricAccumulator): void {
+  const flags = join.rowFlags.get(row);
+  acc.invalidCount += join.rowInvalid.get(row);
+  acc.duplicatePredictionCount += join.rowDuplicatePredictions.get(row);
+  acc.duplicateLabelCount += join.rowDuplicateLabels.get(row);
+  if (flags & RowFlag.misplaced) acc.misplacedCount++;
+  if (!(flags & RowFlag.valid)) return;
+  if (flags & RowFlag.labeled) {
+    if (flags & RowFlag.negativeDelay) acc.negativeDelayCount++;
+    acc.addLabeled(join.rowYTrue.get(row), join.rowYPred.get(row), join.rowDelaySeconds.get(row));
+  } else {
+    acc.addUnlabeled();
+  }
+}
+
+/** Computes every slice of the day, sorted by model name, version, then whole slice, key and value. */
+export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetricsRecord[] {
+  const groupCount = join.groups.length;
+  const keyCount = join.keyNames.length;
+  const whole = Array.from({ length: groupCount }, () => new MetricAccumulator());
+
+  // Per key: value slice lookup by (group * valueCount + valueId), and one __other__ per group.
+  const keySlices: Array<Map<number, KeySlice>> = [];
+  const otherSlices: Array<Map<number, KeySlice>> = [];
+  for (let keyId = 0; keyId < keyCount; keyId++) {
+    const values = join.keyValues[keyId]!;
+    const valueCount = values.size;
+    const lookup = new Map<number, KeySlice>();
+    for (const [group, candidates] of countValues(join, keyId)) {
+      for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
+        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
+      }
+    }
+    keySlices.push(lookup);
+    otherSlices.push(new Map());
+  }
+
+  const rows = join.rowCount;
+  const pairs = join.segmentPairs;
+  for (let row = 0; row < rows; row++) {
+    const group = join.rowGroup.get(row);
+    addRow(join, row, whole[group]!);
+    const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
+    for (let i = join.rowPairStart.get(row); i < end; i += 2) {
+      const keyId = pairs.get(i);
+      const valueId = pairs.get(i + 1);
+      let slice = keySlices[keyId]!.get(group * join.keyValues[keyId]!.size + valueId);
+      if (slice === undefined) {
+        const others = otherSlices[keyId]!;
+        slice = others.get(group);
+        if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator() }));
+      }
+      addRow(join, row, slice.accumulator);
+    }
+  }
+
+  const base = {
+    window_start_ts: settings.day.startMicros,
+    window_end_ts: settings.day.endMicros,
+    stage: stageSymbol(settings.stage),
+    labels_through_ts: settings.labelsThroughMicros,
+  };
+  const records: ModelMetricsRecord[] = [];
+  const groupOrder = join.groups
+    .map((g, id) => ({ ...g, id }))
+    .sort((a, b) => compareBytes(a.modelName, b.modelName) || compareBytes(a.modelVersion, b.modelVersion));
+  const keyOrder = join.keyNames.map((name, id) => ({ name, id })).sort((a, b) => compareBytes(a.name, b.name));
+  for (const g of groupOrder) {
+    const model = { model_name: g.modelName, model_version: g.modelVersion };
+    records.push({ ...base, ...model, slice_keys: {}, ...whole[g.id]!.finish() });
+    for (const k of keyOrder) {
+      const valueCount = join.keyValues[k.id]!.size;
+      const own = [...keySlices[k.id]!.entries()]
+        .filter(([code]) => Math.floor(code / valueCount) === g.id)
+        .map(([, slice]) => slice)
+        .sort((a, b) => compareBytes(a.value, b.value));
+      const other = otherSlices[k.id]!.get(g.id);
+      for (const slice of other === undefined ? own : [...own, other]) {
+        records.push({ ...base, ...model, slice_keys: { [k.name]: slice.value }, ...slice.accumulator.finish() });
+      }
+    }
+  }
+  return records;
+}

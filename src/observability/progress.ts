@@ -1,0 +1,73 @@
+/**
+ * Progress of a run: objects, records, bytes, rate and ETA. At a terminal it is a live line on
+ * stderr, redrawn at most a few times a second; elsewhere a `progress` log line every interval.
+ */
+import type { Logger } from './log.js';
+
+/** Counters a run updates as it reads. */
+export interface ProgressState {
+  phase: string;
+  objectsDone: number;
+  objectsTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  records: number;
+}
+
+/** Formats a byte count for people: 1.5 MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** Renders and throttles progress output. */
+export class Progress {
+  readonly state: ProgressState = { phase: 'starting', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, records: 0 };
+  private readonly startedAt = Date.now();
+  private lastDraw = 0;
+  private lineShown = false;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly terminal: NodeJS.WriteStream | undefined,
+    private readonly logIntervalMs = 30_000,
+  ) {}
+
+  /** Call often; draws or logs only when due. */
+  tick(): void {
+    const now = Date.now();
+    const interval = this.terminal !== undefined ? 250 : this.logIntervalMs;
+    if (now - this.lastDraw < interval) return;
+    this.lastDraw = now;
+    if (this.terminal !== undefined) {
+      this.terminal.write(`\r\x1b[2K${this.describe(now)}`);
+      this.lineShown = true;
+    } else {
+      this.logger.info({ event: 'progress', ...this.state, elapsed_s: (now - this.startedAt) / 1000 }, this.describe(now));
+    }
+  }
+
+  /** Erases the live line so that a log line can be printed cleanly (the line comes back on the next tick). */
+  clearLine(): void {
+    if (this.lineShown && this.terminal !== undefined) {
+      this.terminal.write('\r\x1b[2K');
+      this.lineShown = false;
+      this.lastDraw = 0;
+    }
+  }
+
+  /** One line: phase, objects, records, bytes, rate, ETA. */
+  describe(now = Date.now()): string {
+    const s = this.state;
+    const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
+    const rate = s.bytesDone / seconds;
+    const eta = rate > 0 && s.bytesTotal > s.bytesDone ? `${Math.ceil((s.bytesTotal - s.bytesDone) / rate)}s` : '-';
+    return `${s.phase}: ${s.objectsDone}/${s.objectsTotal} objects, ${s.records.toLocaleString('en-US')} records, ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)}, ${formatBytes(rate)}/s, ETA ${eta}`;
+  }
+}

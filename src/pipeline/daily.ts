@@ -1,0 +1,298 @@
+/**
+ * One day, one stage, end to end (SPEC §1–§5): list and check inputs, skip when already done,
+ * build the label index, stream the day's predictions through the join into curated parts,
+ * compute the slices, write the metrics file, and commit both partitions with `_SUCCESS` last.
+ * On any failure the partial outputs are removed and no `_SUCCESS` is written.
+ */
+import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
+import type { JobConfig } from '../config/resolve.js';
+import { AvroFilesWriter } from '../dataset/avro-writer.js';
+import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, outputPartition } from '../dataset/layout.js';
+import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
+import { NotReadyError, UsageError } from '../errors.js';
+import { DayJoin } from '../join/day-join.js';
+import { LabelIndex } from '../join/label-index.js';
+import { dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
+import type { LabelRecord, PredictionRecord, Stage } from '../join/records.js';
+import { computeSlices } from '../join/slices.js';
+import type { Logger } from '../observability/log.js';
+import { sanitizeForLog } from '../observability/log.js';
+import type { Progress } from '../observability/progress.js';
+import type { ObjectStore } from '../storage/types.js';
+import { listInputs, preflight } from './inputs.js';
+import { readInOrder } from './ordered-reader.js';
+
+/** The four dataset stores of a run. */
+export interface Stores {
+  predictions: ObjectStore;
+  labels: ObjectStore;
+  curated: ObjectStore;
+  metrics: ObjectStore;
+}
+
+/** What a day's run needs besides the request. */
+export interface RunContext {
+  config: JobConfig;
+  stores: Stores;
+  logger: Logger;
+  progress?: Progress;
+  jobVersion: string;
+}
+
+/** One day and stage to compute. */
+export interface DayRequest {
+  date: string;
+  stage: Stage;
+  /** The run's as-of instant (default: now, chosen by the caller). */
+  asOfMicros: number;
+}
+
+/** The summary of one day's run, printed on stdout and returned to backfill/scheduled. */
+export interface DayResult {
+  date: string;
+  stage: Stage;
+  status: 'done' | 'already_done';
+  as_of: string;
+  labels_through: string;
+  prediction_objects: number;
+  label_objects: number;
+  skipped_objects: number;
+  predictions_read: number;
+  predictions_kept: number;
+  labeled: number;
+  label_coverage: number | null;
+  curated_files: number;
+  metrics_records: number;
+  curated_manifest: string;
+  metrics_manifest: string;
+  duration_s: number;
+}
+
+/** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
+export function labelsThroughFor(request: DayRequest, windowMicros: number): number {
+  const day = dayWindow(request.date);
+  if (request.stage === 'final') {
+    const readyAt = finalReadyAtMicros(day, windowMicros);
+    if (request.asOfMicros < readyAt) {
+      throw new NotReadyError(
+        `final metrics for ${request.date} are not ready: the label window closes at ${formatMicros(readyAt)} and --as-of is ${formatMicros(request.asOfMicros)}; run the preliminary stage, or retry after the window closes`,
+        { option: '--as-of', date: request.date },
+      );
+    }
+    return readyAt;
+  }
+  if (request.asOfMicros < day.startMicros) {
+    throw new UsageError(`--as-of ${formatMicros(request.asOfMicros)} is before ${request.date} began; a preliminary run needs an as-of inside or after the day`, { option: '--as-of' });
+  }
+  return request.asOfMicros;
+}
+
+async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
+  const bytes = await store.readSmall(key);
+  return bytes === undefined ? undefined : parseManifest(bytes);
+}
+
+/** Runs one day and stage. Throws NotReadyError (exit 3) for a final whose window is open. */
+export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayResult> {
+  const startedAt = new Date();
+  const { config, stores, logger } = ctx;
+  const log = logger.child({ date: request.date, stage: request.stage });
+  const day = dayWindow(request.date);
+  const labelsThrough = labelsThroughFor(request, config.labelWindow.micros);
+  // A final result does not depend on when it runs, only on the window: its as-of is the window's close.
+  const asOf = labelsThrough;
+  const partition = outputPartition(request.stage, request.date);
+  const curatedSuccess = `${partition}${SUCCESS_FILE}`;
+  const metricsSuccess = `${partition}${SUCCESS_FILE}`;
+
+  const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date]);
+  const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough));
+  const params = {
+    stage: request.stage,
+    date: request.date,
+    as_of: formatMicros(asOf),
+    labels_through: formatMicros(labelsThrough),
+    label_window: config.labelWindow.iso,
+    slice_keys: config.sliceKeys ?? null,
+    max_slice_values: config.maxSliceValues,
+    codec: config.codec,
+    part_bytes: config.partBytes,
+    on_corrupt: config.onCorrupt,
+    job_version: ctx.jobVersion,
+    reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
+  };
+  const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
+  const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
+
+  const summary = (status: DayResult['status'], figures: Partial<DayResult>): DayResult => ({
+    date: request.date,
+    stage: request.stage,
+    status,
+    as_of: formatMicros(asOf),
+    labels_through: formatMicros(labelsThrough),
+    prediction_objects: predictionInputs.objects.length,
+    label_objects: labelInputs.objects.length,
+    skipped_objects: 0,
+    predictions_read: 0,
+    predictions_kept: 0,
+    labeled: 0,
+    label_coverage: null,
+    curated_files: 0,
+    metrics_records: 0,
+    curated_manifest: stores.curated.uriOf(curatedSuccess),
+    metrics_manifest: stores.metrics.uriOf(metricsSuccess),
+    duration_s: (Date.now() - startedAt.getTime()) / 1000,
+    ...figures,
+  });
+
+  const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, curatedSuccess), readManifest(stores.metrics, metricsSuccess)]);
+  if (!config.force && oldCurated?.fingerprint === fingerprint && oldMetrics?.fingerprint === fingerprint) {
+    log.info({ event: 'already_done', fingerprint }, 'outputs already committed for the same inputs and options; nothing to do (--force recomputes)');
+    const stats = oldCurated.stats ?? {};
+    return summary('already_done', {
+      predictions_read: stats.predictions_read ?? 0,
+      predictions_kept: stats.predictions_kept ?? 0,
+      labeled: stats.labeled ?? 0,
+      label_coverage: stats.predictions_valid ? (stats.labeled ?? 0) / stats.predictions_valid : null,
+      curated_files: oldCurated.outputs.length,
+      metrics_records: oldMetrics.outputs.reduce((n, o) => n + o.records, 0),
+      skipped_objects: oldCurated.skipped?.length ?? 0,
+    });
+  }
+
+  log.info({ event: 'run_started', prediction_objects: predictionInputs.objects.length, label_objects: labelInputs.objects.length, as_of: formatMicros(asOf), labels_through: formatMicros(labelsThrough) }, 'run started');
+  const checked = await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]);
+  const [predictionCheck, labelCheck] = checked;
+  const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
+
+  // Unpublish first: from here until the new _SUCCESS, readers see no partition rather than a mix.
+  await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]);
+
+  const metadata = {
+    'model_metrics.stage': request.stage,
+    'model_metrics.as_of': formatMicros(asOf),
+    'model_metrics.label_window': config.labelWindow.iso,
+  };
+  const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (i) => curatedPartKey(request.stage, request.date, i), metadata, maxPartBytes: config.partBytes });
+  const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY });
+
+  const progress = ctx.progress;
+  const hooks = {
+    onBytes: (delta: number) => {
+      if (progress) {
+        progress.state.bytesDone += delta;
+        progress.tick();
+      }
+    },
+    onObjectDone: () => {
+      if (progress) progress.state.objectsDone++;
+    },
+  };
+  if (progress) {
+    progress.state.objectsTotal = predictionCheck.usable.length + labelCheck.usable.length;
+    progress.state.bytesTotal = [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0);
+  }
+
+  try {
+    const labels = new LabelIndex();
+    let labelsRead = 0;
+    if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
+    for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
+      for (const label of block.records) {
+        // A label after the preliminary as-of can never be usable (SPEC §3); final cutoffs vary per prediction.
+        if (request.stage === 'preliminary' && label.label_ts > request.asOfMicros) continue;
+        labels.add(label.prediction_id, label.y_true, label.label_ts);
+      }
+      labelsRead += block.records.length;
+      if (progress) progress.state.records += block.records.length;
+    }
+    log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
+
+    const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels);
+    if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
+    for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
+      for (const prediction of block.records) {
+        const enriched = join.accept(prediction);
+        if (enriched !== undefined) await curatedWriter.append(enriched);
+      }
+      if (progress) progress.state.records += block.records.length;
+    }
+    const curatedOutputs = await curatedWriter.finish();
+    progress?.clearLine();
+    log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
+
+    const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
+    for (const record of metricRecords) await metricsWriter.append(record);
+    const metricsOutputs = await metricsWriter.finish();
+
+    await removeStale(stores.curated, partition, curatedOutputs);
+    await removeStale(stores.metrics, partition, metricsOutputs);
+
+    const stats = {
+      predictions_read: join.stats.predictionsRead,
+      predictions_kept: join.stats.kept,
+      predictions_valid: join.stats.kept - join.stats.invalid,
+      duplicate_predictions: join.stats.duplicatesDropped,
+      invalid_predictions: join.stats.invalid,
+      labeled: join.stats.labeled,
+      labeled_from_labels: join.stats.labeledFromLabels,
+      labeled_inline: join.stats.labeledInline,
+      labels_read: labelsRead,
+      labels_indexed: labels.size,
+      metrics_records: metricRecords.length,
+    };
+    const schemaCounts = new Map<string, number>();
+    for (const input of [...predictionCheck.inputs, ...labelCheck.inputs]) {
+      if (input.schema_fingerprint !== undefined) schemaCounts.set(input.schema_fingerprint, (schemaCounts.get(input.schema_fingerprint) ?? 0) + 1);
+    }
+    const manifest = (dataset: Manifest['dataset'], outputs: ManifestOutput[]): Manifest => ({
+      format: MANIFEST_FORMAT,
+      dataset,
+      stage: request.stage,
+      date: request.date,
+      as_of: formatMicros(asOf),
+      labels_through: formatMicros(labelsThrough),
+      label_window: config.labelWindow.iso,
+      job_version: ctx.jobVersion,
+      params,
+      fingerprint,
+      started_at: startedAt.toISOString(),
+      ended_at: new Date().toISOString(),
+      inputs: [...predictionCheck.inputs, ...labelCheck.inputs],
+      skipped,
+      writer_schemas: [...schemaCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fp, objects]) => ({ fingerprint: fp, objects })),
+      outputs,
+      stats,
+    });
+    // The commit points, written last (SPEC §1).
+    await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
+    await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
+
+    const result = summary('done', {
+      skipped_objects: skipped.length,
+      predictions_read: stats.predictions_read,
+      predictions_kept: stats.predictions_kept,
+      labeled: stats.labeled,
+      label_coverage: stats.predictions_valid > 0 ? stats.labeled / stats.predictions_valid : null,
+      curated_files: curatedOutputs.length,
+      metrics_records: metricRecords.length,
+    });
+    log.info({ event: 'run_committed', ...result }, 'run committed');
+    return result;
+  } catch (error) {
+    progress?.clearLine();
+    await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
+    const leftovers = { curated: curatedWriter.startedKeys, metrics: metricsWriter.startedKeys };
+    await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
+      log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
+    });
+    throw error;
+  }
+}
+
+/** Deletes objects of a partition that the new outputs do not include (older, longer runs; crashed runs). */
+async function removeStale(store: ObjectStore, partition: string, outputs: readonly ManifestOutput[]): Promise<void> {
+  const keep = new Set(outputs.map((o) => o.key));
+  const stale = (await store.list(partition)).map((o) => o.key).filter((key) => !keep.has(key) && !key.endsWith(SUCCESS_FILE));
+  if (stale.length > 0) await store.delete(stale);
+}

@@ -1,0 +1,356 @@
+/**
+ * The local-filesystem object store (the embedded default, SPEC §1): keys are files under one root
+ * directory. It mimics what the job relies on from S3: byte-ordered listings, prefix semantics that
+ * are string prefixes (not directories), atomic writes, and an ETag that changes on every rewrite.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Dirent, BigIntStats } from 'node:fs';
+import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { ConcurrentChangeError, ModelMetricsError, NotFoundError, StorageError } from '../errors.js';
+import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
+import { mapStreamErrors } from './streams.js';
+import type { ObjectInfo, ObjectStore, ReadOptions, WriteResult } from './types.js';
+
+/** Name prefix of in-flight write files; listings never show them (nor orphans left by a crash). */
+export const LOCAL_TEMP_PREFIX = '.tmp-model-metrics-';
+
+/** Read chunk size: large enough that per-chunk overhead vanishes next to Avro decoding. */
+const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/** Writes smaller than this are coalesced, so a writer yielding small chunks does not cost a syscall each. */
+const WRITE_COALESCE_BYTES = 256 * 1024;
+
+/** How many files of one directory are stat'ed at once while listing. */
+const LIST_STAT_CONCURRENCY = 32;
+
+/** An object store rooted at an absolute local directory. */
+export class LocalObjectStore implements ObjectStore {
+  readonly uri: string;
+
+  constructor(readonly rootDir: string) {
+    if (!isAbsolute(rootDir)) {
+      throw new ModelMetricsError('E_INTERNAL', `local store root ${JSON.stringify(rootDir)} is not absolute; parseStoreUri resolves it first`, {
+        uri: rootDir,
+      });
+    }
+    const href = pathToFileURL(rootDir).href;
+    // `file:///` (the filesystem root) keeps its slash; any other root URI has none at the end.
+    this.uri = href === 'file:///' ? href : href.replace(/\/+$/, '');
+  }
+
+  uriOf(key: string): string {
+    return key.length === 0 ? this.uri : pathToFileURL(join(this.rootDir, key)).href;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    assertRelativeKey(prefix, this.uri, true);
+    const objects: ObjectInfo[] = [];
+    for await (const info of this.walkPrefix(prefix)) objects.push(info);
+    return sortByKeyBytes(objects);
+  }
+
+  async hasAny(prefix: string): Promise<boolean> {
+    assertRelativeKey(prefix, this.uri, true);
+    const walk = this.walkPrefix(prefix);
+    const first = await walk.next();
+    await walk.return(undefined);
+    return first.done !== true;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    assertRelativeKey(key, this.uri);
+    let stats: BigIntStats;
+    try {
+      stats = await stat(this.pathOf(key), { bigint: true });
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.fsError(error, 'head', key);
+    }
+    return stats.isFile() ? { key, size: Number(stats.size), etag: localEtag(stats) } : undefined;
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    assertRelativeKey(key, this.uri);
+    const { start, end } = checkRange(options, this.uriOf(key), key);
+    const handle = await this.openForRead(key, 'read');
+    try {
+      // fstat of the open handle: the ETag checked is the one of the bytes we are about to stream,
+      // even if a writer renames a new version into place right now.
+      const stats = await handle.stat({ bigint: true });
+      const size = Number(stats.size);
+      if (options.ifMatch !== undefined) {
+        const etag = localEtag(stats);
+        if (etag !== options.ifMatch) {
+          throw new ConcurrentChangeError(
+            `${this.uriOf(key)} changed since it was listed: ETag is ${etag}, expected ${options.ifMatch}; rerun the job to read a consistent snapshot`,
+            { operation: 'read', uri: this.uriOf(key), key, expected: options.ifMatch, actual: etag },
+          );
+        }
+      }
+      if (start !== undefined && start >= size) {
+        // Same rule as S3 (HTTP 416 InvalidRange): a range must start inside the object.
+        throw new StorageError(
+          `cannot read ${this.uriOf(key)} from byte ${start}: the object has ${size} bytes; expected a range starting below ${size}`,
+          { operation: 'read', uri: this.uriOf(key), key, offset: start, size },
+        );
+      }
+      const stream = handle.createReadStream({
+        start: start ?? 0,
+        ...(end === undefined ? {} : { end }),
+        highWaterMark: READ_HIGH_WATER_MARK,
+      });
+      return mapStreamErrors(stream, (error) => this.fsError(error, 'read', key));
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async readSmall(key: string): Promise<Buffer | undefined> {
+    assertRelativeKey(key, this.uri);
+    let handle: FileHandle;
+    try {
+      handle = await this.openForRead(key, 'readSmall');
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size > READ_SMALL_LIMIT_BYTES) {
+        throw new StorageError(
+          `${this.uriOf(key)} has ${size} bytes, more than the ${READ_SMALL_LIMIT_BYTES} bytes expected of a small object such as a manifest; ` +
+            'check that the key names a manifest',
+          { operation: 'readSmall', uri: this.uriOf(key), key, size },
+        );
+      }
+      return await handle.readFile();
+    } catch (error) {
+      if (error instanceof ModelMetricsError) throw error;
+      throw this.fsError(error, 'readSmall', key);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array): Promise<WriteResult> {
+    assertRelativeKey(key, this.uri);
+    const target = this.pathOf(key);
+    const directory = dirname(target);
+    try {
+      await mkdir(directory, { recursive: true });
+    } catch (error) {
+      throw this.fsError(error, 'write', key);
+    }
+    // Same directory as the target, so the rename below stays on one filesystem and is atomic (POSIX rename(2)).
+    const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(temp, 'wx').catch((error: unknown) => {
+        throw this.fsError(error, 'write', key);
+      });
+      const size = await this.writeBody(handle, body, key);
+      const stats = await handle.stat({ bigint: true });
+      await handle.close();
+      handle = undefined;
+      await rename(temp, target);
+      await syncDirectory(directory);
+      return { key, size, etag: localEtag(stats) };
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      // Errors from the caller's body pass through unchanged; ours are already StorageErrors.
+      if (error instanceof ModelMetricsError || !isNodeError(error)) throw error;
+      throw this.fsError(error, 'write', key);
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) assertRelativeKey(key, this.uri);
+    for (let i = 0; i < keys.length; i += LIST_STAT_CONCURRENCY) {
+      await Promise.all(
+        keys.slice(i, i + LIST_STAT_CONCURRENCY).map(async (key) => {
+          try {
+            await unlink(this.pathOf(key));
+          } catch (error) {
+            if (!isMissing(error)) throw this.fsError(error, 'delete', key);
+          }
+        }),
+      );
+    }
+  }
+
+  private pathOf(key: string): string {
+    return join(this.rootDir, key);
+  }
+
+  /** Writes every chunk, fsyncs, and returns the byte count. Body errors propagate as thrown. */
+  private async writeBody(handle: FileHandle, body: AsyncIterable<Uint8Array> | Uint8Array, key: string): Promise<number> {
+    let size = 0;
+    const pending = Buffer.allocUnsafe(WRITE_COALESCE_BYTES);
+    let pendingLength = 0;
+    const writeFully = async (bytes: Uint8Array): Promise<void> => {
+      try {
+        let offset = 0;
+        while (offset < bytes.byteLength) {
+          const { bytesWritten } = await handle.write(bytes, offset, bytes.byteLength - offset);
+          offset += bytesWritten;
+        }
+      } catch (error) {
+        throw this.fsError(error, 'write', key);
+      }
+    };
+    const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = body instanceof Uint8Array ? [body] : body;
+    for await (const chunk of chunks) {
+      size += chunk.byteLength;
+      if (pendingLength + chunk.byteLength <= WRITE_COALESCE_BYTES) {
+        pending.set(chunk, pendingLength);
+        pendingLength += chunk.byteLength;
+        continue;
+      }
+      if (pendingLength > 0) {
+        await writeFully(pending.subarray(0, pendingLength));
+        pendingLength = 0;
+      }
+      if (chunk.byteLength < WRITE_COALESCE_BYTES) {
+        pending.set(chunk, 0);
+        pendingLength = chunk.byteLength;
+      } else {
+        await writeFully(chunk);
+      }
+    }
+    if (pendingLength > 0) await writeFully(pending.subarray(0, pendingLength));
+    try {
+      await handle.sync();
+    } catch (error) {
+      throw this.fsError(error, 'write', key);
+    }
+    return size;
+  }
+
+  private async openForRead(key: string, operation: string): Promise<FileHandle> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+    } catch (error) {
+      if (isMissing(error)) throw this.notFound(key, operation, error);
+      throw this.fsError(error, operation, key);
+    }
+    // open(2) succeeds on a directory; reading it would fail later with a less helpful EISDIR.
+    const isFile = await handle.stat().then(
+      (stats) => stats.isFile(),
+      () => false,
+    );
+    if (!isFile) {
+      await handle.close().catch(() => undefined);
+      throw this.notFound(key, operation);
+    }
+    return handle;
+  }
+
+  /**
+   * Every object whose key starts with `prefix`, unsorted. As on S3, the prefix is a string prefix:
+   * `dt=2026-01` matches `dt=2026-01-01/…`, so the walk starts at the prefix's directory part and
+   * filters names there by the rest.
+   */
+  private async *walkPrefix(prefix: string): AsyncGenerator<ObjectInfo> {
+    const slash = prefix.lastIndexOf('/');
+    yield* this.walkDirectory(prefix.slice(0, slash + 1), prefix.slice(slash + 1));
+  }
+
+  private async *walkDirectory(directoryKey: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(join(this.rootDir, directoryKey), { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.fsError(error, 'list', directoryKey);
+    }
+    const files: string[] = [];
+    for (const entry of entries) {
+      const name = entry.name;
+      if (!name.startsWith(namePrefix) || name.startsWith(LOCAL_TEMP_PREFIX)) continue;
+      const key = directoryKey + name;
+      if (entry.isDirectory()) {
+        yield* this.walkDirectory(`${key}/`, '');
+      } else if (entry.isFile() || entry.isSymbolicLink()) {
+        files.push(key);
+      }
+    }
+    for (let i = 0; i < files.length; i += LIST_STAT_CONCURRENCY) {
+      const batch = await Promise.all(files.slice(i, i + LIST_STAT_CONCURRENCY).map((key) => this.statFile(key)));
+      for (const info of batch) if (info !== undefined) yield info;
+    }
+  }
+
+  /**
+   * Info of a regular file (symlinks to files are followed), undefined when it vanished mid-walk or
+   * is not a file. Symlinks to directories are not descended into, like `find` without `-L`, so a
+   * link cycle cannot make a listing endless.
+   */
+  private async statFile(key: string): Promise<ObjectInfo | undefined> {
+    let stats: BigIntStats;
+    try {
+      stats = await stat(this.pathOf(key), { bigint: true });
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.fsError(error, 'list', key);
+    }
+    return stats.isFile() ? { key, size: Number(stats.size), etag: localEtag(stats) } : undefined;
+  }
+
+  private notFound(key: string, operation: string, cause?: unknown): NotFoundError {
+    return new NotFoundError(
+      `${this.uriOf(key)} does not exist; check the key and the dataset root`,
+      { operation, uri: this.uriOf(key), key },
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  private fsError(error: unknown, operation: string, key: string): StorageError {
+    const code = isNodeError(error) ? error.code : undefined;
+    const detail = error instanceof Error ? error.message : String(error);
+    return new StorageError(
+      `local ${operation} of ${this.uriOf(key)} failed: ${detail}; check that the path is a directory tree this user can read and write`,
+      { operation, uri: this.uriOf(key), key, ...(code === undefined ? {} : { errno: code }) },
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * `<size>-<mtime in ms>`: changes whenever the file is rewritten (every write renames a new file
+ * into place). Sub-millisecond digits are kept when the filesystem has them, so two rewrites within
+ * one millisecond still differ.
+ */
+function localEtag(stats: BigIntStats): string {
+  const ms = stats.mtimeNs / 1_000_000n;
+  const fraction = stats.mtimeNs % 1_000_000n;
+  const fractionDigits = fraction === 0n ? '' : `.${fraction.toString().padStart(6, '0').replace(/0+$/, '')}`;
+  return `${stats.size}-${ms}${fractionDigits}`;
+}
+
+/** Flushes the directory entry of a rename, so a crash right after cannot lose the new file. */
+async function syncDirectory(directory: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(directory, 'r');
+    await handle.sync();
+  } catch {
+    // Some filesystems (and Windows) cannot fsync a directory; the rename itself already happened.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+function isNodeError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
+}
+
+/** ENOENT, or ENOTDIR when a path component is a file: both mean "no such object". */
+function isMissing(error: unknown): boolean {
+  return isNodeError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR');
+}

@@ -1,0 +1,456 @@
+/**
+ * The S3 object store (AWS S3 and S3-compatible stores such as MinIO). The only place, with
+ * index.ts, that touches the AWS SDK. Listings are forced into UTF-8 byte order, ETags lose their
+ * quotes, and every SDK failure becomes a StorageError (or NotFound / ConcurrentChange) naming the
+ * operation, the s3:// URI and the attempt count, never credentials or signed URLs.
+ */
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  S3Client,
+  paginateListObjectsV2,
+  type GetObjectCommandOutput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import {
+  ConcurrentChangeError,
+  ModelMetricsError,
+  NotFoundError,
+  StorageError,
+  UsageError,
+} from '../errors.js';
+import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
+import { mapStreamErrors } from './streams.js';
+import type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteResult } from './types.js';
+
+/** Region used when neither the settings nor the AWS chain (AWS_REGION, profile) name one. */
+export const FALLBACK_REGION = 'us-east-1';
+
+/** S3's smallest part for every part but the last (multipart upload limits). */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+/** S3's largest part. */
+export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
+
+/** Default part size: 8 MiB parts allow objects up to ~78 GiB within S3's 10,000-part limit. */
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+
+/** Default number of parts in flight; memory per write is bounded by queueSize × partSize (32 MiB). */
+export const DEFAULT_QUEUE_SIZE = 4;
+
+/** DeleteObjects takes at most 1000 keys per request (S3 API limit). */
+const DELETE_BATCH_SIZE = 1000;
+
+/** ListObjectsV2 returns at most 1000 keys per page (S3 API limit). */
+const LIST_PAGE_SIZE = 1000;
+
+/** Creates an S3 client for the settings; credentials come from the default AWS chain. */
+export function createS3Client(settings: S3Settings): S3Client {
+  const customEndpoint = settings.endpoint !== undefined;
+  return new S3Client({
+    region: settings.region ?? regionFromChainOrFallback(),
+    forcePathStyle: settings.forcePathStyle ?? false,
+    ...(customEndpoint
+      ? {
+          endpoint: settings.endpoint,
+          // Recent SDKs send flexible checksums (aws-chunked bodies with trailers) by default. s3rver
+          // and several S3-compatible stores do not decode that framing and store it inside the
+          // object: silent corruption. Checksums only where the API requires them (DeleteObjects).
+          requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+          responseChecksumValidation: 'WHEN_REQUIRED' as const,
+        }
+      : {}),
+  });
+}
+
+/**
+ * A region provider: the region of the SDK's own chain (AWS_REGION, the profile's config file), or
+ * FALLBACK_REGION, because the SDK throws "Region is missing" instead of defaulting. Resolved once per
+ * client, through a throwaway client so that exactly the SDK's rules apply.
+ */
+function regionFromChainOrFallback(): () => Promise<string> {
+  let resolved: Promise<string> | undefined;
+  return () => {
+    resolved ??= (async () => {
+      const probe = new S3Client({});
+      try {
+        return await probe.config.region();
+      } catch {
+        return FALLBACK_REGION;
+      } finally {
+        probe.destroy();
+      }
+    })();
+    return resolved;
+  };
+}
+
+/** An object store rooted at `s3://bucket/prefix`. */
+export class S3ObjectStore implements ObjectStore {
+  readonly uri: string;
+  /** `prefix/`, or '' at the bucket root: prepended to every key. */
+  private readonly keyPrefix: string;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    prefix: string,
+    settings: S3Settings = {},
+  ) {
+    const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+    this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
+    this.uri = trimmed === '' ? `s3://${bucket}` : `s3://${bucket}/${trimmed}`;
+    this.partSize = settings.uploadPartSize ?? DEFAULT_PART_SIZE;
+    this.queueSize = settings.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
+    if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE || this.partSize > MAX_PART_SIZE) {
+      throw new UsageError(
+        `S3 upload part size ${this.partSize} is out of range; expected an integer from ${MIN_PART_SIZE} (5 MiB) to ${MAX_PART_SIZE} (5 GiB), the S3 multipart limits`,
+        { option: 'uploadPartSize', uri: this.uri },
+      );
+    }
+    if (!Number.isSafeInteger(this.queueSize) || this.queueSize < 1) {
+      throw new UsageError(`S3 upload queue size ${this.queueSize} is invalid; expected a positive integer`, {
+        option: 'uploadQueueSize',
+        uri: this.uri,
+      });
+    }
+  }
+
+  uriOf(key: string): string {
+    return `s3://${this.bucket}/${this.keyPrefix}${key}`;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    assertRelativeKey(prefix, this.uri, true);
+    const objects: ObjectInfo[] = [];
+    try {
+      const pages = paginateListObjectsV2(
+        { client: this.client, pageSize: LIST_PAGE_SIZE },
+        { Bucket: this.bucket, Prefix: this.keyPrefix + prefix },
+      );
+      for await (const page of pages) {
+        for (const entry of page.Contents ?? []) {
+          const info = this.toObjectInfo(entry.Key, entry.Size, entry.ETag);
+          if (info !== undefined) objects.push(info);
+        }
+      }
+    } catch (error) {
+      throw this.mapError(error, 'list', prefix);
+    }
+    // s3rver (and some S3-compatible stores) do not list in S3's byte order; SPEC §3 needs it.
+    return sortByKeyBytes(objects);
+  }
+
+  async hasAny(prefix: string): Promise<boolean> {
+    assertRelativeKey(prefix, this.uri, true);
+    try {
+      // One key per page: usually a single request; folder markers (`x/`) are skipped like in list.
+      const pages = paginateListObjectsV2(
+        { client: this.client, pageSize: 1 },
+        { Bucket: this.bucket, Prefix: this.keyPrefix + prefix },
+      );
+      for await (const page of pages) {
+        for (const entry of page.Contents ?? []) {
+          if (this.toObjectInfo(entry.Key, entry.Size, entry.ETag) !== undefined) return true;
+        }
+      }
+      return false;
+    } catch (error) {
+      throw this.mapError(error, 'hasAny', prefix);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    assertRelativeKey(key, this.uri);
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      return { key, size: response.ContentLength ?? 0, etag: unquoteEtag(response.ETag) };
+    } catch (error) {
+      if (isMissingObject(error)) return undefined;
+      throw this.mapError(error, 'head', key);
+    }
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    assertRelativeKey(key, this.uri);
+    const uri = this.uriOf(key);
+    const { start, end } = checkRange(options, uri, key);
+    const range = start === undefined ? undefined : `bytes=${start}-${end ?? ''}`;
+    let response: GetObjectCommandOutput;
+    try {
+      response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyPrefix + key,
+          ...(range === undefined ? {} : { Range: range }),
+          // RFC 9110 §13.1.1: If-Match takes a quoted entity-tag.
+          ...(options.ifMatch === undefined ? {} : { IfMatch: `"${options.ifMatch}"` }),
+        }),
+      );
+    } catch (error) {
+      throw this.mapError(error, 'read', key, options.ifMatch);
+    }
+    const body = response.Body;
+    if (!(body instanceof Readable)) {
+      throw new ModelMetricsError('E_INTERNAL', `GetObject of ${uri} returned no Node.js stream body`, { operation: 'read', uri, key });
+    }
+    // Checked here too: some S3-compatible servers (s3rver among them) ignore If-Match on GET.
+    const etag = unquoteEtag(response.ETag);
+    if (options.ifMatch !== undefined && response.ETag !== undefined && etag !== options.ifMatch) {
+      body.destroy();
+      throw this.concurrentChange(uri, key, options.ifMatch, etag);
+    }
+    if (start !== undefined) {
+      const problem = contentRangeProblem(response.ContentRange, start, end);
+      if (problem !== undefined) {
+        body.destroy();
+        throw new StorageError(
+          `the store answered a read of ${uri} for ${range} with ${problem}; reading on would yield the wrong bytes. ` +
+            'Use an S3-compatible store with correct ranged GETs (RFC 9110 §14.4)',
+          { operation: 'read', uri, key, offset: start, contentRange: response.ContentRange },
+        );
+      }
+    }
+    return mapStreamErrors(body, (error) => this.mapError(error, 'read', key));
+  }
+
+  async readSmall(key: string): Promise<Buffer | undefined> {
+    assertRelativeKey(key, this.uri);
+    const uri = this.uriOf(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      const body = response.Body;
+      if (body === undefined) return Buffer.alloc(0);
+      if ((response.ContentLength ?? 0) > READ_SMALL_LIMIT_BYTES) {
+        if (body instanceof Readable) body.destroy();
+        throw new StorageError(
+          `${uri} has ${response.ContentLength} bytes, more than the ${READ_SMALL_LIMIT_BYTES} bytes expected of a small object such as a manifest; ` +
+            'check that the key names a manifest',
+          { operation: 'readSmall', uri, key, size: response.ContentLength },
+        );
+      }
+      const bytes = await body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (error) {
+      if (error instanceof ModelMetricsError) throw error;
+      if (isMissingObject(error)) return undefined;
+      throw this.mapError(error, 'readSmall', key);
+    }
+  }
+
+  async write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult> {
+    assertRelativeKey(key, this.uri);
+    let size = 0;
+    let bodyError: { error: unknown } | undefined;
+    async function* counted(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of chunks) {
+          size += chunk.byteLength;
+          yield chunk;
+        }
+      } catch (error) {
+        bodyError = { error };
+        throw error;
+      }
+    }
+    const source = body instanceof Uint8Array ? body : Readable.from(counted(body), { objectMode: false });
+    if (body instanceof Uint8Array) size = body.byteLength;
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: this.keyPrefix + key,
+        Body: source,
+        ...(contentType === undefined ? {} : { ContentType: contentType }),
+      },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      // On failure Upload waits for its workers and aborts the multipart upload, so no parts linger.
+      leavePartsOnError: false,
+    });
+    try {
+      const result = await upload.done();
+      const etag = result.ETag === undefined ? (await this.head(key))?.etag ?? '' : unquoteEtag(result.ETag);
+      return { key, size, etag };
+    } catch (error) {
+      // The caller's body failed (e.g. the Avro writer threw): its error is the one that matters,
+      // even when aborting the multipart upload failed as well.
+      if (bodyError !== undefined) throw bodyError.error;
+      throw this.mapError(error, 'write', key);
+    } finally {
+      if (source instanceof Readable) source.destroy();
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) assertRelativeKey(key, this.uri);
+    for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) {
+      const batch = keys.slice(i, i + DELETE_BATCH_SIZE);
+      let failures: { key: string; code: string; message: string }[];
+      try {
+        const response = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.keyPrefix + key })), Quiet: true },
+          }),
+        );
+        failures = (response.Errors ?? [])
+          .filter((entry) => entry.Code !== 'NoSuchKey')
+          .map((entry) => ({
+            key: (entry.Key ?? '').slice(this.keyPrefix.length),
+            code: entry.Code ?? 'Unknown',
+            message: entry.Message ?? '',
+          }));
+      } catch (error) {
+        throw this.mapError(error, 'delete', batch[0]!);
+      }
+      if (failures.length > 0) {
+        const shown = failures
+          .slice(0, 3)
+          .map((failure) => `${failure.key}: ${failure.code} ${failure.message}`.trim())
+          .join('; ');
+        throw new StorageError(
+          `S3 delete under ${this.uri} failed for ${failures.length} of ${batch.length} keys (${shown}${failures.length > 3 ? '; …' : ''}); ` +
+            'check the s3:DeleteObject permission and retry',
+          { operation: 'delete', uri: this.uri, keys: failures.slice(0, 10).map((failure) => failure.key), failed: failures.length },
+        );
+      }
+    }
+  }
+
+  /** Info of a listed object relative to the root, or undefined for folder markers (`dir/`, size 0, made by consoles). */
+  private toObjectInfo(fullKey: string | undefined, size: number | undefined, etag: string | undefined): ObjectInfo | undefined {
+    if (fullKey === undefined || !fullKey.startsWith(this.keyPrefix)) return undefined;
+    const key = fullKey.slice(this.keyPrefix.length);
+    if (key.length === 0 || key.endsWith('/')) return undefined;
+    return { key, size: size ?? 0, etag: unquoteEtag(etag) };
+  }
+
+  private concurrentChange(uri: string, key: string, expected: string, actual?: string): ConcurrentChangeError {
+    return new ConcurrentChangeError(
+      `${uri} changed since it was listed: ETag ${actual === undefined ? 'no longer matches' : `is ${actual}`}, expected ${expected}; ` +
+        'rerun the job to read a consistent snapshot',
+      { operation: 'read', uri, key, expected, ...(actual === undefined ? {} : { actual }) },
+    );
+  }
+
+  /**
+   * Maps an SDK error to our hierarchy; the message names operation, URI (of `key`, or of the
+   * listed prefix), attempts and a way out.
+   */
+  private mapError(error: unknown, operation: string, key: string, ifMatch?: string): ModelMetricsError {
+    if (error instanceof ModelMetricsError) return error;
+    const uri = this.uriOf(key);
+    const details = sdkErrorDetails(error);
+    const context = {
+      operation,
+      uri,
+      key,
+      ...(details.attempts === undefined ? {} : { attempts: details.attempts }),
+      ...(details.status === undefined ? {} : { status: details.status }),
+      errorName: details.name,
+    };
+    if (ifMatch !== undefined && (details.status === 412 || details.name === 'PreconditionFailed')) {
+      return this.concurrentChange(uri, key, ifMatch);
+    }
+    if (details.name === 'NoSuchBucket') {
+      return new NotFoundError(
+        `bucket "${this.bucket}" does not exist (S3 ${operation} of ${uri}); check --root and the dataset URIs, and --s3-endpoint for MinIO`,
+        context,
+        { cause: error },
+      );
+    }
+    if (isMissingObject(error)) {
+      return new NotFoundError(`${uri} does not exist; check the key and the dataset root`, context, { cause: error });
+    }
+    const attempts = details.attempts === undefined ? '' : ` after ${details.attempts} attempt${details.attempts === 1 ? '' : 's'}`;
+    const status = details.status === undefined ? '' : ` (HTTP ${details.status})`;
+    return new StorageError(
+      `S3 ${operation} of ${uri} failed${attempts}: ${details.name}${status}: ${redact(details.message)}; ${wayOut(details)}`,
+      context,
+      { cause: error },
+    );
+  }
+}
+
+interface SdkErrorDetails {
+  name: string;
+  message: string;
+  status: number | undefined;
+  attempts: number | undefined;
+  code: string | undefined;
+}
+
+function sdkErrorDetails(error: unknown): SdkErrorDetails {
+  const record = (typeof error === 'object' && error !== null ? error : {}) as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+    Code?: unknown;
+    $metadata?: { httpStatusCode?: unknown; attempts?: unknown };
+  };
+  const status = record.$metadata?.httpStatusCode;
+  const attempts = record.$metadata?.attempts;
+  return {
+    name: typeof record.name === 'string' ? record.name : 'Error',
+    message: typeof record.message === 'string' ? record.message : String(error),
+    status: typeof status === 'number' ? status : undefined,
+    attempts: typeof attempts === 'number' ? attempts : undefined,
+    code: typeof record.code === 'string' ? record.code : typeof record.Code === 'string' ? record.Code : undefined,
+  };
+}
+
+/** What to do about a failed request, by kind of failure. */
+function wayOut(details: SdkErrorDetails): string {
+  const { status, name, code } = details;
+  if (name === 'CredentialsProviderError' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'ExpiredToken') {
+    return 'check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the IRSA web identity)';
+  }
+  if (status === 403 || name === 'AccessDenied') return 'check that the AWS credentials are allowed this operation on the bucket (IAM and bucket policy)';
+  if (status === 301 || name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed') {
+    return "the bucket is in another region: set AWS_REGION to the bucket's region";
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || name === 'TimeoutError') {
+    return 'check that the endpoint is reachable (--s3-endpoint / AWS_ENDPOINT_URL_S3, network, proxy)';
+  }
+  if (name === 'InvalidRange' || status === 416) return 'the requested byte range starts past the end of the object';
+  if (status !== undefined && status >= 500) return 'the store is unavailable or throttling; rerun the job later';
+  return 'rerun the job; if it persists, check the store and the credentials';
+}
+
+/** Never let signed-URL parameters or access key ids reach a message. */
+function redact(message: string): string {
+  return message
+    .replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']*/gi, '$1[redacted]')
+    .replace(/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted-access-key]');
+}
+
+/** True for the SDK's "no such object" errors: NoSuchKey from GET, a body-less 404 (NotFound) from HEAD. */
+function isMissingObject(error: unknown): boolean {
+  const { name, status } = sdkErrorDetails(error);
+  if (name === 'NoSuchBucket') return false;
+  return name === 'NoSuchKey' || name === 'NotFound' || status === 404;
+}
+
+/** ETags arrive quoted (`"abc"`); manifests and comparisons use the bare value. */
+function unquoteEtag(etag: string | undefined): string {
+  return etag === undefined ? '' : etag.replace(/"/g, '');
+}
+
+/**
+ * Why a Content-Range header does not answer `bytes=start-end`, or undefined when it does. Guards
+ * against stores that ignore or mis-handle ranges (s3rver 3.7.1 turns `bytes=0-0` into the whole object).
+ */
+function contentRangeProblem(contentRange: string | undefined, start: number, end: number | undefined): string | undefined {
+  if (contentRange === undefined) return 'no Content-Range (the whole object)';
+  const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange);
+  if (match === null) return `an unparsable Content-Range "${contentRange}"`;
+  const [first, last, total] = [Number(match[1]), Number(match[2]), match[3] === '*' ? undefined : Number(match[3])];
+  const expectedLast = end === undefined ? (total === undefined ? last : total - 1) : total === undefined ? end : Math.min(end, total - 1);
+  if (first !== start || last !== expectedLast) return `Content-Range "${contentRange}"`;
+  return undefined;
+}

@@ -1,0 +1,87 @@
+/**
+ * One interface over every object store the job reads and writes: S3 (and S3-compatible stores
+ * such as MinIO) and the local filesystem. Keys are relative to the store's root URI, use `/` as the
+ * separator, and never start with `/`.
+ */
+import type { Readable } from 'node:stream';
+
+/** What a listing says about one object. */
+export interface ObjectInfo {
+  /** Key relative to the store root, e.g. `dt=2026-01-01/hour=07/part-0.avro`. */
+  key: string;
+  /** Size in bytes. */
+  size: number;
+  /**
+   * S3: the ETag without quotes. Local files: `<size>-<mtime in ms>` (like a web server's weak
+   * ETag), which changes whenever the file is rewritten.
+   */
+  etag: string;
+}
+
+/** What a completed write says about the object it made. */
+export interface WriteResult {
+  key: string;
+  size: number;
+  etag: string;
+}
+
+/** Options for reading an object. */
+export interface ReadOptions {
+  /** First byte to read (inclusive). Default 0. */
+  start?: number;
+  /** Last byte to read (inclusive). Default: end of object. */
+  end?: number;
+  /** Fail with E_CONCURRENT_CHANGE when the object's ETag is no longer this one. */
+  ifMatch?: string;
+}
+
+/** Settings for S3 clients, from config; credentials come from the standard AWS chain. */
+export interface S3Settings {
+  /** Custom endpoint (MinIO, s3rver), e.g. `http://127.0.0.1:9000`. Undefined means AWS. */
+  endpoint?: string;
+  /** Path-style addressing (`http://host/bucket/key`), needed by MinIO and s3rver. */
+  forcePathStyle?: boolean;
+  /** Region; default from the AWS chain, else `us-east-1`. */
+  region?: string;
+  /** Concurrent part uploads per multipart upload. Default 4. */
+  uploadQueueSize?: number;
+  /** Multipart part size in bytes (S3 minimum 5 MiB). Default 8 MiB. */
+  uploadPartSize?: number;
+}
+
+/** An object store rooted at one URI. */
+export interface ObjectStore {
+  /** The root URI, e.g. `s3://bucket/prefix/predictions` or `file:///data/predictions`. */
+  readonly uri: string;
+
+  /** The URI of one key, for messages and manifests. */
+  uriOf(key: string): string;
+
+  /**
+   * Every object under `prefix` (relative to the root; `''` for all), in UTF-8 byte order of key
+   * (S3 listing order, enforced here on every store). Follows pagination to the end.
+   */
+  list(prefix: string): Promise<ObjectInfo[]>;
+
+  /** True when at least one object exists under `prefix` (one cheap request). */
+  hasAny(prefix: string): Promise<boolean>;
+
+  /** The object's info, or undefined when it does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+
+  /** A streamed body; never buffers the whole object. Errors are E_NOT_FOUND / E_STORAGE. */
+  read(key: string, options?: ReadOptions): Promise<Readable>;
+
+  /** A small object read whole (manifests). Undefined when it does not exist. */
+  readSmall(key: string): Promise<Buffer | undefined>;
+
+  /**
+   * Writes an object from a stream of chunks. S3: multipart through lib-storage when larger than a
+   * part, so memory is bounded by queueSize × partSize. Local: a temp file renamed into place, so
+   * a reader never sees a partial file.
+   */
+  write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult>;
+
+  /** Deletes the keys; missing keys are not an error. */
+  delete(keys: readonly string[]): Promise<void>;
+}

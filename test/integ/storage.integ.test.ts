@@ -1,0 +1,427 @@
+/**
+ * One contract, two stores: the same suite runs against LocalObjectStore (a temp directory) and
+ * S3ObjectStore (s3rver on loopback, through openStore and the default credential chain), so the
+ * job sees the same listing order, errors and write semantics everywhere.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { ModelMetricsError } from '../../src/errors.js';
+import { LOCAL_TEMP_PREFIX } from '../../src/storage/local.js';
+import { destroyStores, openStore } from '../../src/storage/index.js';
+import type { ObjectStore } from '../../src/storage/types.js';
+import { S3RVER_CREDENTIALS, createTestBucket } from '../helpers/s3rver.js';
+
+const MiB = 1024 * 1024;
+
+interface StoreHarness {
+  store: ObjectStore;
+  /** Every file name under the local root (temp files included); undefined for S3. */
+  rawLocalFiles?: () => Promise<string[]>;
+  /** Names of the SDK commands sent so far (S3 only), to check multipart and pagination really happened. */
+  sentCommands?: string[];
+  /** An object written next to the root, which must never show up in its listings. */
+  writeSibling(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function localHarness(): Promise<StoreHarness> {
+  const parent = await mkdtemp(join(tmpdir(), 'mm-storage-'));
+  const root = join(parent, 'root');
+  const store = openStore(root, {}, '--root');
+  return {
+    store,
+    rawLocalFiles: async () => (await readdir(root, { recursive: true })).map(String),
+    writeSibling: () => writeFile(join(parent, 'root-sibling.avro'), 'x'),
+    close: () => rm(parent, { recursive: true, force: true }),
+  };
+}
+
+async function s3Harness(): Promise<StoreHarness> {
+  const endpoint = inject('s3Endpoint');
+  const bucket = await createTestBucket(endpoint);
+  // The store takes credentials from the default AWS chain, like the job does.
+  vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.accessKeyId);
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey);
+  const clients = new Map<string, S3Client>();
+  const settings = { endpoint, forcePathStyle: true, uploadPartSize: 5 * MiB };
+  const store = openStore(`s3://${bucket}/data/root`, settings, '--root', clients);
+  const sibling = openStore(`s3://${bucket}/data/root-sibling`, settings, '--root', clients);
+  const sentCommands: string[] = [];
+  for (const client of clients.values()) {
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        sentCommands.push(context.commandName ?? 'unknown');
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommandNames' },
+    );
+  }
+  return {
+    store,
+    sentCommands,
+    writeSibling: async () => {
+      await sibling.write('x.avro', Buffer.from('x'));
+    },
+    close: async () => {
+      destroyStores(clients);
+      vi.unstubAllEnvs();
+    },
+  };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function sha256Of(stream: Readable): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    stream,
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        size += chunk.length;
+        callback();
+      },
+    }),
+  );
+  return { digest: hash.digest('hex'), size };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ModelMetricsError) return error.code;
+    throw error;
+  }
+  throw new Error('expected the operation to fail');
+}
+
+/** Byte equality by length and SHA-256 (deep equality over 100k-element buffers is slow to diff). */
+function expectSameBytes(actual: Buffer | undefined, expected: Buffer): void {
+  expect(actual).toBeInstanceOf(Buffer);
+  const digest = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+  expect({ size: actual!.length, sha256: digest(actual!) }).toEqual({ size: expected.length, sha256: digest(expected) });
+}
+
+/** Sorts by UTF-8 bytes, computed here independently of the stores. */
+function utf8Sorted(keys: string[]): string[] {
+  return [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+describe.each([
+  { name: 'local', open: localHarness },
+  { name: 's3 (s3rver)', open: s3Harness },
+])('ObjectStore contract: $name', ({ open }) => {
+  let harness: StoreHarness;
+  let store: ObjectStore;
+
+  beforeAll(async () => {
+    harness = await open();
+    store = harness.store;
+    await harness.writeSibling();
+  });
+
+  afterAll(async () => {
+    await harness.close();
+  });
+
+  it('writes a buffer and reads it back byte-identical, with one ETag everywhere', async () => {
+    const body = randomBytes(100_000);
+    const written = await store.write('small/a.bin', body, 'application/octet-stream');
+    expect(written).toMatchObject({ key: 'small/a.bin', size: body.length });
+    expect(written.etag).not.toBe('');
+    expect(written.etag).not.toContain('"');
+    expectSameBytes(await readAll(await store.read('small/a.bin')), body);
+    expectSameBytes(await store.readSmall('small/a.bin'), body);
+    expect(await store.head('small/a.bin')).toEqual({ key: 'small/a.bin', size: body.length, etag: written.etag });
+    expect(await store.list('small/')).toEqual([{ key: 'small/a.bin', size: body.length, etag: written.etag }]);
+  });
+
+  it('writes an empty object', async () => {
+    const written = await store.write('small/empty.bin', (async function* () {})());
+    expect(written.size).toBe(0);
+    expect((await readAll(await store.read('small/empty.bin'))).length).toBe(0);
+    expect(await store.head('small/empty.bin')).toMatchObject({ size: 0 });
+  });
+
+  it('streams a ~20 MiB body in (multipart on S3) and back out with the same SHA-256', async () => {
+    const hash = createHash('sha256');
+    let expectedSize = 0;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      // Odd chunk sizes so part boundaries never line up with chunk boundaries.
+      for (let i = 0; i < 20; i++) {
+        const chunk = randomBytes(MiB + 12_345 * i);
+        hash.update(chunk);
+        expectedSize += chunk.length;
+        yield chunk;
+      }
+    }
+    const sentBefore = harness.sentCommands?.length ?? 0;
+    const written = await store.write('big/stream.bin', chunks());
+    if (harness.sentCommands !== undefined) {
+      // 5 MiB parts (the harness setting) over ~21.4 MiB: five parts, queued four at a time.
+      const sent = harness.sentCommands.slice(sentBefore);
+      expect(sent.filter((name) => name === 'UploadPartCommand')).toHaveLength(5);
+      expect(sent).toContain('CreateMultipartUploadCommand');
+      expect(sent).toContain('CompleteMultipartUploadCommand');
+    }
+    expect(written.size).toBe(expectedSize);
+    const readBack = await sha256Of(await store.read('big/stream.bin'));
+    expect(readBack).toEqual({ digest: hash.digest('hex'), size: expectedSize });
+    const [listed] = await store.list('big/');
+    expect(listed).toEqual({ key: 'big/stream.bin', size: expectedSize, etag: written.etag });
+  });
+
+  it('reads byte ranges like S3 does', async () => {
+    const body = Buffer.from('0123456789abcdefghij');
+    await store.write('range/r.txt', body);
+    const read = async (start?: number, end?: number): Promise<string> =>
+      (await readAll(await store.read('range/r.txt', { ...(start === undefined ? {} : { start }), ...(end === undefined ? {} : { end }) }))).toString();
+    expect(await read(5)).toBe('56789abcdefghij');
+    expect(await read(5, 9)).toBe('56789');
+    expect(await read(undefined, 3)).toBe('0123');
+    expect(await read(1, 1)).toBe('1');
+    expect(await read(19, 19)).toBe('j');
+    expect(await read(15, 1000)).toBe('fghij');
+    expect(await codeOf(store.read('range/r.txt', { start: 20 }))).toBe('E_STORAGE');
+  });
+
+  it('reports missing objects: head undefined, read E_NOT_FOUND, readSmall undefined', async () => {
+    expect(await store.head('missing/nothing.avro')).toBeUndefined();
+    expect(await codeOf(store.read('missing/nothing.avro'))).toBe('E_NOT_FOUND');
+    expect(await codeOf(store.read('missing/nothing.avro', { start: 3 }))).toBe('E_NOT_FOUND');
+    expect(await store.readSmall('missing/nothing.avro')).toBeUndefined();
+    expect(await store.list('missing/')).toEqual([]);
+    expect(await store.hasAny('missing/')).toBe(false);
+  });
+
+  it('names the object in a not-found error', async () => {
+    const error = await store.read('missing/named.avro').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ModelMetricsError);
+    const typed = error as ModelMetricsError;
+    expect(typed.context).toMatchObject({ key: 'missing/named.avro', uri: store.uriOf('missing/named.avro') });
+    expect(typed.message).toContain(store.uriOf('missing/named.avro'));
+    expect(typed.message).not.toContain(S3RVER_CREDENTIALS.secretAccessKey);
+  });
+
+  it('fails a read with E_CONCURRENT_CHANGE when the ETag no longer matches', async () => {
+    const first = await store.write('etag/obj.avro', Buffer.from('version one'));
+    expect((await readAll(await store.read('etag/obj.avro', { ifMatch: first.etag }))).toString()).toBe('version one');
+    expect((await readAll(await store.read('etag/obj.avro', { ifMatch: first.etag, start: 8 }))).toString()).toBe('one');
+    const second = await store.write('etag/obj.avro', Buffer.from('version two, longer'));
+    expect(second.etag).not.toBe(first.etag);
+    expect(await codeOf(store.read('etag/obj.avro', { ifMatch: first.etag }))).toBe('E_CONCURRENT_CHANGE');
+    expect(await codeOf(store.read('etag/obj.avro', { ifMatch: 'not-an-etag', start: 2, end: 4 }))).toBe('E_CONCURRENT_CHANGE');
+    expect((await readAll(await store.read('etag/obj.avro', { ifMatch: second.etag }))).toString()).toBe('version two, longer');
+  });
+
+  it('lists > 1000 objects in UTF-8 byte order across pages, then deletes them in batches', async () => {
+    const special = [
+      'many/hour=07/x.avro',
+      'many/hour=07-backfill/x.avro',
+      'many/hour=07/_SUCCESS',
+      'many/région=é/x.avro',
+      'many/\uFF5E/x.avro', // U+FF5E: 3 UTF-8 bytes (EF …), but sorts after U+1F600 in UTF-16 code units
+      'many/\u{1F600}/x.avro', // U+1F600: 4 UTF-8 bytes (F0 …), surrogate pair D83D … in UTF-16
+      'many/Z.avro',
+      'many/a b+c.avro',
+    ];
+    const keys = [...special];
+    for (let i = 0; i < 1000; i++) keys.push(`many/dt=2026-01-01/part-${String(i).padStart(5, '0')}.avro`);
+    const limit = pLimit(16);
+    await Promise.all(keys.map((key) => limit(() => store.write(key, Buffer.from(key)))));
+
+    const sentBefore = harness.sentCommands?.length ?? 0;
+    const listed = await store.list('many/');
+    if (harness.sentCommands !== undefined) {
+      // S3 pages hold at most 1000 keys, so 1008 keys take two ListObjectsV2 requests.
+      expect(harness.sentCommands.slice(sentBefore).filter((name) => name === 'ListObjectsV2Command')).toHaveLength(2);
+    }
+    expect(listed.map((info) => info.key)).toEqual(utf8Sorted(keys));
+    const position = (key: string): number => listed.findIndex((info) => info.key === key);
+    expect(position('many/hour=07-backfill/x.avro')).toBeLessThan(position('many/hour=07/x.avro'));
+    expect(position('many/\uFF5E/x.avro')).toBeLessThan(position('many/\u{1F600}/x.avro'));
+    for (const info of listed) expect(info.size).toBe(Buffer.byteLength(info.key));
+
+    // Prefixes are string prefixes, as on S3, not directories.
+    expect((await store.list('many/hour=07')).map((info) => info.key)).toEqual([
+      'many/hour=07-backfill/x.avro',
+      'many/hour=07/_SUCCESS',
+      'many/hour=07/x.avro',
+    ]);
+    expect((await store.list('many/hour=07/')).map((info) => info.key)).toEqual(['many/hour=07/_SUCCESS', 'many/hour=07/x.avro']);
+    expect(await store.hasAny('many/dt=2026-01-01/')).toBe(true);
+    expect(await store.hasAny('many/dt=2026-01-02/')).toBe(false);
+    expect(await store.hasAny('many/hour=07-b')).toBe(true);
+
+    await store.delete([...keys, 'many/never-existed.avro']);
+    expect(await store.list('many/')).toEqual([]);
+    expect(await store.hasAny('many/')).toBe(false);
+    // s3rver handles one PUT at a time; on a loaded machine a thousand of them take a while.
+  }, 180_000);
+
+  it('never lists objects outside its root, even with a shared name prefix', async () => {
+    const keys = (await store.list('')).map((info) => info.key);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.some((key) => key.includes('sibling'))).toBe(false);
+    expect(await store.readSmall('../root-sibling.avro').catch((error: unknown) => (error as ModelMetricsError).code)).toBe('E_INTERNAL');
+  });
+
+  it('deletes nothing quietly and treats missing keys as deleted', async () => {
+    await store.delete([]);
+    await store.delete(['gone/a.avro', 'gone/b.avro']);
+    expect(await store.hasAny('gone/')).toBe(false);
+  });
+
+  it('leaves no object when the body fails, and rethrows the body error', async () => {
+    const bodyError = new Error('the Avro writer failed');
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      // Past one part, so on S3 a multipart upload is under way when the body fails.
+      for (let i = 0; i < 6; i++) yield randomBytes(MiB);
+      throw bodyError;
+    }
+    const sentBefore = harness.sentCommands?.length ?? 0;
+    await expect(store.write('fail/partial.avro', failing())).rejects.toBe(bodyError);
+    if (harness.sentCommands !== undefined) {
+      // The multipart upload was started and then aborted (s3rver rejects the abort; S3 and MinIO honour it).
+      const sent = harness.sentCommands.slice(sentBefore);
+      expect(sent).toContain('CreateMultipartUploadCommand');
+      expect(sent).toContain('AbortMultipartUploadCommand');
+      expect(sent).not.toContain('CompleteMultipartUploadCommand');
+    }
+    expect(await store.head('fail/partial.avro')).toBeUndefined();
+    expect(await store.list('fail/')).toEqual([]);
+    if (harness.rawLocalFiles !== undefined) {
+      expect((await harness.rawLocalFiles()).filter((name) => name.includes(LOCAL_TEMP_PREFIX))).toEqual([]);
+    }
+  });
+
+  it('replaces an object whole on rewrite', async () => {
+    await store.write('rewrite/obj.avro', Buffer.from('a much longer first version'));
+    await store.write('rewrite/obj.avro', Buffer.from('short'));
+    expect((await store.readSmall('rewrite/obj.avro'))?.toString()).toBe('short');
+  });
+
+  it('stops streaming cleanly when the reader gives up early', async () => {
+    await store.write('early/obj.bin', randomBytes(3 * MiB));
+    const stream = await store.read('early/obj.bin');
+    for await (const chunk of stream) {
+      expect((chunk as Buffer).length).toBeGreaterThan(0);
+      break;
+    }
+    expect(stream.destroyed).toBe(true);
+    // The store still serves requests afterwards (no leaked socket or handle blocking it).
+    expect((await store.head('early/obj.bin'))?.size).toBe(3 * MiB);
+  });
+});
+
+describe('LocalObjectStore specifics', () => {
+  let parent: string;
+  beforeAll(async () => {
+    parent = await mkdtemp(join(tmpdir(), 'mm-local-'));
+  });
+  afterAll(async () => {
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  it('writes atomically through a temp file that never shows in listings', async () => {
+    const store = openStore(join(parent, 'atomic'), {}, '--root');
+    let sawTemp = false;
+    async function* observed(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('first half,');
+      // Mid-write: the target does not exist yet, the temp file does, and listings hide it.
+      const raw = await readdir(join(parent, 'atomic', 'dt=1'));
+      sawTemp = raw.some((name) => name.startsWith(LOCAL_TEMP_PREFIX));
+      expect(await store.head('dt=1/out.avro')).toBeUndefined();
+      expect(await store.list('')).toEqual([]);
+      expect(await store.hasAny('')).toBe(false);
+      yield Buffer.from(' second half');
+    }
+    await store.write('dt=1/out.avro', observed());
+    expect(sawTemp).toBe(true);
+    expect(await readdir(join(parent, 'atomic', 'dt=1'))).toEqual(['out.avro']);
+    expect((await store.readSmall('dt=1/out.avro'))?.toString()).toBe('first half, second half');
+  });
+
+  it('reports a missing root as empty, and uses file:// URIs', async () => {
+    const store = openStore(join(parent, 'does-not-exist'), {}, '--root');
+    expect(await store.list('')).toEqual([]);
+    expect(await store.hasAny('')).toBe(false);
+    expect(store.uri).toBe(`file://${join(parent, 'does-not-exist')}`);
+    expect(store.uriOf('dt=1/a.avro')).toBe(`file://${join(parent, 'does-not-exist', 'dt=1', 'a.avro')}`);
+  });
+
+  it('uses <size>-<mtime ms> ETags', async () => {
+    const store = openStore(join(parent, 'etag'), {}, '--root');
+    const written = await store.write('a.avro', Buffer.from('12345'));
+    expect(written.etag).toMatch(/^5-\d{13}(\.\d+)?$/);
+  });
+});
+
+describe('S3ObjectStore failures', () => {
+  it('refuses a wrong Content-Range instead of returning the wrong bytes (s3rver answers bytes=0-0 with the whole object)', async () => {
+    const endpoint = inject('s3Endpoint');
+    const bucket = await createTestBucket(endpoint);
+    vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.accessKeyId);
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey);
+    const clients = new Map<string, S3Client>();
+    try {
+      const store = openStore(`s3://${bucket}`, { endpoint, forcePathStyle: true }, '--root', clients);
+      await store.write('r.txt', Buffer.from('0123456789'));
+      const error = (await store.read('r.txt', { start: 0, end: 0 }).catch((caught: unknown) => caught)) as ModelMetricsError;
+      expect(error.code).toBe('E_STORAGE');
+      expect(error.context).toMatchObject({ operation: 'read', uri: `s3://${bucket}/r.txt`, contentRange: 'bytes 0-9/10' });
+    } finally {
+      destroyStores(clients);
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('maps a missing bucket to E_NOT_FOUND naming the bucket', async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.accessKeyId);
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey);
+    const clients = new Map<string, S3Client>();
+    try {
+      const store = openStore('s3://no-such-bucket-here/x', { endpoint: inject('s3Endpoint'), forcePathStyle: true }, '--root', clients);
+      const error = (await store.list('').catch((caught: unknown) => caught)) as ModelMetricsError;
+      expect(error.code).toBe('E_NOT_FOUND');
+      expect(error.message).toContain('no-such-bucket-here');
+    } finally {
+      destroyStores(clients);
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('wraps an unreachable endpoint in E_STORAGE with operation, URI and attempts, and no secrets', async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAIOSFODNN7EXAMPLE');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
+    vi.stubEnv('AWS_MAX_ATTEMPTS', '2');
+    const clients = new Map<string, S3Client>();
+    try {
+      // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
+      const store = openStore('s3://some-bucket/p', { endpoint: 'http://127.0.0.1:9', forcePathStyle: true }, '--root', clients);
+      const error = (await store.head('k.avro').catch((caught: unknown) => caught)) as ModelMetricsError;
+      expect(error.code).toBe('E_STORAGE');
+      expect(error.context).toMatchObject({ operation: 'head', uri: 's3://some-bucket/p/k.avro', attempts: 2 });
+      expect(error.message).toContain('s3://some-bucket/p/k.avro');
+      expect(error.message).not.toContain('wJalrXUtnFEMI');
+      expect(error.message).not.toContain('AKIAIOSFODNN7EXAMPLE');
+      expect(error.cause).toBeDefined();
+    } finally {
+      destroyStores(clients);
+      vi.unstubAllEnvs();
+    }
+  });
+});

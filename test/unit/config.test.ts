@@ -1,0 +1,122 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { commonOptions } from '../../src/config/options.js';
+import { coerceAll, mergeOptions, readConfigFile, readEnvOptions, resolveJobConfig } from '../../src/config/resolve.js';
+import { dateRange } from '../../src/config/dates.js';
+import { ModelMetricsError } from '../../src/errors.js';
+
+function expectUsage(fn: () => unknown, option: string, code = 'E_USAGE'): void {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ModelMetricsError);
+    expect((error as ModelMetricsError).code).toBe(code);
+    expect((error as ModelMetricsError).context.option).toBe(option);
+    return;
+  }
+  throw new Error(`expected a ${code} error naming ${option}`);
+}
+
+const resolve = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveJobConfig(coerceAll(raw, commonOptions), env);
+
+describe('resolveJobConfig', () => {
+  it('derives the four datasets from --root and applies defaults', () => {
+    const config = resolve({ root: 's3://bucket/ml' });
+    expect(config.predictions).toBe('s3://bucket/ml/predictions');
+    expect(config.labels).toBe('s3://bucket/ml/labels');
+    expect(config.curated).toBe('s3://bucket/ml/curated');
+    expect(config.metrics).toBe('s3://bucket/ml/metrics');
+    expect(config.labelWindow).toEqual({ iso: 'P7D', micros: 7 * 86_400 * 1e6 });
+    expect(config.maxSliceValues).toBe(100);
+    expect(config.codec).toBe('deflate');
+    expect(config.onCorrupt).toBe('fail');
+    expect(config.sliceKeys).toBeUndefined();
+  });
+
+  it('lets one dataset be overridden', () => {
+    const config = resolve({ root: '/data/ml', labels: 's3://other/labels' });
+    expect(config.labels).toBe('s3://other/labels');
+    expect(config.curated).toBe('/data/ml/curated');
+  });
+
+  it('takes the S3 endpoint from AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, and the flag beats both', () => {
+    expect(resolve({ root: 's3://bkt/p' }, { AWS_ENDPOINT_URL: 'http://a:1', AWS_ENDPOINT_URL_S3: 'http://s3:2' }).s3.endpoint).toBe('http://s3:2');
+    expect(resolve({ root: 's3://bkt/p' }, { AWS_ENDPOINT_URL: 'http://a:1' }).s3.endpoint).toBe('http://a:1');
+    expect(resolve({ root: 's3://bkt/p', 's3-endpoint': 'http://flag:3' }, { AWS_ENDPOINT_URL: 'http://a:1' }).s3.endpoint).toBe('http://flag:3');
+  });
+
+  it('rejects every bad option with E_USAGE naming it', () => {
+    expectUsage(() => resolve({}), '--root');
+    expectUsage(() => resolve({ root: 'ftp://x/y' }), '--root');
+    expectUsage(() => resolve({ root: '/d', 'label-window': 'P1M' }), '--label-window');
+    expectUsage(() => resolve({ root: '/d', 'label-window': 'soon' }), '--label-window');
+    expectUsage(() => resolve({ root: '/d', codec: 'lz4' }), '--codec');
+    expectUsage(() => resolve({ root: '/d', 'max-slice-values': '0' }), '--max-slice-values');
+    expectUsage(() => resolve({ root: '/d', 'max-slice-values': 'many' }), '--max-slice-values');
+    expectUsage(() => resolve({ root: '/d', 'on-corrupt': 'ignore' }), '--on-corrupt');
+    expectUsage(() => resolve({ root: '/d', 's3-endpoint': 'minio:9000' }), '--s3-endpoint');
+    expectUsage(() => resolve({ root: '/d', 'slice-keys': 'region,,device' }), '--slice-keys');
+    expectUsage(() => resolve({ root: '/d', 'slice-keys': 'region,region' }), '--slice-keys');
+    expectUsage(() => resolve({ root: '/d', 'part-size-mb': '-1' }), '--part-size-mb');
+    expectUsage(() => resolve({ root: '/d', 'read-ahead': '1000' }), '--read-ahead');
+    expectUsage(() => resolve({ root: '/d', 'log-level': 'loud' }), '--log-level');
+    expectUsage(() => resolve({ root: '/d', force: 'perhaps' }), '--force');
+  });
+
+  it('refuses outputs that overlap inputs', () => {
+    expectUsage(() => resolve({ root: '/d', curated: '/d/predictions/curated' }), '--curated');
+    expectUsage(() => resolve({ root: 's3://bkt/p', metrics: 's3://bkt/p/labels' }), '--metrics');
+    expectUsage(() => resolve({ root: 's3://bkt/p', metrics: 's3://bkt/p' }), '--metrics');
+  });
+});
+
+describe('option sources', () => {
+  it('flags beat environment beat file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, 'root: /from-file\nlabel-window: P3D\nmax-slice-values: 7\ncodec: "null"\n');
+    const fromFile = readConfigFile(file, commonOptions);
+    const fromEnv = readEnvOptions({ MODEL_METRICS_LABEL_WINDOW: 'P5D', MODEL_METRICS_MAX_SLICE_VALUES: '9' }, commonOptions);
+    const merged = coerceAll(mergeOptions(fromFile, fromEnv, { 'max-slice-values': '11' }), commonOptions);
+    const config = resolveJobConfig(merged, {});
+    expect(config.predictions).toBe('/from-file/predictions');
+    expect(config.labelWindow.iso).toBe('P5D');
+    expect(config.maxSliceValues).toBe(11);
+    expect(config.codec).toBe('null');
+  });
+
+  it('reads JSON config files too', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ root: 's3://bkt/p', 's3-force-path-style': true, 'slice-keys': ['region'] }));
+    const config = resolveJobConfig(coerceAll(readConfigFile(file, commonOptions), commonOptions), {});
+    expect(config.s3.forcePathStyle).toBe(true);
+    expect(config.sliceKeys).toEqual(['region']);
+  });
+
+  it('rejects a missing file, bad syntax, a non-mapping and unknown keys with E_CONFIG', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
+    expectUsage(() => readConfigFile(join(dir, 'absent.yaml'), commonOptions), '--config', 'E_CONFIG');
+    writeFileSync(join(dir, 'bad.yaml'), 'root: [unclosed\n');
+    expectUsage(() => readConfigFile(join(dir, 'bad.yaml'), commonOptions), '--config', 'E_CONFIG');
+    writeFileSync(join(dir, 'list.yaml'), '- a\n- b\n');
+    expectUsage(() => readConfigFile(join(dir, 'list.yaml'), commonOptions), '--config', 'E_CONFIG');
+    writeFileSync(join(dir, 'unknown.yaml'), 'roots: /x\n');
+    expect(() => readConfigFile(join(dir, 'unknown.yaml'), commonOptions)).toThrow(/unknown option "roots"/);
+  });
+});
+
+describe('dateRange', () => {
+  it('lists every day inclusive, across a month end', () => {
+    expect(dateRange('2026-02-27', '2026-03-02')).toEqual(['2026-02-27', '2026-02-28', '2026-03-01', '2026-03-02']);
+    expect(dateRange('2026-01-01', '2026-01-01')).toEqual(['2026-01-01']);
+  });
+  it('rejects reversed, invalid and huge ranges naming the option', () => {
+    expectUsage(() => dateRange('2026-03-02', '2026-03-01'), '--from');
+    expectUsage(() => dateRange('2025-02-30', '2025-03-01'), '--from');
+    expectUsage(() => dateRange('2025-01-01', '2025-13-01'), '--to');
+    expectUsage(() => dateRange('2000-01-01', '2062-01-01'), '--to');
+  });
+});
