@@ -9,7 +9,7 @@
  * block (itself bounded by DecodeLimits).
  */
 import type { Type, types } from 'avsc';
-import { SchemaIncompatibleError } from '../errors.js';
+import { SchemaIncompatibleError, StorageError } from '../errors.js';
 import { describeType, parseAvroType } from './avro-types.js';
 import { codecFor, isOutputLimitError, type AvroCodec } from './codecs.js';
 import {
@@ -76,6 +76,11 @@ export interface DecodeOptions {
   onHeader?: (header: ContainerHeader) => void;
   /** Called after the header and after each block with the bytes of the object consumed so far. */
   onProgress?: (bytesConsumed: number) => void;
+  /**
+   * The object's listed size. A container file cut exactly at a block boundary is a valid shorter
+   * file (the format has no trailer), so only the size the store listed can tell that bytes are missing.
+   */
+  expectedBytes?: number;
 }
 
 function resolveLimits(limits: Partial<DecodeLimits> | undefined): DecodeLimits {
@@ -375,6 +380,44 @@ function findIncompatibleField(
   return undefined;
 }
 
+/** The logicalType of a field's schema JSON, looking inside a nullable union. */
+function logicalTypeOf(schema: unknown): string | undefined {
+  if (Array.isArray(schema)) {
+    for (const branch of schema) {
+      const found = logicalTypeOf(branch);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (schema !== null && typeof schema === 'object') {
+    const logical = (schema as { logicalType?: unknown }).logicalType;
+    return typeof logical === 'string' ? logical : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Schema resolution ignores logical types, so a `timestamp-millis` writer field would silently be
+ * read as microseconds — every delay off by a factor of 1000. A timestamp field whose writer states
+ * another unit is refused; a plain long is taken to be in the reader's unit.
+ */
+function findTimestampUnitMismatch(readerType: Type, writerSchema: unknown): { field: string; detail: string } | undefined {
+  const readerFields = (readerType.schema({ exportAttrs: true }) as { fields?: Array<{ name: string; aliases?: string[]; type: unknown }> }).fields ?? [];
+  const writerFields = (writerSchema as { fields?: unknown }).fields;
+  if (!Array.isArray(writerFields)) return undefined;
+  for (const readerField of readerFields) {
+    const expected = logicalTypeOf(readerField.type);
+    if (expected === undefined || !expected.startsWith('timestamp-')) continue;
+    const names = [readerField.name, ...(readerField.aliases ?? [])];
+    const writerField = (writerFields as Array<{ name?: unknown; type?: unknown }>).find((f) => typeof f.name === 'string' && names.includes(f.name));
+    const actual = writerField === undefined ? undefined : logicalTypeOf(writerField.type);
+    if (actual !== undefined && actual !== expected) {
+      return { field: readerField.name, detail: `field "${readerField.name}" is ${actual} in the writer, expected ${expected} (a long of that unit); convert the producer's timestamps` };
+    }
+  }
+  return undefined;
+}
+
 function shortName(name: string): string {
   return name.slice(name.lastIndexOf('.') + 1);
 }
@@ -410,6 +453,13 @@ export function resolveWriter(readerType: Type, header: ContainerHeader, key: st
   let cache = resolverCache.get(readerType);
   const cached = cache?.get(header.fingerprint);
   if (cached !== undefined) return cached;
+  const unitMismatch = findTimestampUnitMismatch(readerType, header.writerSchema);
+  if (unitMismatch !== undefined) {
+    throw new SchemaIncompatibleError(
+      `object "${key}": writer schema is incompatible with ${readerType.name ?? describeType(readerType)}: ${unitMismatch.detail}; an incompatible object is never skipped`,
+      { key, field: unitMismatch.field },
+    );
+  }
   const writerType = writerNamedLikeReader(readerType, header);
   let resolver: Resolver;
   try {
@@ -602,7 +652,15 @@ export async function* decodeContainer(
     for (let block = 0; ; block++) {
       const site: CorruptionSite = { key, offset: input.queue.consumed, block };
       const records = await readBlock(input, context, site);
-      if (records === undefined) return;
+      if (records === undefined) {
+        if (options.expectedBytes !== undefined && input.queue.consumed !== options.expectedBytes) {
+          throw new StorageError(
+            `object "${key}" ended after ${input.queue.consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
+            { key, offset: input.queue.consumed, operation: 'GetObject' },
+          );
+        }
+        return;
+      }
       options.onProgress?.(input.queue.consumed);
       if (records.length > 0) yield records;
     }

@@ -68,7 +68,7 @@ async function readHeader(store: ObjectStore, info: ObjectInfo) {
 async function verifyWhole(store: ObjectStore, info: ObjectInfo, readerType: Type): Promise<void> {
   const stream = await store.read(info.key, { ifMatch: info.etag });
   try {
-    for await (const block of decodeContainer(stream, { key: info.key, readerType })) void block;
+    for await (const block of decodeContainer(stream, { key: info.key, readerType, expectedBytes: info.size })) void block;
   } finally {
     stream.destroy();
   }

@@ -51,6 +51,7 @@ export async function* readInOrder<T>(store: ObjectStore, objects: readonly Obje
         const blocks = decodeContainer(stream, {
           key: info.key,
           readerType,
+          expectedBytes: info.size,
           onProgress: (bytes) => {
             hooks.onBytes?.(bytes - consumed);
             consumed = bytes;

@@ -418,3 +418,24 @@ describe('corrupt objects', () => {
     await expectCorrupt(bytes, undefined, /\(block 0\): record 0 of 1 cannot be decoded \(invalid union index: 7\)/);
   });
 });
+
+describe('expectedBytes: a cut at a block boundary is only visible against the listed size', () => {
+  it('fails with E_STORAGE when the stream ends before the listed size, even at a block boundary', async () => {
+    const { bytes, blockEnds } = encodeFile(samplePredictions(300), { type: predictionType, blockBytes: 4096 });
+    expect(blockEnds.length).toBeGreaterThan(2);
+    const cut = bytes.subarray(0, blockEnds[0]!);
+    const records: unknown[] = [];
+    const error = await failure(async () => {
+      for await (const block of decodeContainer(chunksOf(cut), { key: 'dt=2026-01-01/cut.avro', readerType: predictionType, expectedBytes: bytes.length })) records.push(...block);
+    });
+    expect(error.code).toBe('E_STORAGE');
+    expect(error.message).toContain(`ended after ${blockEnds[0]} bytes but was listed with ${bytes.length}`);
+  });
+
+  it('accepts a whole file of exactly the listed size', async () => {
+    const { bytes } = encodeFile(samplePredictions(50), { type: predictionType });
+    let n = 0;
+    for await (const block of decodeContainer(chunksOf(bytes), { key: 'k', readerType: predictionType, expectedBytes: bytes.length })) n += block.length;
+    expect(n).toBe(50);
+  });
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAvroType } from '../../src/avro/avro-types.js';
 import { decodeContainer, readContainerHeader, resolveWriter } from '../../src/avro/container-reader.js';
 import { labelType, predictionType } from '../../src/avro/schemas.js';
-import { chunksOf, encodeFile, failure, readAll, samplePrediction, writeWithAvsc } from './avro-helpers.js';
+import { chunksOf, encodeFile, failure, rawHeader, readAll, samplePrediction, writeWithAvsc } from './avro-helpers.js';
 
 const KEY = 'predictions/dt=2026-01-01/hour=07/a.avro';
 const timestampMicros = { type: 'long', logicalType: 'timestamp-micros' };
@@ -130,6 +130,16 @@ describe('schema resolution against PredictionEvent', () => {
     expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
     expect(error.context).toEqual({ key: KEY, field: 'prediction_id' });
     expect(error.message).toContain('field "prediction_id" is missing in the writer and has no default in the reader');
+  });
+
+  it('refuses inference_ts as timestamp-millis, which resolution alone would read as micros', async () => {
+    // A header written by hand, as a Java or Python producer would, with the logicalType in the schema JSON.
+    const schema = writerSchema(predictionFields({ inference_ts: { type: 'long', logicalType: 'timestamp-millis' } }));
+    const header = await readContainerHeader(chunksOf(rawHeader({ 'avro.schema': JSON.stringify(schema), 'avro.codec': 'null' })), KEY);
+    const error = await failure(async () => resolveWriter(predictionType, header, KEY));
+    expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
+    expect(error.context).toEqual({ key: KEY, field: 'inference_ts' });
+    expect(error.message).toContain('field "inference_ts" is timestamp-millis in the writer, expected timestamp-micros');
   });
 
   it('refuses a writer schema that is not a record', async () => {
