@@ -3,6 +3,7 @@
  * the name found in a header's `avro.codec`. Adding a codec (snappy with its CRC32, zstandard,
  * bzip2, xz) is adding one entry to `registry` below; nothing else names codecs.
  */
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { corruptObject } from './container-format.js';
 
@@ -10,6 +11,8 @@ import { corruptObject } from './container-format.js';
 export interface AvroCodec {
   /** Compresses one block's serialized records. */
   compress(data: Buffer): Buffer;
+  /** The same bytes as `compress`, computed off the main thread (libuv's pool) where the codec can. */
+  compressAsync(data: Buffer): Promise<Buffer>;
   /** Restores one block's serialized records, refusing to produce more than `maxOutputLength` bytes. */
   decompress(data: Buffer, maxOutputLength: number): Buffer;
 }
@@ -21,6 +24,8 @@ function outputTooLarge(maxOutputLength: number): RangeError {
   return error;
 }
 
+const deflateRawAsync = promisify(zlib.deflateRaw);
+
 /** deflate level for output: zlib's default trade-off between size and speed. */
 const DEFLATE_LEVEL = 6;
 
@@ -30,6 +35,7 @@ const registry: Record<string, AvroCodec> = Object.create(null) as Record<string
 
 registry['null'] = {
   compress: (data) => data,
+  compressAsync: async (data) => data,
   decompress: (data, maxOutputLength) => {
     if (data.length > maxOutputLength) throw outputTooLarge(maxOutputLength);
     return data;
@@ -40,6 +46,7 @@ registry['null'] = {
 // RFC 1951", i.e. raw DEFLATE without the zlib header and checksum.
 registry['deflate'] = {
   compress: (data) => zlib.deflateRawSync(data, { level: DEFLATE_LEVEL }),
+  compressAsync: (data) => deflateRawAsync(data, { level: DEFLATE_LEVEL }),
   decompress: (data, maxOutputLength) => zlib.inflateRawSync(data, { maxOutputLength }),
 };
 

@@ -24,6 +24,12 @@ export interface ContainerEncoderOptions {
   syncSeed: string;
 }
 
+/** A block's records, serialized but not yet compressed. */
+export interface RawBlock {
+  count: number;
+  data: Buffer;
+}
+
 /** Default uncompressed block size: large enough for deflate to work well, small enough to stream. */
 const DEFAULT_BLOCK_BYTES = 256 * 1024;
 
@@ -41,6 +47,7 @@ export class ContainerEncoder {
   private blockRecords = 0;
   private records = 0;
   private bytes = 0;
+  private rawBytes = 0;
 
   constructor(options: ContainerEncoderOptions) {
     this.type = options.type;
@@ -110,6 +117,22 @@ export class ContainerEncoder {
 
   /** Adds a record; returns a finished block when the current one reached blockBytes. */
   append(record: unknown): Buffer | undefined {
+    const raw = this.appendRaw(record);
+    return raw === undefined ? undefined : this.frame(raw, this.codec.compress(raw.data));
+  }
+
+  /** The last partial block, if any records are pending. */
+  finish(): Buffer | undefined {
+    const raw = this.finishRaw();
+    return raw === undefined ? undefined : this.frame(raw, this.codec.compress(raw.data));
+  }
+
+  /**
+   * Like append, but hands back the finished block uncompressed (a copy), so the caller can
+   * compress it elsewhere — e.g. `compressAsync` on libuv's threads — and then `frame` the
+   * blocks in the order they were returned.
+   */
+  appendRaw(record: unknown): RawBlock | undefined {
     const start = this.pos;
     let end: number;
     try {
@@ -125,32 +148,47 @@ export class ContainerEncoder {
     this.pos = end;
     this.blockRecords++;
     this.records++;
-    return this.pos >= this.blockBytes ? this.flush() : undefined;
+    return this.pos >= this.blockBytes ? this.takeRaw() : undefined;
   }
 
-  /** The last partial block, if any records are pending. */
-  finish(): Buffer | undefined {
-    return this.blockRecords > 0 ? this.flush() : undefined;
+  /** Like finish, uncompressed. */
+  finishRaw(): RawBlock | undefined {
+    return this.blockRecords > 0 ? this.takeRaw() : undefined;
+  }
+
+  /** The output codec, for callers that compress raw blocks themselves. */
+  get blockCodec(): AvroCodec {
+    return this.codec;
+  }
+
+  /** Uncompressed bytes of every block taken so far: deterministic, whatever the compression timing. */
+  get rawBytesOut(): number {
+    return this.rawBytes;
+  }
+
+  /** Avro 1.11 block: record count, byte size, (compressed) records, sync marker. */
+  frame(block: RawBlock, compressed: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(longSize(block.count) + longSize(compressed.length) + compressed.length + SYNC_SIZE);
+    let pos = writeLong(block.count, out, 0);
+    pos = writeLong(compressed.length, out, pos);
+    pos += compressed.copy(out, pos);
+    this.sync.copy(out, pos);
+    this.bytes += out.length;
+    return out;
+  }
+
+  private takeRaw(): RawBlock {
+    const block: RawBlock = { count: this.blockRecords, data: Buffer.from(this.buffer.subarray(0, this.pos)) };
+    this.rawBytes += this.pos;
+    this.pos = 0;
+    this.blockRecords = 0;
+    return block;
   }
 
   private grow(minimum: number): void {
     const grown = Buffer.alloc(Math.max(minimum, this.buffer.length * 2));
     this.buffer.copy(grown, 0, 0, this.pos);
     this.buffer = grown;
-  }
-
-  /** Avro 1.11 block: record count, byte size, (compressed) records, sync marker. */
-  private flush(): Buffer {
-    const data = this.codec.compress(this.buffer.subarray(0, this.pos));
-    const out = Buffer.allocUnsafe(longSize(this.blockRecords) + longSize(data.length) + data.length + SYNC_SIZE);
-    let pos = writeLong(this.blockRecords, out, 0);
-    pos = writeLong(data.length, out, pos);
-    pos += data.copy(out, pos);
-    this.sync.copy(out, pos);
-    this.pos = 0;
-    this.blockRecords = 0;
-    this.bytes += out.length;
-    return out;
   }
 
   /** Names the offending field: validation runs only after an encode failed, never per record. */

@@ -108,6 +108,15 @@ function describeOutcomes(outcomes: readonly DayOutcome[]): string {
   return lines.join('\n');
 }
 
+/** A commander parse error (unknown option or command, missing value) as a UsageError naming the option. */
+function usageErrorOf(error: CommanderError, program: Command): UsageError {
+  if (error.code === 'commander.help') {
+    return new UsageError(`a command is required: one of ${program.commands.map((c) => c.name()).join(', ')}; add --help for usage`, { commander_code: error.code });
+  }
+  const option = /'(--?[\w-]+)/.exec(error.message)?.[1];
+  return new UsageError(`${error.message.replace(/^error: /, '')}; add --help for usage`, { ...(option === undefined ? {} : { option }), commander_code: error.code });
+}
+
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
   let exitCode: number = ExitCode.ok;
@@ -118,8 +127,15 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     .description('Joins model predictions with late labels and publishes preliminary and final regression metrics.')
     .version(JOB_VERSION)
     .exitOverride()
-    .showHelpAfterError('(add --help for usage)')
-    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => process.stderr.write(text) });
+    // Parse errors are reported below as a JSON log line like every other failure (SPEC §6: stderr is JSON
+    // lines); commander's own text (help after a missing command) only goes to a person at a terminal.
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => {
+        if (process.stderr.isTTY) process.stderr.write(text);
+      },
+      outputError: () => undefined,
+    });
 
   const setup = (name: keyof typeof commandSpecs, extraCommon: boolean): { specs: OptionSpec[]; command: Command } => {
     const specs = extraCommon ? [...commonOptions, ...commandSpecs[name]] : [...commandSpecs[name], ...commonOptions.filter((s) => s.name === 'log-level' || s.name === 'json')];
@@ -208,10 +224,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
-  } catch (error) {
-    if (error instanceof CommanderError) {
+  } catch (caught) {
+    let error = caught;
+    if (caught instanceof CommanderError) {
       // --help and --version end here with exit code 0; everything else is bad usage.
-      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      if (caught.exitCode === 0) return ExitCode.ok;
+      error = usageErrorOf(caught, program);
     }
     const code = exitCodeOf(error);
     const logger = commandLogger({ logLevel: 'error' }, argv[0] ?? 'model-metrics');

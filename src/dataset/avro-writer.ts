@@ -1,11 +1,14 @@
 /**
  * Streams records into one or more Avro container files on a store, rolling over to a new part
- * when a file reaches `maxPartBytes`. Bytes are deterministic (the sync marker is derived from the
- * key relative to the dataset root), so the same records give the same files on S3 and on disk.
- * At least one file is always written, header-only when there are no records.
+ * once a file holds `maxPartBytes` of uncompressed records. Blocks are compressed on libuv's
+ * threads (another core) while the main thread goes on encoding, at most COMPRESSIONS_IN_FLIGHT
+ * at a time, and written in order. Bytes are deterministic (the sync marker is derived from the
+ * key relative to the dataset root; part boundaries depend on uncompressed sizes only), so the
+ * same records give the same files on S3 and on disk. At least one file is always written,
+ * header-only when there are no records.
  */
 import type { Type } from 'avsc';
-import { ContainerEncoder } from '../avro/container-writer.js';
+import { ContainerEncoder, type RawBlock } from '../avro/container-writer.js';
 import type { ObjectStore } from '../storage/types.js';
 import { ChunkChannel } from './chunk-channel.js';
 import type { ManifestOutput } from './manifest.js';
@@ -17,7 +20,7 @@ export interface AvroFilesOptions {
   /** Key of part `index`, relative to the store root. */
   keyOf: (index: number) => string;
   metadata: Record<string, string>;
-  /** Roll over once a file holds this many bytes (Infinity: one file). */
+  /** Roll over once a file holds this many bytes of uncompressed records (Infinity: one file). */
   maxPartBytes: number;
 }
 
@@ -27,6 +30,18 @@ interface OpenPart {
   channel: ChunkChannel;
   upload: Promise<unknown>;
   records: number;
+  /** Framed blocks being compressed, oldest first. */
+  inFlight: Array<Promise<Buffer>>;
+}
+
+/** Blocks compressed at once: enough to keep libuv's pool busy, few enough to bound memory (× ~256 KiB). */
+const COMPRESSIONS_IN_FLIGHT = 4;
+
+/** Queues a block's compression and framing; results are awaited in queue order. */
+function startCompression(part: OpenPart, block: RawBlock): void {
+  const framed = part.encoder.blockCodec.compressAsync(block.data).then((compressed) => part.encoder.frame(block, compressed));
+  framed.catch(() => undefined); // awaited in order by the writer; this only keeps an early failure from being "unhandled"
+  part.inFlight.push(framed);
 }
 
 /** Writes records to parts on a store; `finish` returns the outputs for the manifest. */
@@ -41,15 +56,29 @@ export class AvroFilesWriter {
     private readonly options: AvroFilesOptions,
   ) {}
 
-  /** Appends one record, rolling to a new part when the current one is full. */
-  async append(record: unknown): Promise<void> {
-    const part = this.part ?? (await this.open());
-    const block = part.encoder.append(record);
+  /**
+   * Appends one record. Returns a promise only when a block was completed and handed to the upload
+   * (await it: that is the backpressure); most records return undefined, sparing the hot path an
+   * async call per record.
+   */
+  append(record: unknown): Promise<void> | undefined {
+    const part = this.part;
+    if (part === undefined) return this.open().then((opened) => this.appendTo(opened, record));
+    return this.appendTo(part, record);
+  }
+
+  private appendTo(part: OpenPart, record: unknown): Promise<void> | undefined {
+    const block = part.encoder.appendRaw(record);
     part.records++;
-    if (block !== undefined) {
-      await part.channel.push(block);
-      if (part.encoder.bytesOut >= this.options.maxPartBytes) await this.closePart();
-    }
+    if (block === undefined) return undefined;
+    return this.submit(part, block);
+  }
+
+  /** Starts compressing a block; waits for the oldest when the window is full; rolls over when the part is full. */
+  private async submit(part: OpenPart, block: RawBlock): Promise<void> {
+    startCompression(part, block);
+    while (part.inFlight.length >= COMPRESSIONS_IN_FLIGHT) await part.channel.push(await part.inFlight.shift()!);
+    if (part.encoder.rawBytesOut >= this.options.maxPartBytes) await this.closePart();
   }
 
   /** Finishes the last part and returns every file written. */
@@ -65,6 +94,7 @@ export class AvroFilesWriter {
     this.part = undefined;
     if (part === undefined) return;
     part.channel.fail(error);
+    await Promise.allSettled(part.inFlight);
     await part.upload.catch(() => undefined);
   }
 
@@ -76,7 +106,7 @@ export class AvroFilesWriter {
     // A failed upload must reach the producer, which may be waiting in push().
     upload.catch((error: unknown) => channel.fail(error));
     this.startedKeys.push(key);
-    const part: OpenPart = { key, encoder, channel, upload, records: 0 };
+    const part: OpenPart = { key, encoder, channel, upload, records: 0, inFlight: [] };
     this.part = part;
     await channel.push(encoder.header());
     return part;
@@ -85,8 +115,9 @@ export class AvroFilesWriter {
   private async closePart(): Promise<void> {
     const part = this.part!;
     this.part = undefined;
-    const last = part.encoder.finish();
-    if (last !== undefined) await part.channel.push(last);
+    const last = part.encoder.finishRaw();
+    if (last !== undefined) startCompression(part, last);
+    while (part.inFlight.length > 0) await part.channel.push(await part.inFlight.shift()!);
     part.channel.close();
     const written = (await part.upload) as { size: number };
     this.outputs.push({ key: part.key, size: written.size, records: part.records });

@@ -40,14 +40,42 @@ export interface JoinStats {
   labeledInline: number;
 }
 
+/**
+ * The enriched record, built field by field: one object shape for every record (fast to encode),
+ * and no copying of the decoder's record class with an object spread on the hot path.
+ */
+function enriched(
+  p: PredictionRecord,
+  yTrue: number | null,
+  residual: number | null,
+  labelTs: number | null,
+  delaySeconds: number | null,
+  source: EnrichedRecord['label_source'],
+): EnrichedRecord {
+  return {
+    prediction_id: p.prediction_id,
+    model_name: p.model_name,
+    model_version: p.model_version,
+    featureset_version: p.featureset_version,
+    y_pred: p.y_pred,
+    y_true: yTrue,
+    residual,
+    inference_ts: p.inference_ts,
+    segment_keys: p.segment_keys,
+    label_ts: labelTs,
+    label_delay_seconds: delaySeconds,
+    label_source: source,
+  };
+}
+
 /** Probes the label index with each prediction of the day and keeps the metric columns. */
 export class DayJoin {
   /** Dedup of prediction ids; entry index = row index of the kept prediction. */
-  private readonly seen = new StringKeyTable();
+  private readonly seen: StringKeyTable;
   private readonly choice = newLabelChoice();
 
   /** (model_name, model_version) → group id, and back. */
-  private readonly groupIds = new Map<string, number>();
+  private readonly groupIds = new Map<string, Map<string, number>>();
   readonly groups: Array<{ modelName: string; modelVersion: string }> = [];
 
   /** Segment key name → key id, and back; values are interned per key. */
@@ -71,10 +99,13 @@ export class DayJoin {
 
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
+  /** `expectedPredictions` presizes the dedup table (an estimate; it grows past it). */
   constructor(
     private readonly settings: JoinSettings,
     private readonly labels: LabelIndex,
+    expectedPredictions = 1024,
   ) {
+    this.seen = new StringKeyTable(expectedPredictions);
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
   }
 
@@ -95,7 +126,8 @@ export class DayJoin {
    */
   accept(p: PredictionRecord): EnrichedRecord | undefined {
     this.stats.predictionsRead++;
-    const row = this.seen.intern(p.prediction_id);
+    const hash = this.seen.hashKey(p.prediction_id);
+    const row = this.seen.internHashed(hash);
     if (!this.seen.lastWasInserted) {
       this.rowDuplicatePredictions.add(row, 1);
       this.stats.duplicatesDropped++;
@@ -112,7 +144,7 @@ export class DayJoin {
       // Invalid: kept as written, no label joined, out of the metrics (SPEC §3).
       this.stats.invalid++;
       this.pushRow(flags, 1, 0, NaN, p.y_pred, NaN);
-      return { ...p, label_ts: null, label_delay_seconds: null, label_source: null };
+      return enriched(p, p.y_true, p.residual, null, null, null);
     }
     flags |= RowFlag.valid;
 
@@ -123,7 +155,7 @@ export class DayJoin {
     let labelTs: number | null = null;
     let source: EnrichedRecord['label_source'] = null;
 
-    const head = this.labels.head(p.prediction_id);
+    const head = this.labels.headFrom(this.seen, hash);
     if (head >= 0) {
       const choice = chooseLabel(this.labels, head, cutoff, this.choice);
       invalidLabels = choice.invalidCount;
@@ -146,7 +178,7 @@ export class DayJoin {
 
     if (yTrue === null || labelTs === null) {
       this.pushRow(flags, invalidLabels, duplicateLabels, NaN, p.y_pred, NaN);
-      return { ...p, y_true: null, residual: null, label_ts: null, label_delay_seconds: null, label_source: null };
+      return enriched(p, null, null, null, null, null);
     }
 
     flags |= RowFlag.labeled;
@@ -156,7 +188,7 @@ export class DayJoin {
     this.stats.labeled++;
     if (source === 'labels') this.stats.labeledFromLabels++;
     else this.stats.labeledInline++;
-    return { ...p, y_true: yTrue, residual: yTrue - p.y_pred, label_ts: labelTs, label_delay_seconds: delaySeconds, label_source: source };
+    return enriched(p, yTrue, yTrue - p.y_pred, labelTs, delaySeconds, source);
   }
 
   private pushRow(flags: number, invalid: number, duplicateLabels: number, yTrue: number, yPred: number, delaySeconds: number): void {
@@ -170,12 +202,13 @@ export class DayJoin {
   }
 
   private groupOf(modelName: string, modelVersion: string): number {
-    // JSON of the pair cannot collide the way a plain separator could.
-    const id = JSON.stringify([modelName, modelVersion]);
-    let group = this.groupIds.get(id);
+    // Two-level lookup: no string building per record on the hot path.
+    let versions = this.groupIds.get(modelName);
+    if (versions === undefined) this.groupIds.set(modelName, (versions = new Map()));
+    let group = versions.get(modelVersion);
     if (group === undefined) {
       group = this.groups.length;
-      this.groupIds.set(id, group);
+      versions.set(modelVersion, group);
       this.groups.push({ modelName, modelVersion });
     }
     return group;

@@ -104,7 +104,20 @@ export class StringKeyTable {
 
   /** Entry index of key, inserting it when absent; `lastWasInserted` tells which happened (no allocation per call). */
   intern(key: string): number {
-    const hash = this.encodeAndHash(key);
+    return this.internHashed(this.encodeAndHash(key));
+  }
+
+  /**
+   * Encodes `key` into this table's scratch buffer and returns its hash, for `internHashed` here and
+   * `findFrom` on another table: one encode-and-hash serves both (the join dedups a prediction id
+   * and looks it up among the labels).
+   */
+  hashKey(key: string): number {
+    return this.encodeAndHash(key);
+  }
+
+  /** `intern` of the key last passed to `hashKey`, with the hash it returned. */
+  internHashed(hash: number): number {
     const length = this.probeLength;
     const slots = this.slots;
     const mask = this.mask;
@@ -113,7 +126,7 @@ export class StringKeyTable {
     for (;;) {
       const stored = slots[slot]!;
       if (stored === 0) break;
-      if ((stored & ~mask) === tag && this.matches((stored & mask) - 1, hash, length)) {
+      if ((stored & ~mask) === tag && this.matches((stored & mask) - 1, hash, length, this.scratchWords, this.scratch)) {
         this.lastWasInserted = false;
         return (stored & mask) - 1;
       }
@@ -133,8 +146,14 @@ export class StringKeyTable {
 
   /** Entry index of key, or -1. */
   find(key: string): number {
-    const hash = this.encodeAndHash(key);
-    const length = this.probeLength;
+    return this.findFrom(this, this.encodeAndHash(key));
+  }
+
+  /** Entry index of the key last passed to `source.hashKey` (which returned `hash`), or -1. */
+  findFrom(source: StringKeyTable, hash: number): number {
+    const length = source.probeLength;
+    const probeWords = source.scratchWords;
+    const probeBytes = source.scratch;
     const slots = this.slots;
     const mask = this.mask;
     const tag = hash & ~mask;
@@ -142,7 +161,7 @@ export class StringKeyTable {
     for (;;) {
       const stored = slots[slot]!;
       if (stored === 0) return -1;
-      if ((stored & ~mask) === tag && this.matches((stored & mask) - 1, hash, length)) return (stored & mask) - 1;
+      if ((stored & ~mask) === tag && this.matches((stored & mask) - 1, hash, length, probeWords, probeBytes)) return (stored & mask) - 1;
       slot = (slot + 1) & mask;
     }
   }
@@ -259,22 +278,20 @@ export class StringKeyTable {
     return finalizeHash(h, length);
   }
 
-  /** Whether entry holds the key in the scratch buffer: full hash and length first, then the bytes. */
-  private matches(entry: number, hash: number, length: number): boolean {
+  /** Whether entry holds the probe key (a scratch buffer): full hash and length first, then the bytes. */
+  private matches(entry: number, hash: number, length: number, probe: Int32Array, scratch: Buffer): boolean {
     const page = this.pages[entry >>> PAGE_BITS]!;
     const base = (entry & PAGE_MASK) * STRIDE;
     if (page[base] !== hash || page[base + 2] !== length) return false;
     const arena = this.arenaOf(entry);
     const offset = page[base + 1]!;
     const stored = this.arenaWords[arena]!;
-    const probe = this.scratchWords;
     const wordBase = offset >>> 2;
     const words = length >>> 2;
     for (let i = 0; i < words; i++) {
       if (stored[wordBase + i] !== probe[i]) return false;
     }
     const bytes = this.arenas[arena]!;
-    const scratch = this.scratch;
     for (let i = words << 2; i < length; i++) {
       if (bytes[offset + i] !== scratch[i]) return false;
     }

@@ -56,6 +56,12 @@ export class LabelIndex {
     return id < 0 ? -1 : this.heads.get(id) - 1;
   }
 
+  /** `head` of the key last passed to `source.hashKey`, which returned `hash` (one hash serves two tables). */
+  headFrom(source: StringKeyTable, hash: number): number {
+    const id = this.ids.findFrom(source, hash);
+    return id < 0 ? -1 : this.heads.get(id) - 1;
+  }
+
   /** The label added before this one for the same id, or -1 at the end of the chain. */
   next(label: number): number {
     return this.previous.get(label) - 1;

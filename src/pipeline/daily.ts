@@ -194,7 +194,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   }
 
   try {
-    const labels = new LabelIndex();
+    const labels = new LabelIndex(estimateRecords(labelCheck.usable));
     let labelsRead = 0;
     if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
     for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
@@ -208,12 +208,14 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     }
     log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
-    const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels);
+    const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
     if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
     for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
       for (const prediction of block.records) {
         const enriched = join.accept(prediction);
-        if (enriched !== undefined) await curatedWriter.append(enriched);
+        if (enriched === undefined) continue;
+        const flushed = curatedWriter.append(enriched);
+        if (flushed !== undefined) await flushed;
       }
       if (progress) progress.state.records += block.records.length;
     }
@@ -288,6 +290,14 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     });
     throw error;
   }
+}
+
+/**
+ * A record-count estimate from object sizes, to presize hash tables and spare their doublings: a
+ * compressed event with a UUID id takes 30-40 bytes, so bytes / 32 errs on the generous side.
+ */
+function estimateRecords(objects: readonly { size: number }[]): number {
+  return Math.ceil(objects.reduce((n, o) => n + o.size, 0) / 32);
 }
 
 /** Deletes objects of a partition that the new outputs do not include (older, longer runs; crashed runs). */
