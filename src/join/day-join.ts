@@ -82,6 +82,8 @@ export class DayJoin {
   private readonly keyIds = new Map<string, number>();
   readonly keyNames: string[] = [];
   readonly keyValues: StringKeyTable[] = [];
+  /** Per key id: how many kept predictions carry the key. */
+  readonly keyPairCounts: number[] = [];
   private readonly allowedKeys: Set<string> | undefined;
 
   // One entry per kept prediction (row).
@@ -230,7 +232,9 @@ export class DayJoin {
         this.keyIds.set(key, keyId);
         this.keyNames.push(key);
         this.keyValues.push(new StringKeyTable(16));
+        this.keyPairCounts.push(0);
       }
+      this.keyPairCounts[keyId]!++;
       this.segmentPairs.push(keyId);
       this.segmentPairs.push(this.keyValues[keyId]!.intern(segments[key]!));
     }

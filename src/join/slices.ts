@@ -47,36 +47,41 @@ function compareBytes(a: string, b: string): number {
 }
 
 /**
- * Per (group, key): counts of kept rows by value id, via one sort of (group, value) codes per key,
- * so that even a key with millions of values costs one Float64Array, not a Map entry per value.
+ * Per key, per group: counts of kept rows by value id. One pass over the rows fills a Float64Array
+ * of (group, value) codes per key, and one sort per key turns it into runs — so even a key with
+ * millions of values costs one typed array, not a Map entry per value.
  */
-function countValues(join: DayJoin, keyId: number): Map<number, Array<{ valueId: number; count: number }>> {
-  const valueCount = join.keyValues[keyId]!.size;
+function countValues(join: DayJoin): Array<Map<number, Array<{ valueId: number; count: number }>>> {
+  const keyCount = join.keyNames.length;
+  const codes = join.keyPairCounts.map((n) => new Float64Array(n));
+  const filled = new Array<number>(keyCount).fill(0);
+  const valueCounts = join.keyValues.map((values) => values.size);
   const pairs = join.segmentPairs;
-  let n = 0;
-  for (let i = 0; i < pairs.size; i += 2) if (pairs.get(i) === keyId) n++;
-  const codes = new Float64Array(n);
   const rows = join.rowCount;
-  let j = 0;
   for (let row = 0; row < rows; row++) {
     const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
+    const group = join.rowGroup.get(row);
     for (let i = join.rowPairStart.get(row); i < end; i += 2) {
-      if (pairs.get(i) === keyId) codes[j++] = join.rowGroup.get(row) * valueCount + pairs.get(i + 1);
+      const keyId = pairs.get(i);
+      codes[keyId]![filled[keyId]!++] = group * valueCounts[keyId]! + pairs.get(i + 1);
     }
   }
-  codes.sort();
-  const byGroup = new Map<number, Array<{ valueId: number; count: number }>>();
-  for (let start = 0; start < codes.length; ) {
-    let end = start + 1;
-    while (end < codes.length && codes[end] === codes[start]) end++;
-    const code = codes[start]!;
-    const group = Math.floor(code / valueCount);
-    let list = byGroup.get(group);
-    if (list === undefined) byGroup.set(group, (list = []));
-    list.push({ valueId: code - group * valueCount, count: end - start });
-    start = end;
-  }
-  return byGroup;
+  return codes.map((keyCodes, keyId) => {
+    keyCodes.sort();
+    const valueCount = valueCounts[keyId]!;
+    const byGroup = new Map<number, Array<{ valueId: number; count: number }>>();
+    for (let start = 0; start < keyCodes.length; ) {
+      let end = start + 1;
+      while (end < keyCodes.length && keyCodes[end] === keyCodes[start]) end++;
+      const code = keyCodes[start]!;
+      const group = Math.floor(code / valueCount);
+      let list = byGroup.get(group);
+      if (list === undefined) byGroup.set(group, (list = []));
+      list.push({ valueId: code - group * valueCount, count: end - start });
+      start = end;
+    }
+    return byGroup;
+  });
 }
 
 /** The top `max` values by count, ties by value byte order; only candidates at the threshold are compared as strings. */
@@ -121,11 +126,12 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
   // Per key: value slice lookup by (group * valueCount + valueId), and one __other__ per group.
   const keySlices: Array<Map<number, KeySlice>> = [];
   const otherSlices: Array<Map<number, KeySlice>> = [];
+  const counts = countValues(join);
   for (let keyId = 0; keyId < keyCount; keyId++) {
     const values = join.keyValues[keyId]!;
     const valueCount = values.size;
     const lookup = new Map<number, KeySlice>();
-    for (const [group, candidates] of countValues(join, keyId)) {
+    for (const [group, candidates] of counts[keyId]!) {
       for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
         lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
       }
@@ -136,6 +142,7 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
 
   const rows = join.rowCount;
   const pairs = join.segmentPairs;
+  const valueCounts = join.keyValues.map((values) => values.size);
   for (let row = 0; row < rows; row++) {
     const group = join.rowGroup.get(row);
     addRow(join, row, whole[group]!);
@@ -143,7 +150,7 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
     for (let i = join.rowPairStart.get(row); i < end; i += 2) {
       const keyId = pairs.get(i);
       const valueId = pairs.get(i + 1);
-      let slice = keySlices[keyId]!.get(group * join.keyValues[keyId]!.size + valueId);
+      let slice = keySlices[keyId]!.get(group * valueCounts[keyId]! + valueId);
       if (slice === undefined) {
         const others = otherSlices[keyId]!;
         slice = others.get(group);

@@ -515,15 +515,14 @@ describe('idempotent reruns (s3rver)', () => {
 
 describe('corrupt and incompatible inputs (s3rver)', () => {
   /** A valid predictions file of the sample, cut short after its header (a truncated upload). */
-  async function truncatedCopy(root: DatasetRoot): Promise<{ key: string; ids: string[] }> {
+  async function truncatedCopy(root: DatasetRoot, hour = '05'): Promise<{ key: string }> {
     const store = root.store('predictions');
     const [first] = await store.list(`dt=${DAY}/`);
     const bytes = await readBytes(store, first!.key);
-    const ids = (await readRecords<PredictionRecord>(store, first!.key, predictionType)).map((r) => r.prediction_id);
-    const key = `dt=${DAY}/hour=05/truncated.avro`;
+    const key = `dt=${DAY}/hour=${hour}/truncated.avro`;
     // Cut inside its blocks, after a valid header: only reading the blocks finds it.
     await store.write(key, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-    return { key, ids };
+    return { key };
   }
 
   async function expectNothingPublished(root: DatasetRoot): Promise<void> {
@@ -531,14 +530,21 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     expect(await allKeys(root.store('metrics')), 'no metrics objects or _SUCCESS').toEqual([]);
   }
 
-  it('a truncated object fails the run (exit 1) naming the key, publishing nothing', async () => {
+  it('a truncated object fails the run (exit 1) naming the key; the part files already written are removed', async () => {
     const root = freshS3Root('truncated');
-    await seedSample(root);
-    const { key } = await truncatedCopy(root);
-    const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--json', ...root.args]);
+    await seedSample(root, 8000, 4);
+    // Last in key order, so ~1.6 MB of curated output (null codec, 1 MiB parts) is written before it is read.
+    const { key } = await truncatedCopy(root, '99');
+    proxy.clear();
+    const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--codec', 'null', '--part-size-mb', '1', '--json', ...root.args]);
     expectExit(result, 1);
     expect(result.lastError()).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
     expect(result.json()).toMatchObject({ status: 'failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
+    const curatedPath = `/${bucket}/${root.uri.slice(`s3://${bucket}/`.length)}/curated/`;
+    const firstPart = proxy.requests.findIndex((r) => r.method === 'PUT' && r.path === `${curatedPath}${PARTITION('preliminary')}part-00000.avro`);
+    expect(firstPart, 'a complete part file was uploaded before the corrupt object was reached').toBeGreaterThanOrEqual(0);
+    // The cleanup: a DeleteObjects request (POST /bucket?delete) after the part went up.
+    expect(proxy.requests.slice(firstPart).some((r) => r.method === 'POST' && r.query.has('delete') && r.path.replace(/\/$/, '') === `/${bucket}`)).toBe(true);
     await expectNothingPublished(root);
   });
 
