@@ -73,6 +73,8 @@ export class DayJoin {
   /** Dedup of prediction ids; entry index = row index of the kept prediction. */
   private readonly seen: StringKeyTable;
   private readonly choice = newLabelChoice();
+  /** End of D + label window: no final cutoff lies beyond it. */
+  private readonly finalClose: number;
 
   /** (model_name, model_version) → group id, and back. */
   private readonly groupIds = new Map<string, Map<string, number>>();
@@ -108,6 +110,7 @@ export class DayJoin {
     expectedPredictions = 1024,
   ) {
     this.seen = new StringKeyTable(expectedPredictions);
+    this.finalClose = settings.day.endMicros + settings.windowMicros;
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
   }
 
@@ -150,7 +153,9 @@ export class DayJoin {
     }
     flags |= RowFlag.valid;
 
-    const cutoff = this.settings.stage === 'final' ? p.inference_ts + this.settings.windowMicros : this.settings.asOfMicros;
+    // Final: inference_ts + window, capped at the window's close for the day (end of D + window), so
+    // that a misplaced prediction stamped after D cannot make a final depend on when it ran.
+    const cutoff = this.settings.stage === 'final' ? Math.min(p.inference_ts + this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
     let invalidLabels = 0;
     let duplicateLabels = 0;
     let yTrue: number | null = null;

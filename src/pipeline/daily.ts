@@ -9,7 +9,7 @@ import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, outputPartition } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
-import { NotReadyError, UsageError } from '../errors.js';
+import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { DayJoin } from '../join/day-join.js';
 import { LabelIndex } from '../join/label-index.js';
 import { dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
@@ -106,6 +106,10 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   const metricsSuccess = `${partition}${SUCCESS_FILE}`;
 
   const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date]);
+  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
+    // A day without predictions is a real (empty) day; a dataset without any is a wrong --root.
+    throw new NotFoundError(`no prediction objects at all under ${stores.predictions.uri}; check --root or --predictions`, { uri: stores.predictions.uri, option: '--predictions' });
+  }
   const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough));
   const params = {
     stage: request.stage,

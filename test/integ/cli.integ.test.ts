@@ -277,6 +277,17 @@ describe('a root that cannot be listed', () => {
     expect(result.lastError()).toMatchObject({ event: 'command_failed', code: 'E_NOT_FOUND' });
     expect(String(result.lastError()?.message)).toContain('no-such-bucket-mm');
   });
+
+  it('a local root without any predictions (a mistyped path) fails with exit 1 and creates nothing', async () => {
+    const parent = await tempDirectory('missing-root');
+    const root = join(parent.path, 'no-such-root');
+    const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--root', root]);
+    expectExit(result, 1);
+    expect(result.lastError()).toMatchObject({ event: 'command_failed', code: 'E_NOT_FOUND', option: '--predictions' });
+    expect(String(result.lastError()?.message)).toContain('no prediction objects at all');
+    expect(await readdir(parent.path)).toEqual([]);
+    await parent.remove();
+  });
 });
 
 describe('final not ready: exit 3, nothing written', () => {

@@ -85,6 +85,17 @@ describe('DayJoin: label rules (SPEC §3)', () => {
     expect(join.accept(prediction('b'))!.y_true).toBe(13);
   });
 
+  it('final: a prediction stamped after D (misplaced) has its cutoff capped at end of D + window', () => {
+    const close = DAY.endMicros + WINDOW;
+    const late = DAY.endMicros + 2 * H; // misplaced into D's partition
+    const { join } = setup([
+      ['a', 11, close],
+      ['a', 12, close + 1],
+    ], { stage: 'final', asOf: close + 10 * H });
+    const a = join.accept(prediction('a', { inference_ts: late }))!;
+    expect(a.y_true).toBe(11);
+  });
+
   it('a dataset label wins over inline y_true; inline truth is a label with delay 0 otherwise', () => {
     const { join, slices } = setup([['a', 20, noon + H]]);
     const a = join.accept(prediction('a', { y_true: 15, residual: 5 }))!;
