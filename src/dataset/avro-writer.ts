@@ -35,7 +35,7 @@ interface OpenPart {
 }
 
 /** Blocks compressed at once: enough to keep libuv's pool busy, few enough to bound memory (× ~256 KiB). */
-const COMPRESSIONS_IN_FLIGHT = 4;
+const COMPRESSIONS_IN_FLIGHT = 8;
 
 /** Queues a block's compression and framing; results are awaited in queue order. */
 function startCompression(part: OpenPart, block: RawBlock): void {
