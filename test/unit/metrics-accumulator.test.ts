@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MetricAccumulator } from '../../src/metrics/accumulator.js';
+import { seededRandom as random } from '../../src/demo/generate.js';
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** |actual − expected| / expected. */
 function relative(actual: number | null, expected: number): number {

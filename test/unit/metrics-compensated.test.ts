@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CompensatedSum, dw, dwAdd, dwDiv, dwMul, dwSub, dwToNumber, type DoubleWord } from '../../src/metrics/compensated.js';
+import { seededRandom as random } from '../../src/demo/generate.js';
 
 /** An exact binary rational: value = num · 2^-SHIFT. Every finite double is one (its exponent is >= -1074). */
 const SHIFT = 1200n;
@@ -31,17 +32,6 @@ function relativeError(approx: bigint, truth: bigint): number {
   return Number((diff * scale) / (truth < 0n ? -truth : truth)) / 1e40;
 }
 
-/** Deterministic pseudo-random doubles (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random double with a random sign and a magnitude spread over 10^-scale … 10^scale. */
 function wideDouble(next: () => number, scale: number): number {

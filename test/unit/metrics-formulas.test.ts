@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MetricAccumulator } from '../../src/metrics/accumulator.js';
 import { dw } from '../../src/metrics/compensated.js';
 import { metricsFromSums, rollupMetrics, Z_95, type MetricValues, type SumRecord } from '../../src/metrics/formulas.js';
+import { seededRandom as random } from '../../src/demo/generate.js';
 
 /** Records of (y_true, y_pred); delays do not matter for these formulas. */
 function accumulate(pairs: Array<[number, number]>, unlabeled = 0): MetricValues {
@@ -11,17 +12,6 @@ function accumulate(pairs: Array<[number, number]>, unlabeled = 0): MetricValues
   return acc.finish();
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const DERIVED = [
   'missing_label_rate',

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { MetricAccumulator } from '../../src/metrics/accumulator.js';
 import { CompensatedSum, dw, dwDiv, dwMul, dwSub, dwToNumber } from '../../src/metrics/compensated.js';
 import type { MetricValues } from '../../src/metrics/formulas.js';
+import { seededRandom as random } from '../../src/demo/generate.js';
 
 const N = 1_000_000;
 /** Values are integers scaled by 1/SCALE. */
@@ -22,17 +23,6 @@ const J_MAX = 624;
 const K = 200n;
 const ONE = 1n << K;
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** floor(√v) for v >= 0 (Newton from an over-estimate). */
 function isqrt(v: bigint): bigint {
