@@ -21,5 +21,5 @@ COPY --from=build /app/bin ./bin
 COPY --from=build /app/schemas ./schemas
 # Non-root; works with a read-only root filesystem (nothing is written outside the datasets and /tmp).
 USER node
-ENTRYPOINT ["node", "/app/bin/model-metrics.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "/app/bin/model-metrics.js"]
 CMD ["--help"]

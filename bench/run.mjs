@@ -28,7 +28,7 @@ if (!existsSync(join(root, 'predictions'))) {
   console.log(`generated ${summary.predictions} predictions, ${summary.labels} labels in ${((Date.now() - started) / 1000).toFixed(1)} s under ${root}`);
 }
 
-const runPhase = (phase) => JSON.parse(execFileSync(process.execPath, ['bench/child.mjs', phase, root, date, asOf], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+const runPhase = (phase) => JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=64', 'bench/child.mjs', phase, root, date, asOf], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const best = { floor: undefined, job: undefined };
 for (let round = 0; round < rounds; round++) {
   for (const phase of ['job', 'floor']) {

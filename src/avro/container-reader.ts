@@ -562,8 +562,14 @@ async function readBlockHead(input: ChunkPuller, context: BlockContext, site: Co
   }
 }
 
-/** Reads, checks and decodes one block; undefined at a clean end of stream. */
-async function readBlock(input: ChunkPuller, context: BlockContext, site: CorruptionSite): Promise<unknown[] | undefined> {
+/** A block read whole, its sync marker checked and its records decompressed, not yet decoded. */
+interface PreparedBlock {
+  count: number;
+  data: Buffer;
+}
+
+/** Reads, checks and decompresses one block; undefined at a clean end of stream. */
+async function readBlock(input: ChunkPuller, context: BlockContext, site: CorruptionSite): Promise<PreparedBlock | undefined> {
   const head = await readBlockHead(input, context, site);
   if (head === undefined) return undefined;
   const { queue } = input;
@@ -585,14 +591,14 @@ async function readBlock(input: ChunkPuller, context: BlockContext, site: Corrup
       `sync marker mismatch: expected ${hex(context.header.sync)}, found ${hex(sync)}`,
     );
   }
-  const records = count === 0 ? [] : decodeRecords(bytes.subarray(headBytes, headBytes + size), count, context, site);
+  // The queue's chunks are never written to, so the view stays valid after skip.
+  const data = count === 0 ? Buffer.alloc(0) : decompressBlock(bytes.subarray(headBytes, headBytes + size), context, site);
   queue.skip(total);
-  return records;
+  return { count, data };
 }
 
-/** Decompresses a block and decodes exactly `count` records spanning exactly its bytes. */
-function decodeRecords(stored: Buffer, count: number, context: BlockContext, site: CorruptionSite): unknown[] {
-  const { readerType, resolver } = context;
+/** Decompresses a block's stored bytes within the decompressed-size limit. */
+function decompressBlock(stored: Buffer, context: BlockContext, site: CorruptionSite): Buffer {
   let data: Buffer;
   try {
     data = context.codec.decompress(stored, context.limits.maxDecompressedBlockBytes);
@@ -606,20 +612,39 @@ function decodeRecords(stored: Buffer, count: number, context: BlockContext, sit
     }
     throw corruptObject(site, `${context.header.codec} block cannot be decompressed (${(error as Error).message})`, error);
   }
+  return data;
+}
+
+/**
+ * Records decoded per yielded batch: a producer may write blocks of hundreds of thousands of
+ * records (the limit is maxBlockRecords), and decoding one whole into a single array would hold
+ * them all in memory at once; batches bound the decoded records alive per object.
+ */
+const RECORDS_PER_BATCH = 1024;
+
+/** Decodes exactly `count` records spanning exactly the block's bytes, in batches. */
+function* decodeBatches(block: PreparedBlock, context: BlockContext, site: CorruptionSite): Generator<unknown[]> {
+  const { readerType, resolver } = context;
+  const { count, data } = block;
   // A plain loop over type.decode: measured as fast as driving avsc's internal Tap directly
   // (record and map allocation dominate), so the public API is kept.
-  const records: unknown[] = [];
   let pos = 0;
   let index = 0;
-  try {
-    for (; index < count; index++) {
-      const result = readerType.decode(data, pos, resolver);
-      if (result.offset < 0) break;
-      pos = result.offset;
-      records.push(result.value);
+  while (index < count) {
+    const records: unknown[] = [];
+    const end = Math.min(count, index + RECORDS_PER_BATCH);
+    try {
+      for (; index < end; index++) {
+        const result = readerType.decode(data, pos, resolver);
+        if (result.offset < 0) break;
+        pos = result.offset;
+        records.push(result.value);
+      }
+    } catch (error) {
+      throw corruptObject(site, `record ${index} of ${count} cannot be decoded (${(error as Error).message})`, error);
     }
-  } catch (error) {
-    throw corruptObject(site, `record ${index} of ${count} cannot be decoded (${(error as Error).message})`, error);
+    if (index < end) break;
+    yield records;
   }
   if (index < count) {
     throw corruptObject(
@@ -630,10 +655,9 @@ function decodeRecords(stored: Buffer, count: number, context: BlockContext, sit
   if (pos !== data.length) {
     throw corruptObject(site, `block declares ${count} records that take ${pos} bytes, but it holds ${data.length}`);
   }
-  return records;
 }
 
-/** Streams the records of one container file, one array per non-empty block, in order. */
+/** Streams the records of one container file in order, in arrays of at most RECORDS_PER_BATCH records of one block. */
 export async function* decodeContainer(
   source: AsyncIterable<Uint8Array>,
   options: DecodeOptions,
@@ -651,8 +675,8 @@ export async function* decodeContainer(
     options.onProgress?.(input.queue.consumed);
     for (let block = 0; ; block++) {
       const site: CorruptionSite = { key, offset: input.queue.consumed, block };
-      const records = await readBlock(input, context, site);
-      if (records === undefined) {
+      const prepared = await readBlock(input, context, site);
+      if (prepared === undefined) {
         if (options.expectedBytes !== undefined && input.queue.consumed !== options.expectedBytes) {
           throw new StorageError(
             `object "${key}" ended after ${input.queue.consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
@@ -662,7 +686,7 @@ export async function* decodeContainer(
         return;
       }
       options.onProgress?.(input.queue.consumed);
-      if (records.length > 0) yield records;
+      yield* decodeBatches(prepared, context, site);
     }
   } finally {
     await input.close();
