@@ -40,6 +40,17 @@ interface KeySlice {
   valueId: number;
   value: string;
   accumulator: MetricAccumulator;
+  /** Position among its (group, key)'s slices: 1..N for kept values, N + 1 for __other__ (0 means "key absent"). */
+  slot: number;
+}
+
+/** Most combos kept; rows of further combos are accumulated into their slices directly. */
+const MAX_COMBOS = 65_536;
+
+/** Rows of one model version that fall into the same slice of every key. */
+interface Combo {
+  accumulator: MetricAccumulator;
+  targets: MetricAccumulator[];
 }
 
 function compareBytes(a: string, b: string): number {
@@ -132,20 +143,34 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
     const valueCount = values.size;
     const lookup = new Map<number, KeySlice>();
     for (const [group, candidates] of counts[keyId]!) {
+      let slot = 0;
       for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
-        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
+        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator(), slot: ++slot });
       }
     }
     keySlices.push(lookup);
     otherSlices.push(new Map());
   }
 
+  // Rows of one model version that fall into the same slice of every key share one accumulator (a
+  // "combo"): each row is accumulated once, and each combo is merged into its slices at the end,
+  // instead of every row being accumulated once per slice. A combo's id packs each key's slot in
+  // base `radix`; where that could exceed 2^53, or past MAX_COMBOS (high-cardinality keys), rows go
+  // into their slices directly. Either way the result is the same up to the last bits of the sums.
+  const radix = settings.maxSliceValues + 2;
+  const radixPowers = Array.from({ length: keyCount }, (_, k) => radix ** k);
+  const packable = radix ** keyCount * groupCount < Number.MAX_SAFE_INTEGER;
+  const combos = new Map<number, Combo>();
+  const targets: MetricAccumulator[] = [];
+
   const rows = join.rowCount;
   const pairs = join.segmentPairs;
   const valueCounts = join.keyValues.map((values) => values.size);
   for (let row = 0; row < rows; row++) {
     const group = join.rowGroup.get(row);
-    addRow(join, row, whole[group]!);
+    targets.length = 0;
+    targets.push(whole[group]!);
+    let code = group;
     const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
     for (let i = join.rowPairStart.get(row); i < end; i += 2) {
       const keyId = pairs.get(i);
@@ -154,11 +179,22 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
       if (slice === undefined) {
         const others = otherSlices[keyId]!;
         slice = others.get(group);
-        if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator() }));
+        if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator(), slot: settings.maxSliceValues + 1 }));
       }
-      addRow(join, row, slice.accumulator);
+      targets.push(slice.accumulator);
+      code += slice.slot * radixPowers[keyId]! * groupCount;
     }
+    if (packable) {
+      let combo = combos.get(code);
+      if (combo === undefined && combos.size < MAX_COMBOS) combos.set(code, (combo = { accumulator: new MetricAccumulator(), targets: targets.slice() }));
+      if (combo !== undefined) {
+        addRow(join, row, combo.accumulator);
+        continue;
+      }
+    }
+    for (const target of targets) addRow(join, row, target);
   }
+  for (const combo of combos.values()) for (const target of combo.targets) target.merge(combo.accumulator);
 
   const base = {
     window_start_ts: settings.day.startMicros,

@@ -253,3 +253,42 @@ describe('computeSlices (SPEC §5)', () => {
     ]);
   });
 });
+
+describe('computeSlices: combined accumulation equals a direct recomputation', () => {
+  it('matches per-slice sums computed naively from the enriched records, with and without folding', async () => {
+    const { seededRandom } = await import('../../src/demo/generate.js');
+    const random = seededRandom(7);
+    const labels: Array<[string, number, number]> = [];
+    const predictions: PredictionRecord[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const segment_keys: Record<string, string> = { region: `r${Math.floor(random() * 6)}` };
+      if (random() < 0.7) segment_keys.device = `d${Math.floor(random() * 3)}`;
+      if (random() < 0.5) segment_keys.user = `u${Math.floor(random() * 400)}`;
+      predictions.push(prediction(`p${i}`, { y_pred: Math.round(random() * 1000) / 8, model_version: random() < 0.5 ? 'v1' : 'v2', segment_keys }));
+      if (random() < 0.8) labels.push([`p${i}`, Math.round(random() * 1000) / 8, noon + Math.floor(random() * 3600) * S]);
+    }
+    for (const maxSliceValues of [100, 3]) {
+      const { join, slices } = setup(labels);
+      const enriched = predictions.map((p) => join.accept(p)!);
+      const records = slices(maxSliceValues);
+      for (const record of records) {
+        const [key, value] = Object.entries(record.slice_keys)[0] ?? [];
+        const kept = new Set(records.filter((r) => r.model_version === record.model_version && key !== undefined && key in r.slice_keys).map((r) => r.slice_keys[key!]));
+        const members = enriched.filter((e) => {
+          if (e.model_version !== record.model_version) return false;
+          if (key === undefined) return true;
+          const v = e.segment_keys[key];
+          if (v === undefined) return false;
+          return value === OTHER_VALUE ? !kept.has(v) : v === value;
+        });
+        const labeled = members.filter((e) => e.y_true !== null);
+        expect(record.count).toBe(members.length);
+        expect(record.labeled_count).toBe(labeled.length);
+        const sse = labeled.reduce((sum, e) => sum + (e.y_true! - e.y_pred) ** 2, 0);
+        expect(record.sum_sq_error).toBeCloseTo(sse, 6);
+        if (labeled.length === 0) expect(record.mse).toBeNull();
+        else expect(record.mse).toBeCloseTo(sse / labeled.length, 9);
+      }
+    }
+  });
+});
