@@ -6,6 +6,11 @@
 // On Node 20 the AWS SDK prints a multi-line support warning to stderr, which would break the
 // "stderr is JSON lines" contract; the Dockerfile runs Node 22, where it does not apply.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// A closed stdout (`model-metrics report | head`) is the reader's choice, not a failure.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 const { main } = await import('../dist/src/cli/main.js');
 
 process.exitCode = await main(process.argv.slice(2));

@@ -117,6 +117,12 @@ function usageErrorOf(error: CommanderError, program: Command): UsageError {
   return new UsageError(`${error.message.replace(/^error: /, '')}; add --help for usage`, { ...(option === undefined ? {} : { option }), commander_code: error.code });
 }
 
+const HELP_FOOTER = `
+Options also come from MODEL_METRICS_<OPTION> environment variables and from --config FILE (JSON or
+YAML, keys are option names without --); flags beat environment beat file beat defaults.
+Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage or config,
+3 not ready (the final label window is still open). Logs: JSON lines on stderr; summary on stdout.`;
+
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
   let exitCode: number = ExitCode.ok;
@@ -127,6 +133,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     .description('Joins model predictions with late labels and publishes preliminary and final regression metrics.')
     .version(JOB_VERSION)
     .exitOverride()
+    .addHelpText('after', HELP_FOOTER)
     // Parse errors are reported below as a JSON log line like every other failure (SPEC §6: stderr is JSON
     // lines); commander's own text (help after a missing command) only goes to a person at a terminal.
     .configureOutput({
@@ -138,8 +145,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     });
 
   const setup = (name: keyof typeof commandSpecs, extraCommon: boolean): { specs: OptionSpec[]; command: Command } => {
-    const specs = extraCommon ? [...commonOptions, ...commandSpecs[name]] : [...commandSpecs[name], ...commonOptions.filter((s) => s.name === 'log-level' || s.name === 'json')];
-    const command = addOptions(program.command(name), specs).exitOverride();
+    const specs = extraCommon ? [...commandSpecs[name], ...commonOptions] : [...commandSpecs[name], ...commonOptions.filter((s) => s.name === 'log-level' || s.name === 'json')];
+    const command = addOptions(program.command(name), specs).exitOverride().addHelpText('after', HELP_FOOTER);
     return { specs, command };
   };
 

@@ -30,7 +30,7 @@ export const commonOptions: OptionSpec[] = [
   { name: 'slice-keys', kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
   { name: 'max-slice-values', kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', defaultText: '100' },
   { name: 'codec', kind: 'string', arg: 'NAME', description: 'output Avro codec: null or deflate', defaultText: 'deflate' },
-  { name: 'part-size-mb', kind: 'integer', arg: 'MB', description: 'curated part files roll over at about this many MiB', defaultText: '128' },
+  { name: 'part-size-mb', kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', defaultText: '128' },
   { name: 'read-ahead', kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', defaultText: '4' },
   { name: 's3-endpoint', kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
   { name: 's3-force-path-style', kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },

@@ -67,7 +67,8 @@ export class Progress {
     const s = this.state;
     const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
     const rate = s.bytesDone / seconds;
-    const eta = rate > 0 && s.bytesTotal > s.bytesDone ? `${Math.ceil((s.bytesTotal - s.bytesDone) / rate)}s` : '-';
+    // The first seconds' rate is mostly start-up: no ETA until it means something.
+    const eta = seconds >= 2 && rate > 0 && s.bytesTotal > s.bytesDone ? `${Math.ceil((s.bytesTotal - s.bytesDone) / rate)}s` : '-';
     return `${s.phase}: ${s.objectsDone}/${s.objectsTotal} objects, ${s.records.toLocaleString('en-US')} records, ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)}, ${formatBytes(rate)}/s, ETA ${eta}`;
   }
 }
