@@ -1,8 +1,11 @@
 /**
  * The probe side of the streaming hash join of one day (SPEC §3): predictions are fed in (object
- * key, record) order; each kept one comes back enriched with its winning label, and what the
- * metrics need is kept in compact columns (about 50 bytes plus 8 per segment value a prediction)
- * so that slices can be chosen exactly once the day is complete (see `slices.ts`).
+ * key, record) order; each kept one comes back enriched with its winning label. For the metrics,
+ * a kept prediction is accumulated at once into its *combo* — the predictions of one model version
+ * with the same value for every segment key — and combos are merged into slices once the day is
+ * complete (see `slices.ts`), when the top values of each key are known. Past MAX_COMBOS distinct
+ * combos (a high-cardinality key), predictions are kept as compact rows instead (about 50 bytes
+ * plus 8 per segment value), so memory stays bounded whatever the cardinality.
  */
 import { chooseLabel, newLabelChoice, type DayWindow } from './policy.js';
 import type { LabelIndex } from './label-index.js';
@@ -10,6 +13,7 @@ import { StringKeyTable } from './key-table.js';
 import { float64Column, uint32Column, uint8Column } from './columns.js';
 import type { EnrichedRecord, PredictionRecord, Stage } from './records.js';
 import { UsageError } from '../errors.js';
+import { MetricAccumulator } from '../metrics/accumulator.js';
 
 /** What decides cutoffs and slices for one day and stage. */
 export interface JoinSettings {
@@ -25,6 +29,43 @@ export interface JoinSettings {
 
 /** Flag bits of a kept prediction row. */
 export const RowFlag = { valid: 1, labeled: 2, negativeDelay: 4, misplaced: 8 } as const;
+
+/** Most combos; each holds a MetricAccumulator (~0.5-2 KiB), so this bounds their memory to tens of MiB. */
+export const MAX_COMBOS = 16_384;
+
+/** Kept predictions of one model version with the same value (or absence) for every segment key. */
+export interface Combo {
+  group: number;
+  /** (key id, value id) pairs, sorted by key id. */
+  pairs: number[];
+  accumulator: MetricAccumulator;
+  /** Kept predictions, invalid ones included (the ranking of SPEC §5 counts those). */
+  kept: number;
+}
+
+/** Adds one kept prediction's figures to an accumulator (the one place that maps row flags to metrics). */
+export function accumulateRow(
+  acc: MetricAccumulator,
+  flags: number,
+  invalid: number,
+  duplicatePredictions: number,
+  duplicateLabels: number,
+  yTrue: number,
+  yPred: number,
+  delaySeconds: number,
+): void {
+  acc.invalidCount += invalid;
+  acc.duplicatePredictionCount += duplicatePredictions;
+  acc.duplicateLabelCount += duplicateLabels;
+  if (flags & RowFlag.misplaced) acc.misplacedCount++;
+  if (!(flags & RowFlag.valid)) return;
+  if (flags & RowFlag.labeled) {
+    if (flags & RowFlag.negativeDelay) acc.negativeDelayCount++;
+    acc.addLabeled(yTrue, yPred, delaySeconds);
+  } else {
+    acc.addUnlabeled();
+  }
+}
 
 /** A guard against producers that put ids into segment key *names*: slicing on each would explode. */
 export const MAX_SEGMENT_KEY_NAMES = 1000;
@@ -70,7 +111,7 @@ function enriched(
 
 /** Probes the label index with each prediction of the day and keeps the metric columns. */
 export class DayJoin {
-  /** Dedup of prediction ids; entry index = row index of the kept prediction. */
+  /** Dedup of prediction ids; entry index = the kept prediction's index. */
   private readonly seen: StringKeyTable;
   private readonly choice = newLabelChoice();
   /** End of D + label window: no final cutoff lies beyond it. */
@@ -84,11 +125,18 @@ export class DayJoin {
   private readonly keyIds = new Map<string, number>();
   readonly keyNames: string[] = [];
   readonly keyValues: StringKeyTable[] = [];
-  /** Per key id: how many kept predictions carry the key. */
+  /** Per key id: how many *rows* carry the key (combos count their own). */
   readonly keyPairCounts: number[] = [];
   private readonly allowedKeys: Set<string> | undefined;
+  /** The current prediction's (key id, value id) pairs, sorted by key id. */
+  private readonly pairScratch: number[] = [];
 
-  // One entry per kept prediction (row).
+  readonly combos: Combo[] = [];
+  private readonly comboIds = new Map<string, number>();
+  /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
+  private readonly keptRef = uint32Column();
+
+  // One entry per prediction kept as a row (only once MAX_COMBOS combos exist).
   readonly rowGroup = uint32Column();
   readonly rowFlags = uint8Column();
   readonly rowInvalid = uint32Column();
@@ -103,25 +151,29 @@ export class DayJoin {
 
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
-  /** `expectedPredictions` presizes the dedup table (an estimate; it grows past it). */
+  /**
+   * `expectedPredictions` presizes the dedup table (an estimate; it grows past it); `maxCombos`
+   * is lowered only by tests, to exercise the row overflow.
+   */
   constructor(
     private readonly settings: JoinSettings,
     private readonly labels: LabelIndex,
     expectedPredictions = 1024,
+    private readonly maxCombos = MAX_COMBOS,
   ) {
     this.seen = new StringKeyTable(expectedPredictions);
     this.finalClose = settings.day.endMicros + settings.windowMicros;
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
   }
 
-  /** Number of kept predictions so far. */
+  /** Number of predictions kept as rows (not in a combo). */
   get rowCount(): number {
     return this.rowGroup.size;
   }
 
   /** Bytes held by the probe's structures, for the memory log line. */
   get byteSize(): number {
-    const columns = [this.rowGroup, this.rowFlags, this.rowInvalid, this.rowDuplicatePredictions, this.rowDuplicateLabels, this.rowYTrue, this.rowYPred, this.rowDelaySeconds, this.rowPairStart, this.segmentPairs];
+    const columns = [this.keptRef, this.rowGroup, this.rowFlags, this.rowInvalid, this.rowDuplicatePredictions, this.rowDuplicateLabels, this.rowYTrue, this.rowYPred, this.rowDelaySeconds, this.rowPairStart, this.segmentPairs];
     return this.seen.byteSize + columns.reduce((sum, column) => sum + column.byteSize, 0);
   }
 
@@ -132,9 +184,12 @@ export class DayJoin {
   accept(p: PredictionRecord): EnrichedRecord | undefined {
     this.stats.predictionsRead++;
     const hash = this.seen.hashKey(p.prediction_id);
-    const row = this.seen.internHashed(hash);
+    const kept = this.seen.internHashed(hash);
     if (!this.seen.lastWasInserted) {
-      this.rowDuplicatePredictions.add(row, 1);
+      // Counted in the kept prediction's slices (SPEC §3), through its combo or row.
+      const ref = this.keptRef.get(kept);
+      if (ref & 1) this.rowDuplicatePredictions.add(ref >>> 1, 1);
+      else this.combos[ref >>> 1]!.accumulator.duplicatePredictionCount++;
       this.stats.duplicatesDropped++;
       return undefined;
     }
@@ -142,13 +197,13 @@ export class DayJoin {
 
     const { day } = this.settings;
     let flags = p.inference_ts < day.startMicros || p.inference_ts >= day.endMicros ? RowFlag.misplaced : 0;
-    this.rowGroup.push(this.groupOf(p.model_name, p.model_version));
-    this.pushSegments(p.segment_keys);
+    const group = this.groupOf(p.model_name, p.model_version);
+    this.collectSegments(p.segment_keys);
 
     if (!Number.isFinite(p.y_pred)) {
       // Invalid: kept as written, no label joined, out of the metrics (SPEC §3).
       this.stats.invalid++;
-      this.pushRow(flags, 1, 0, NaN, p.y_pred, NaN);
+      this.record(group, flags, 1, 0, NaN, p.y_pred, NaN);
       return enriched(p, p.y_true, p.residual, null, null, null);
     }
     flags |= RowFlag.valid;
@@ -184,21 +239,46 @@ export class DayJoin {
     }
 
     if (yTrue === null || labelTs === null) {
-      this.pushRow(flags, invalidLabels, duplicateLabels, NaN, p.y_pred, NaN);
+      this.record(group, flags, invalidLabels, duplicateLabels, NaN, p.y_pred, NaN);
       return enriched(p, null, null, null, null, null);
     }
 
     flags |= RowFlag.labeled;
     if (labelTs < p.inference_ts) flags |= RowFlag.negativeDelay;
     const delaySeconds = labelTs > p.inference_ts ? (labelTs - p.inference_ts) / 1e6 : 0;
-    this.pushRow(flags, invalidLabels, duplicateLabels, yTrue, p.y_pred, delaySeconds);
+    this.record(group, flags, invalidLabels, duplicateLabels, yTrue, p.y_pred, delaySeconds);
     this.stats.labeled++;
     if (source === 'labels') this.stats.labeledFromLabels++;
     else this.stats.labeledInline++;
     return enriched(p, yTrue, yTrue - p.y_pred, labelTs, delaySeconds, source);
   }
 
-  private pushRow(flags: number, invalid: number, duplicateLabels: number, yTrue: number, yPred: number, delaySeconds: number): void {
+  /** Accumulates a kept prediction into its combo, or keeps it as a row once combos are full. */
+  private record(group: number, flags: number, invalid: number, duplicateLabels: number, yTrue: number, yPred: number, delaySeconds: number): void {
+    const pairs = this.pairScratch;
+    let id = String(group);
+    for (let i = 0; i < pairs.length; i += 2) id += `,${pairs[i]}:${pairs[i + 1]}`;
+    let combo = this.comboIds.get(id);
+    if (combo === undefined && this.combos.length < this.maxCombos) {
+      combo = this.combos.length;
+      this.comboIds.set(id, combo);
+      this.combos.push({ group, pairs: pairs.slice(), accumulator: new MetricAccumulator(), kept: 0 });
+    }
+    if (combo !== undefined) {
+      this.keptRef.push(combo * 2);
+      const target = this.combos[combo]!;
+      target.kept++;
+      accumulateRow(target.accumulator, flags, invalid, 0, duplicateLabels, yTrue, yPred, delaySeconds);
+      return;
+    }
+    this.keptRef.push(this.rowGroup.size * 2 + 1);
+    this.rowGroup.push(group);
+    this.rowPairStart.push(this.segmentPairs.size);
+    for (let i = 0; i < pairs.length; i += 2) {
+      this.segmentPairs.push(pairs[i]!);
+      this.segmentPairs.push(pairs[i + 1]!);
+      this.keyPairCounts[pairs[i]!]!++;
+    }
     this.rowFlags.push(flags);
     this.rowInvalid.push(invalid);
     this.rowDuplicatePredictions.push(0);
@@ -221,8 +301,10 @@ export class DayJoin {
     return group;
   }
 
-  private pushSegments(segments: Record<string, string>): void {
-    this.rowPairStart.push(this.segmentPairs.size);
+  /** Interns the prediction's slice keys and values into pairScratch, sorted by key id. */
+  private collectSegments(segments: Record<string, string>): void {
+    const pairs = this.pairScratch;
+    pairs.length = 0;
     for (const key in segments) {
       if (this.allowedKeys !== undefined && !this.allowedKeys.has(key)) continue;
       let keyId = this.keyIds.get(key);
@@ -239,9 +321,17 @@ export class DayJoin {
         this.keyValues.push(new StringKeyTable(16));
         this.keyPairCounts.push(0);
       }
-      this.keyPairCounts[keyId]!++;
-      this.segmentPairs.push(keyId);
-      this.segmentPairs.push(this.keyValues[keyId]!.intern(segments[key]!));
+      const valueId = this.keyValues[keyId]!.intern(segments[key]!);
+      // Insertion sort by key id: maps are small, and producers usually write keys in one order.
+      let at = pairs.length;
+      pairs.push(keyId, valueId);
+      while (at > 0 && pairs[at - 2]! > keyId) {
+        pairs[at] = pairs[at - 2]!;
+        pairs[at + 1] = pairs[at - 1]!;
+        at -= 2;
+      }
+      pairs[at] = keyId;
+      pairs[at + 1] = valueId;
     }
   }
 }

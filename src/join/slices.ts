@@ -1,14 +1,14 @@
 /**
- * Turns the rows of a day's join into ModelMetrics records (SPEC §5): one per model version for the
- * whole version, and one per kept value of each segment key, where per model version and key the
+ * Turns a day's join into ModelMetrics records (SPEC §5): one per model version for the whole
+ * version, and one per kept value of each segment key, where per model version and key the
  * `maxSliceValues` values with the most kept predictions keep their own slice (ties by value byte
- * order) and the rest fold into `__other__`. Choosing the kept values needs every count first,
- * which is why the join keeps rows instead of accumulating per value as it goes: memory is bounded
- * by the number of slices written, not by the cardinality of a key.
+ * order) and the rest fold into `__other__`. Choosing the kept values needs every count first, so
+ * the join accumulates per combo (or keeps rows) and the slices are assembled here: memory is
+ * bounded by the number of combos and slices, not by the cardinality of a key.
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { MetricValues } from '../metrics/formulas.js';
-import { RowFlag, type DayJoin } from './day-join.js';
+import { accumulateRow, type DayJoin } from './day-join.js';
 import type { Stage } from './records.js';
 import { stageSymbol } from './records.js';
 import type { DayWindow } from './policy.js';
@@ -40,17 +40,6 @@ interface KeySlice {
   valueId: number;
   value: string;
   accumulator: MetricAccumulator;
-  /** Position among its (group, key)'s slices: 1..N for kept values, N + 1 for __other__ (0 means "key absent"). */
-  slot: number;
-}
-
-/** Most combos kept; rows of further combos are accumulated into their slices directly. */
-const MAX_COMBOS = 65_536;
-
-/** Rows of one model version that fall into the same slice of every key. */
-interface Combo {
-  accumulator: MetricAccumulator;
-  targets: MetricAccumulator[];
 }
 
 function compareBytes(a: string, b: string): number {
@@ -58,15 +47,23 @@ function compareBytes(a: string, b: string): number {
 }
 
 /**
- * Per key, per group: counts of kept rows by value id. One pass over the rows fills a Float64Array
- * of (group, value) codes per key, and one sort per key turns it into runs — so even a key with
- * millions of values costs one typed array, not a Map entry per value.
+ * Per key, per group: counts of kept predictions by value id. Combos contribute their counts; rows
+ * (the high-cardinality overflow) go through one Float64Array of (group, value) codes per key and
+ * one sort, so even a key with millions of values costs one typed array, not a Map entry per value.
  */
 function countValues(join: DayJoin): Array<Map<number, Array<{ valueId: number; count: number }>>> {
   const keyCount = join.keyNames.length;
+  const valueCounts = join.keyValues.map((values) => values.size);
+  const fromCombos = Array.from({ length: keyCount }, () => new Map<number, number>());
+  for (const combo of join.combos) {
+    for (let i = 0; i < combo.pairs.length; i += 2) {
+      const keyId = combo.pairs[i]!;
+      const code = combo.group * valueCounts[keyId]! + combo.pairs[i + 1]!;
+      fromCombos[keyId]!.set(code, (fromCombos[keyId]!.get(code) ?? 0) + combo.kept);
+    }
+  }
   const codes = join.keyPairCounts.map((n) => new Float64Array(n));
   const filled = new Array<number>(keyCount).fill(0);
-  const valueCounts = join.keyValues.map((values) => values.size);
   const pairs = join.segmentPairs;
   const rows = join.rowCount;
   for (let row = 0; row < rows; row++) {
@@ -80,17 +77,24 @@ function countValues(join: DayJoin): Array<Map<number, Array<{ valueId: number; 
   return codes.map((keyCodes, keyId) => {
     keyCodes.sort();
     const valueCount = valueCounts[keyId]!;
+    const comboCounts = fromCombos[keyId]!;
     const byGroup = new Map<number, Array<{ valueId: number; count: number }>>();
+    const emit = (code: number, count: number): void => {
+      const group = Math.floor(code / valueCount);
+      let list = byGroup.get(group);
+      if (list === undefined) byGroup.set(group, (list = []));
+      list.push({ valueId: code - group * valueCount, count });
+    };
     for (let start = 0; start < keyCodes.length; ) {
       let end = start + 1;
       while (end < keyCodes.length && keyCodes[end] === keyCodes[start]) end++;
       const code = keyCodes[start]!;
-      const group = Math.floor(code / valueCount);
-      let list = byGroup.get(group);
-      if (list === undefined) byGroup.set(group, (list = []));
-      list.push({ valueId: code - group * valueCount, count: end - start });
+      const fromCombo = comboCounts.get(code);
+      if (fromCombo !== undefined) comboCounts.delete(code);
+      emit(code, end - start + (fromCombo ?? 0));
       start = end;
     }
+    for (const [code, count] of comboCounts) emit(code, count);
     return byGroup;
   });
 }
@@ -114,18 +118,7 @@ function topValues(candidates: Array<{ valueId: number; count: number }>, max: n
 }
 
 function addRow(join: DayJoin, row: number, acc: MetricAccumulator): void {
-  const flags = join.rowFlags.get(row);
-  acc.invalidCount += join.rowInvalid.get(row);
-  acc.duplicatePredictionCount += join.rowDuplicatePredictions.get(row);
-  acc.duplicateLabelCount += join.rowDuplicateLabels.get(row);
-  if (flags & RowFlag.misplaced) acc.misplacedCount++;
-  if (!(flags & RowFlag.valid)) return;
-  if (flags & RowFlag.labeled) {
-    if (flags & RowFlag.negativeDelay) acc.negativeDelayCount++;
-    acc.addLabeled(join.rowYTrue.get(row), join.rowYPred.get(row), join.rowDelaySeconds.get(row));
-  } else {
-    acc.addUnlabeled();
-  }
+  accumulateRow(acc, join.rowFlags.get(row), join.rowInvalid.get(row), join.rowDuplicatePredictions.get(row), join.rowDuplicateLabels.get(row), join.rowYTrue.get(row), join.rowYPred.get(row), join.rowDelaySeconds.get(row));
 }
 
 /** Computes every slice of the day, sorted by model name, version, then whole slice, key and value. */
@@ -143,58 +136,39 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
     const valueCount = values.size;
     const lookup = new Map<number, KeySlice>();
     for (const [group, candidates] of counts[keyId]!) {
-      let slot = 0;
       for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
-        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator(), slot: ++slot });
+        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
       }
     }
     keySlices.push(lookup);
     otherSlices.push(new Map());
   }
 
-  // Rows of one model version that fall into the same slice of every key share one accumulator (a
-  // "combo"): each row is accumulated once, and each combo is merged into its slices at the end,
-  // instead of every row being accumulated once per slice. A combo's id packs each key's slot in
-  // base `radix`; where that could exceed 2^53, or past MAX_COMBOS (high-cardinality keys), rows go
-  // into their slices directly. Either way the result is the same up to the last bits of the sums.
-  const radix = settings.maxSliceValues + 2;
-  const radixPowers = Array.from({ length: keyCount }, (_, k) => radix ** k);
-  const packable = radix ** keyCount * groupCount < Number.MAX_SAFE_INTEGER;
-  const combos = new Map<number, Combo>();
-  const targets: MetricAccumulator[] = [];
+  const valueCounts = join.keyValues.map((values) => values.size);
+  /** The slice of a key's value for a group: its own, or the group's __other__. */
+  const sliceOf = (group: number, keyId: number, valueId: number): KeySlice => {
+    let slice = keySlices[keyId]!.get(group * valueCounts[keyId]! + valueId);
+    if (slice === undefined) {
+      const others = otherSlices[keyId]!;
+      slice = others.get(group);
+      if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator() }));
+    }
+    return slice;
+  };
 
+  // Combos first (in creation order, so the result is deterministic), then the overflow rows.
+  for (const combo of join.combos) {
+    whole[combo.group]!.merge(combo.accumulator);
+    for (let i = 0; i < combo.pairs.length; i += 2) sliceOf(combo.group, combo.pairs[i]!, combo.pairs[i + 1]!).accumulator.merge(combo.accumulator);
+  }
   const rows = join.rowCount;
   const pairs = join.segmentPairs;
-  const valueCounts = join.keyValues.map((values) => values.size);
   for (let row = 0; row < rows; row++) {
     const group = join.rowGroup.get(row);
-    targets.length = 0;
-    targets.push(whole[group]!);
-    let code = group;
+    addRow(join, row, whole[group]!);
     const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
-    for (let i = join.rowPairStart.get(row); i < end; i += 2) {
-      const keyId = pairs.get(i);
-      const valueId = pairs.get(i + 1);
-      let slice = keySlices[keyId]!.get(group * valueCounts[keyId]! + valueId);
-      if (slice === undefined) {
-        const others = otherSlices[keyId]!;
-        slice = others.get(group);
-        if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator(), slot: settings.maxSliceValues + 1 }));
-      }
-      targets.push(slice.accumulator);
-      code += slice.slot * radixPowers[keyId]! * groupCount;
-    }
-    if (packable) {
-      let combo = combos.get(code);
-      if (combo === undefined && combos.size < MAX_COMBOS) combos.set(code, (combo = { accumulator: new MetricAccumulator(), targets: targets.slice() }));
-      if (combo !== undefined) {
-        addRow(join, row, combo.accumulator);
-        continue;
-      }
-    }
-    for (const target of targets) addRow(join, row, target);
+    for (let i = join.rowPairStart.get(row); i < end; i += 2) addRow(join, row, sliceOf(group, pairs.get(i), pairs.get(i + 1)).accumulator);
   }
-  for (const combo of combos.values()) for (const target of combo.targets) target.merge(combo.accumulator);
 
   const base = {
     window_start_ts: settings.day.startMicros,

@@ -25,11 +25,11 @@ function prediction(id: string, overrides: Partial<PredictionRecord> = {}): Pred
   };
 }
 
-function setup(labels: Array<[string, number, number]>, options: { stage?: Stage; asOf?: number; sliceKeys?: string[] } = {}) {
+function setup(labels: Array<[string, number, number]>, options: { stage?: Stage; asOf?: number; sliceKeys?: string[]; maxCombos?: number } = {}) {
   const index = new LabelIndex();
   for (const [id, y, ts] of labels) index.add(id, y, ts);
   const stage = options.stage ?? 'preliminary';
-  const join = new DayJoin({ stage, day: DAY, asOfMicros: options.asOf ?? DAY.endMicros + 24 * H, windowMicros: WINDOW, sliceKeys: options.sliceKeys }, index);
+  const join = new DayJoin({ stage, day: DAY, asOfMicros: options.asOf ?? DAY.endMicros + 24 * H, windowMicros: WINDOW, sliceKeys: options.sliceKeys }, index, 1024, options.maxCombos);
   const slices = (maxSliceValues = 100) => computeSlices(join, { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues });
   return { join, slices };
 }
@@ -267,9 +267,13 @@ describe('computeSlices: combined accumulation equals a direct recomputation', (
       predictions.push(prediction(`p${i}`, { y_pred: Math.round(random() * 1000) / 8, model_version: random() < 0.5 ? 'v1' : 'v2', segment_keys }));
       if (random() < 0.8) labels.push([`p${i}`, Math.round(random() * 1000) / 8, noon + Math.floor(random() * 3600) * S]);
     }
-    for (const maxSliceValues of [100, 3]) {
-      const { join, slices } = setup(labels);
+    // Combos only; combos then overflow rows; rows only — with and without folding into __other__.
+    for (const [maxSliceValues, maxCombos] of [[100, undefined], [3, undefined], [100, 25], [3, 25], [3, 0]] as const) {
+      const { join, slices } = setup(labels, { maxCombos });
       const enriched = predictions.map((p) => join.accept(p)!);
+      // Re-sent predictions count in the kept one's slices, whether it sits in a combo or a row.
+      for (let i = 0; i < 40; i++) expect(join.accept({ ...predictions[i * 97]!, y_pred: -1 })).toBeUndefined();
+      if (maxCombos !== undefined) expect(join.rowCount).toBeGreaterThan(0);
       const records = slices(maxSliceValues);
       for (const record of records) {
         const [key, value] = Object.entries(record.slice_keys)[0] ?? [];
@@ -282,6 +286,8 @@ describe('computeSlices: combined accumulation equals a direct recomputation', (
           return value === OTHER_VALUE ? !kept.has(v) : v === value;
         });
         const labeled = members.filter((e) => e.y_true !== null);
+        const resent = new Set(Array.from({ length: 40 }, (_, i) => predictions[i * 97]!.prediction_id));
+        expect(record.duplicate_prediction_count).toBe(members.filter((e) => resent.has(e.prediction_id)).length);
         expect(record.count).toBe(members.length);
         expect(record.labeled_count).toBe(labeled.length);
         const sse = labeled.reduce((sum, e) => sum + (e.y_true! - e.y_pred) ** 2, 0);
