@@ -16,7 +16,7 @@ import { checkDate } from '../config/dates.js';
 import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
 import { type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
 import { ExitCode, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
-import { parseLabelWindow, parseTimestamp } from '../join/policy.js';
+import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
 import { sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
 import type { DayResult } from '../pipeline/daily.js';
@@ -172,7 +172,13 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     const concurrency = (raw.concurrency as number | undefined) ?? 1;
     if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
     const config = resolveJobConfig(raw, io.env);
-    const outcomes = await backfill(createRunContext(config, 'backfill'), { from, to, stage, asOfMicros: asOfOf(raw), concurrency });
+    const asOfMicros = asOfOf(raw);
+    checkDate(to, '--to');
+    if (stage === 'preliminary' && dayWindow(to).startMicros > asOfMicros) {
+      // Caught here rather than as one failed day each: the whole range is a usage mistake.
+      throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
+    }
+    const outcomes = await backfill(createRunContext(config, 'backfill'), { from, to, stage, asOfMicros, concurrency });
     print(describeOutcomes(outcomes), outcomes);
     exitCode = combinedExitCode(outcomes);
   });

@@ -24,8 +24,11 @@ export function curatedPartKey(stage: Stage, date: string, index: number): strin
   return `${outputPartition(stage, date)}part-${String(index).padStart(5, '0')}.avro`;
 }
 
-/** Only objects ending in `.avro` are inputs; `_SUCCESS`, `.crc` and temp files are ignored (SPEC §1). */
+/**
+ * Only objects ending in `.avro` are inputs; `_SUCCESS`, `.crc` and temp files are ignored (SPEC §1).
+ * Like Hadoop and Spark, any path segment starting with `_` or `.` hides what is below it
+ * (`_temporary/` of an in-progress Spark write, `.staging/`, `.part-0.avro.tmp`).
+ */
 export function isInputObject(key: string): boolean {
-  const name = key.slice(key.lastIndexOf('/') + 1);
-  return key.endsWith('.avro') && !name.startsWith('.') && !name.startsWith('_');
+  return key.endsWith('.avro') && !key.split('/').some((segment) => segment.startsWith('.') || segment.startsWith('_'));
 }

@@ -30,8 +30,12 @@ export interface JoinSettings {
 /** Flag bits of a kept prediction row. */
 export const RowFlag = { valid: 1, labeled: 2, negativeDelay: 4, misplaced: 8 } as const;
 
-/** Most combos; each holds a MetricAccumulator (~0.5-2 KiB), so this bounds their memory to tens of MiB. */
-export const MAX_COMBOS = 16_384;
+/**
+ * Most combos. Each holds a MetricAccumulator, whose delay sketch takes up to ~25 KiB when its
+ * delays span milliseconds to weeks, so this bounds combos to ~50 MiB in the worst case; typical
+ * segmentations (a few keys of a few values per model version) need a few hundred.
+ */
+export const MAX_COMBOS = 2_048;
 
 /** Kept predictions of one model version with the same value (or absence) for every segment key. */
 export interface Combo {
@@ -200,24 +204,28 @@ export class DayJoin {
     const group = this.groupOf(p.model_name, p.model_version);
     this.collectSegments(p.segment_keys);
 
+    // Final: inference_ts + window, capped at the window's close for the day (end of D + window), so
+    // that a misplaced prediction stamped after D cannot make a final depend on when it ran.
+    const cutoff = this.settings.stage === 'final' ? Math.min(p.inference_ts + this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
+    const head = this.labels.headFrom(this.seen, hash);
+
     if (!Number.isFinite(p.y_pred)) {
-      // Invalid: kept as written, no label joined, out of the metrics (SPEC §3).
+      // Invalid: kept as written, no label joined, out of the metrics (SPEC §3). Its non-finite
+      // labels at or before the cutoff are still counted, as for any prediction.
       this.stats.invalid++;
-      this.record(group, flags, 1, 0, NaN, p.y_pred, NaN);
+      let invalidLabels = head >= 0 ? chooseLabel(this.labels, head, cutoff, this.choice).invalidCount : 0;
+      if (p.y_true !== null && !Number.isFinite(p.y_true) && p.inference_ts <= cutoff) invalidLabels++;
+      this.record(group, flags, 1 + invalidLabels, 0, NaN, p.y_pred, NaN);
       return enriched(p, p.y_true, p.residual, null, null, null);
     }
     flags |= RowFlag.valid;
 
-    // Final: inference_ts + window, capped at the window's close for the day (end of D + window), so
-    // that a misplaced prediction stamped after D cannot make a final depend on when it ran.
-    const cutoff = this.settings.stage === 'final' ? Math.min(p.inference_ts + this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
     let invalidLabels = 0;
     let duplicateLabels = 0;
     let yTrue: number | null = null;
     let labelTs: number | null = null;
     let source: EnrichedRecord['label_source'] = null;
 
-    const head = this.labels.headFrom(this.seen, hash);
     if (head >= 0) {
       const choice = chooseLabel(this.labels, head, cutoff, this.choice);
       invalidLabels = choice.invalidCount;

@@ -135,7 +135,9 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
     const values = join.keyValues[keyId]!;
     const valueCount = values.size;
     const lookup = new Map<number, KeySlice>();
-    for (const [group, candidates] of counts[keyId]!) {
+    for (const [group, allCandidates] of counts[keyId]!) {
+      // A value spelled like the fold bucket always folds into it: one slice per slice_keys.
+      const candidates = allCandidates.filter((c) => values.keyAt(c.valueId) !== OTHER_VALUE);
       for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
         lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
       }

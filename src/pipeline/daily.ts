@@ -21,6 +21,14 @@ import type { Progress } from '../observability/progress.js';
 import type { ObjectStore } from '../storage/types.js';
 import { listInputs, preflight } from './inputs.js';
 import { readInOrder } from './ordered-reader.js';
+import { mapBounded } from '../concurrency.js';
+
+/**
+ * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
+ * same inputs and options would give different output bytes, so deployed code recomputes rather
+ * than keep outputs made by older rules. 1: first release.
+ */
+export const OUTPUT_REVISION = 1;
 
 /** The four dataset stores of a run. */
 export interface Stores {
@@ -123,6 +131,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     part_bytes: config.partBytes,
     on_corrupt: config.onCorrupt,
     job_version: ctx.jobVersion,
+    output_revision: OUTPUT_REVISION,
     reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
   };
   const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
@@ -150,7 +159,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   });
 
   const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, curatedSuccess), readManifest(stores.metrics, metricsSuccess)]);
-  if (!config.force && oldCurated?.fingerprint === fingerprint && oldMetrics?.fingerprint === fingerprint) {
+  if (!config.force && oldCurated?.fingerprint === fingerprint && oldMetrics?.fingerprint === fingerprint && (await outputsIntact(stores, oldCurated, oldMetrics))) {
     log.info({ event: 'already_done', fingerprint }, 'outputs already committed for the same inputs and options; nothing to do (--force recomputes)');
     const stats = oldCurated.stats ?? {};
     return summary('already_done', {
@@ -203,8 +212,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
     for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
       for (const label of block.records) {
-        // A label after the preliminary as-of can never be usable (SPEC §3); final cutoffs vary per prediction.
-        if (request.stage === 'preliminary' && label.label_ts > request.asOfMicros) continue;
+        // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
+        // later label can never be usable, nor counted (SPEC §3).
+        if (label.label_ts > labelsThrough) continue;
         labels.add(label.prediction_id, label.y_true, label.label_ts);
       }
       labelsRead += block.records.length;
@@ -287,6 +297,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     return result;
   } catch (error) {
     progress?.clearLine();
+    // Uncommit first: a failure between the two _SUCCESS writes must not leave one pointing at
+    // data files that are deleted next.
+    await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]).catch(() => undefined);
     await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
     const leftovers = { curated: curatedWriter.startedKeys, metrics: metricsWriter.startedKeys };
     await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
@@ -294,6 +307,16 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     });
     throw error;
   }
+}
+
+/** Whether every output a manifest lists still exists with its size (a deleted part means recompute). */
+async function outputsIntact(stores: Stores, curated: Manifest, metrics: Manifest): Promise<boolean> {
+  const checks = [
+    ...curated.outputs.map((o) => ({ store: stores.curated, o })),
+    ...metrics.outputs.map((o) => ({ store: stores.metrics, o })),
+  ];
+  const found = await mapBounded(checks, 16, async ({ store, o }) => (await store.head(o.key))?.size === o.size);
+  return found.every(Boolean);
 }
 
 /**

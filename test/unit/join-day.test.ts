@@ -137,6 +137,20 @@ describe('DayJoin: label rules (SPEC §3)', () => {
     expect(whole!.mse).toBeNull();
   });
 
+  it('an invalid prediction still counts its non-finite labels (dataset and inline) at or before the cutoff', () => {
+    const asOf = noon + 5 * H;
+    const { join, slices } = setup([
+      ['a', Number.NaN, noon + H],
+      ['a', 12, noon + 2 * H],
+      ['a', Number.NaN, asOf + 1],
+    ], { asOf });
+    join.accept(prediction('a', { y_pred: Number.NaN, y_true: Number.POSITIVE_INFINITY }));
+    const [whole] = slices();
+    // the prediction itself, its NaN dataset label before the cutoff, and its infinite inline truth
+    expect(whole!.invalid_count).toBe(3);
+    expect(whole!.count).toBe(0);
+  });
+
   it('a non-finite label at or before the cutoff is ignored and counted invalid; after the cutoff it is not counted', () => {
     const asOf = noon + 5 * H;
     const { join, slices } = setup([
@@ -228,6 +242,20 @@ describe('computeSlices (SPEC §5)', () => {
       ['eu', 5],
       ['us', 3],
       [OTHER_VALUE, 3],
+    ]);
+  });
+
+  it('a real segment value "__other__" folds into the fold bucket, so slice_keys stay unique', () => {
+    const { join, slices } = setup([]);
+    join.accept(prediction('a', { segment_keys: { region: OTHER_VALUE } }));
+    join.accept(prediction('b', { segment_keys: { region: OTHER_VALUE } }));
+    join.accept(prediction('c', { segment_keys: { region: 'eu' } }));
+    const regions = slices(5)
+      .filter((r) => 'region' in r.slice_keys)
+      .map((r) => [r.slice_keys.region, r.count]);
+    expect(regions).toEqual([
+      ['eu', 1],
+      [OTHER_VALUE, 2],
     ]);
   });
 

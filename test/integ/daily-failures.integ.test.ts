@@ -1,0 +1,97 @@
+/**
+ * Failure paths of one day's run, in-process on local folders: a failure between the two commit
+ * points, an already-done run whose outputs were deleted behind its back, and a preliminary
+ * backfill past its as-of.
+ */
+import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
+import { commonOptions } from '../../src/config/options.js';
+import { generateSample } from '../../src/demo/generate.js';
+import { StorageError } from '../../src/errors.js';
+import { dayWindow } from '../../src/join/policy.js';
+import { silentLogger } from '../../src/observability/log.js';
+import { type RunContext, type Stores, runDay } from '../../src/pipeline/daily.js';
+import { openStore } from '../../src/storage/index.js';
+import type { ObjectStore } from '../../src/storage/types.js';
+
+const DAY = '2026-03-02';
+const AS_OF = dayWindow('2026-03-03').startMicros + 6 * 3600e6;
+let root: string;
+
+function context(stores?: Partial<Stores>): RunContext {
+  const config = resolveJobConfig(coerceAll({ root }, commonOptions), {});
+  const opened: Stores = {
+    predictions: openStore(config.predictions, {}, '--predictions'),
+    labels: openStore(config.labels, {}, '--labels'),
+    curated: openStore(config.curated, {}, '--curated'),
+    metrics: openStore(config.metrics, {}, '--metrics'),
+  };
+  return { config, stores: { ...opened, ...stores }, logger: silentLogger(), jobVersion: 'test' };
+}
+
+/** A store whose writes of one key fail, as a store that drops the connection would. */
+function failingWrites(store: ObjectStore, failKey: string): ObjectStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'write') {
+        return async (key: string, ...rest: unknown[]) => {
+          if (key === failKey) throw new StorageError(`injected failure writing ${key}`, { key });
+          return (target.write as (...args: unknown[]) => Promise<unknown>).call(target, key, ...rest);
+        };
+      }
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name));
+  } catch {
+    return [];
+  }
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'mm-daily-failures-'));
+  const ctx = context();
+  await generateSample(ctx.stores.predictions, ctx.stores.labels, { from: DAY, days: 1, predictionsPerDay: 3000, filesPerDay: 3 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('daily run failure paths', () => {
+  it('a failure writing the second _SUCCESS leaves neither _SUCCESS nor any data file', async () => {
+    const base = context();
+    const metrics = failingWrites(base.stores.metrics, `stage=preliminary/dt=${DAY}/_SUCCESS`);
+    await expect(runDay(context({ metrics }), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF })).rejects.toMatchObject({ code: 'E_STORAGE' });
+    expect(await filesUnder(join(root, 'curated'))).toEqual([]);
+    expect(await filesUnder(join(root, 'metrics'))).toEqual([]);
+    // and the next run completes
+    const result = await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
+    expect(result.status).toBe('done');
+  });
+
+  it('"already done" recomputes when an output listed in the manifest is gone', async () => {
+    const first = await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
+    expect(['done', 'already_done']).toContain(first.status);
+    expect((await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF })).status).toBe('already_done');
+    await unlink(join(root, 'curated', `stage=preliminary/dt=${DAY}/part-00000.avro`));
+    const again = await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
+    expect(again.status).toBe('done');
+    expect((await filesUnder(join(root, 'curated'))).some((f) => f.endsWith('part-00000.avro'))).toBe(true);
+  });
+
+  it('a preliminary backfill reaching past --as-of is bad usage (exit 2) before any day runs', async () => {
+    const out: string[] = [];
+    const code = await main(['backfill', '--root', root, '--from', DAY, '--to', '2026-03-09', '--stage', 'preliminary', '--as-of', '2026-03-05T00:00:00Z', '--json', '--log-level', 'silent'], { stdout: (t) => out.push(t), env: {} });
+    expect(code).toBe(2);
+    expect(JSON.parse(out.join(''))).toMatchObject({ status: 'failed', code: 'E_USAGE', option: '--to' });
+  });
+});
