@@ -245,7 +245,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       error = usageErrorOf(caught, program);
     }
     const code = exitCodeOf(error);
-    const logger = commandLogger({ logLevel: 'error' }, argv[0] ?? 'model-metrics');
+    // The failure line is logged at any level but "silent" (the options may not have parsed, so argv is read as is).
+    const levelAt = argv.indexOf('--log-level');
+    const silent = (levelAt >= 0 && argv[levelAt + 1] === 'silent') || io.env.MODEL_METRICS_LOG_LEVEL === 'silent';
+    const logger = commandLogger({ logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
     const message = sanitizeForLog(error instanceof Error ? error.message : String(error));
     const details = error instanceof ModelMetricsError ? error.toJSON() : { code: 'E_INTERNAL', stack: error instanceof Error ? error.stack : undefined };
     logger.error({ event: code === ExitCode.notReady ? 'not_ready' : 'command_failed', exit_code: code, ...details, message }, message);
