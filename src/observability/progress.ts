@@ -29,7 +29,7 @@ export function formatBytes(bytes: number): string {
 /** Renders and throttles progress output. */
 export class Progress {
   readonly state: ProgressState = { phase: 'starting', objectsDone: 0, objectsTotal: 0, bytesDone: 0, bytesTotal: 0, records: 0 };
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
   private lastDraw = 0;
   private lineShown = false;
 
@@ -38,6 +38,12 @@ export class Progress {
     private readonly terminal: NodeJS.WriteStream | undefined,
     private readonly logIntervalMs = 30_000,
   ) {}
+
+  /** Starts counting a new unit of work (a day) with its totals: counters, rate and ETA restart. */
+  begin(objectsTotal: number, bytesTotal: number): void {
+    Object.assign(this.state, { objectsDone: 0, bytesDone: 0, records: 0, objectsTotal, bytesTotal });
+    this.startedAt = Date.now();
+  }
 
   /** Call often; draws or logs only when due. */
   tick(): void {

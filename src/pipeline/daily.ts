@@ -201,16 +201,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       if (progress) progress.state.objectsDone++;
     },
   };
-  if (progress) {
-    // Per day: a backfill or scheduled run draws one day after another on the same line.
-    Object.assign(progress.state, {
-      objectsDone: 0,
-      bytesDone: 0,
-      records: 0,
-      objectsTotal: predictionCheck.usable.length + labelCheck.usable.length,
-      bytesTotal: [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0),
-    });
-  }
+  // Per day: a backfill or scheduled run draws one day after another on the same line.
+  progress?.begin(predictionCheck.usable.length + labelCheck.usable.length, [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0));
 
   try {
     const labels = new LabelIndex(estimateRecords(labelCheck.usable));

@@ -48,6 +48,8 @@ describe('progress and log hygiene', () => {
     Object.assign(progress.state, { phase: 'predictions', objectsDone: 3, objectsTotal: 10, bytesDone: 1024 * 1024, bytesTotal: 4 * 1024 * 1024, records: 12345 });
     const line = progress.describe(Date.now() + 10_000);
     expect(line).toMatch(/^predictions: 3\/10 objects, 12,345 records, 1\.0 MiB\/4\.0 MiB, [\d.]+ KiB\/s, ETA \d+s$/);
+    progress.begin(7, 100);
+    expect(progress.describe()).toMatch(/^predictions: 0\/7 objects, 0 records, 0 B\/100 B, 0 B\/s, ETA -$/);
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GiB');
   });
