@@ -2,7 +2,7 @@
  * The outcome of one day inside a multi-day command (backfill, scheduled): a result, "not ready",
  * or a failure with its error code — so one bad day is reported and does not hide the others.
  */
-import { ExitCode, ModelMetricsError, describeError, exitCodeOf } from '../src/errors.js';
+import { ExitCode, InterruptedError, ModelMetricsError, describeError, exitCodeOf } from '../src/errors.js';
 import type { DayRequest, DayResult, RunContext } from '../src/pipeline/daily.js';
 import { runDay } from '../src/pipeline/daily.js';
 import { sanitizeForLog } from '../src/observability/log.js';
@@ -18,6 +18,8 @@ export async function runDayOutcome(ctx: RunContext, request: DayRequest): Promi
     const result = await runDay(ctx, request);
     return { date: request.date, stage: request.stage, status: result.status, result };
   } catch (error) {
+    // A signal stops the whole command, not just this day.
+    if (error instanceof InterruptedError) throw error;
     const notReady = exitCodeOf(error) === ExitCode.notReady;
     const code = error instanceof ModelMetricsError ? error.code : 'E_INTERNAL';
     const message = sanitizeForLog(describeError(error));

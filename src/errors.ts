@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'E_CORRUPT_OBJECT' // an input object is not a valid Avro container file
   | 'E_SCHEMA_INCOMPATIBLE' // a writer schema cannot be resolved against our reader schema
   | 'E_CONCURRENT_CHANGE' // an input changed between listing and reading
+  | 'E_INTERRUPTED' // SIGTERM or SIGINT: the run stopped cleanly, nothing committed
   | 'E_INTERNAL'; // a bug: an invariant did not hold
 
 /** Context attached to an error; every field optional, all safe to log. */
@@ -104,6 +105,13 @@ export class ConcurrentChangeError extends ModelMetricsError {
   }
 }
 
+/** The run was stopped by a signal; partial outputs were removed and nothing was committed. */
+export class InterruptedError extends ModelMetricsError {
+  constructor(readonly signal: 'SIGTERM' | 'SIGINT') {
+    super('E_INTERRUPTED', `stopped by ${signal}: partial outputs removed, nothing committed; rerun to complete the work`, { signal });
+  }
+}
+
 /** Process exit codes of SPEC §6. */
 export const ExitCode = { ok: 0, failed: 1, usage: 2, notReady: 3 } as const;
 
@@ -112,6 +120,8 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof ModelMetricsError) {
     if (error.code === 'E_USAGE' || error.code === 'E_CONFIG') return ExitCode.usage;
     if (error.code === 'E_NOT_READY') return ExitCode.notReady;
+    // The shell convention for death by signal: 128 + its number (SIGTERM 15 → 143, SIGINT 2 → 130).
+    if (error instanceof InterruptedError) return error.signal === 'SIGTERM' ? 143 : 130;
   }
   return ExitCode.failed;
 }

@@ -27,11 +27,11 @@ export function commandLogger(config: Pick<JobConfig, 'logLevel'>, command: stri
 }
 
 /** The full context of a job command. */
-export function createRunContext(config: JobConfig, command: string): RunContext {
+export function createRunContext(config: JobConfig, command: string, signal?: AbortSignal): RunContext {
   const terminal = process.stderr.isTTY ? process.stderr : undefined;
   // The progress line and the logger reference each other: the logger clears the line before writing.
   const holder: { progress?: Progress } = {};
   const logger = commandLogger(config, command, { clearLine: () => holder.progress?.clearLine() });
   holder.progress = new Progress(logger, terminal);
-  return { config, stores: openStores(config), logger, progress: holder.progress, jobVersion: JOB_VERSION };
+  return { config, stores: openStores(config), logger, progress: holder.progress, jobVersion: JOB_VERSION, ...(signal === undefined ? {} : { signal }) };
 }

@@ -15,7 +15,7 @@ import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
 import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
 import { type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
-import { ExitCode, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
+import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
 import { sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
@@ -126,6 +126,14 @@ Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  // SIGTERM (Kubernetes, Airflow) and SIGINT (Ctrl-C) stop the run at the next block; it removes
+  // its partial outputs and commits nothing. A second signal gets Node's default: immediate exit.
+  const interrupt = new AbortController();
+  const onSignal = (signal: 'SIGTERM' | 'SIGINT') => () => interrupt.abort(new InterruptedError(signal));
+  const onTerm = onSignal('SIGTERM');
+  const onInt = onSignal('SIGINT');
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
   let json = argv.includes('--json');
   const print = (human: string, machine: unknown): void => io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
 
@@ -158,7 +166,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const config = resolveJobConfig(raw, io.env);
-    const result = await dailyRun(createRunContext(config, 'run'), { date, stage, asOfMicros: asOfOf(raw) });
+    const result = await dailyRun(createRunContext(config, 'run', interrupt.signal), { date, stage, asOfMicros: asOfOf(raw) });
     print(describeResult(result), result);
   });
 
@@ -178,7 +186,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       // Caught here rather than as one failed day each: the whole range is a usage mistake.
       throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
     }
-    const outcomes = await backfill(createRunContext(config, 'backfill'), { from, to, stage, asOfMicros, concurrency });
+    const outcomes = await backfill(createRunContext(config, 'backfill', interrupt.signal), { from, to, stage, asOfMicros, concurrency });
     print(describeOutcomes(outcomes), outcomes);
     exitCode = combinedExitCode(outcomes);
   });
@@ -195,7 +203,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
     }
     const config = resolveJobConfig(raw, io.env);
-    const outcomes = await scheduled(createRunContext(config, 'scheduled'), { asOfMicros: asOfOf(raw), lookbackMicros });
+    const outcomes = await scheduled(createRunContext(config, 'scheduled', interrupt.signal), { asOfMicros: asOfOf(raw), lookbackMicros });
     print(describeOutcomes(outcomes), outcomes);
     exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
   });
@@ -218,7 +226,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     json = raw.json === true;
     const dir = resolvePath((raw.dir as string | undefined) ?? './model-metrics-demo');
     const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? 'warn' }, {});
-    const result = await demo(createRunContext(config, 'demo'));
+    const result = await demo(createRunContext(config, 'demo', interrupt.signal));
     const failed = result.outcomes.filter((o) => o.status !== 'done' && o.status !== 'already_done');
     const human = [
       `sample data: ${result.sample.predictions.toLocaleString('en-US')} predictions in ${result.sample.predictionFiles} files, ${result.sample.labels.toLocaleString('en-US')} labels in ${result.sample.labelFiles} files under ${dir}`,
@@ -251,11 +259,14 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     const logger = commandLogger({ logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
     const message = sanitizeForLog(error instanceof Error ? error.message : String(error));
     const details = error instanceof ModelMetricsError ? error.toJSON() : { code: 'E_INTERNAL', stack: error instanceof Error ? error.stack : undefined };
-    logger.error({ event: code === ExitCode.notReady ? 'not_ready' : 'command_failed', exit_code: code, ...details, message }, message);
-    if (json) io.stdout(`${JSON.stringify({ status: code === ExitCode.notReady ? 'not_ready' : 'failed', exit_code: code, ...details, message })}\n`);
+    const status = code === ExitCode.notReady ? 'not_ready' : error instanceof InterruptedError ? 'interrupted' : 'failed';
+    logger.error({ event: status === 'failed' ? 'command_failed' : status, exit_code: code, ...details, message }, message);
+    if (json) io.stdout(`${JSON.stringify({ status, exit_code: code, ...details, message })}\n`);
     else if (process.stderr.isTTY) process.stderr.write(`model-metrics: ${message}\n`);
     return code;
   } finally {
+    process.removeListener('SIGTERM', onTerm);
+    process.removeListener('SIGINT', onInt);
     destroyStores();
   }
 }

@@ -45,6 +45,8 @@ export interface RunContext {
   logger: Logger;
   progress?: Progress;
   jobVersion: string;
+  /** Aborted on SIGTERM/SIGINT: the run stops at the next block, cleans up and commits nothing. */
+  signal?: AbortSignal;
 }
 
 /** One day and stage to compute. */
@@ -209,6 +211,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     let labelsRead = 0;
     if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
     for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
+      ctx.signal?.throwIfAborted();
       for (const label of block.records) {
         // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
         // later label can never be usable, nor counted (SPEC §3).
@@ -223,6 +226,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
     if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
     for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
+      ctx.signal?.throwIfAborted();
       for (const prediction of block.records) {
         const enriched = join.accept(prediction);
         if (enriched === undefined) continue;
@@ -278,6 +282,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       outputs,
       stats,
     });
+    ctx.signal?.throwIfAborted();
     // The commit points, written last (SPEC §1).
     await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
     await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
