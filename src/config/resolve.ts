@@ -208,7 +208,8 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     sliceKeys,
     maxSliceValues: positiveInt(raw, 'max-slice-values', 100, 1_000_000),
     codec,
-    partBytes: positiveInt(raw, 'part-size-mb', 128, 1_000_000) * 1024 * 1024,
+    // Parts are moved into place with one CopyObject each, which S3 allows up to 5 GiB.
+    partBytes: positiveInt(raw, 'part-size-mb', 128, 4096) * 1024 * 1024,
     readAhead: positiveInt(raw, 'read-ahead', 4, 64),
     s3,
     force: raw.force === true,

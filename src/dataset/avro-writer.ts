@@ -22,6 +22,11 @@ export interface AvroFilesOptions {
   metadata: Record<string, string>;
   /** Roll over once a file holds this many bytes of uncompressed records (Infinity: one file). */
   maxPartBytes: number;
+  /**
+   * Written under this prefix + the key, to be moved into place at commit; the sync marker and the
+   * outputs still use the final key, so the bytes are those of a file written in place.
+   */
+  stagingPrefix?: string;
 }
 
 interface OpenPart {
@@ -48,7 +53,7 @@ function startCompression(part: OpenPart, block: RawBlock): void {
 export class AvroFilesWriter {
   private part: OpenPart | undefined;
   private readonly outputs: ManifestOutput[] = [];
-  /** Every key this writer started, for cleanup after a failure. */
+  /** Every key this writer started (staged keys when staging), for cleanup after a failure. */
   readonly startedKeys: string[] = [];
 
   constructor(
@@ -81,6 +86,11 @@ export class AvroFilesWriter {
     if (part.encoder.rawBytesOut >= this.options.maxPartBytes) await this.closePart();
   }
 
+  /** Where the file of a final key is written (the key itself without a staging prefix). */
+  stagedKey(key: string): string {
+    return `${this.options.stagingPrefix ?? ''}${key}`;
+  }
+
   /** Finishes the last part and returns every file written. */
   async finish(): Promise<ManifestOutput[]> {
     if (this.part === undefined && this.outputs.length === 0) await this.open();
@@ -102,10 +112,11 @@ export class AvroFilesWriter {
     const key = this.options.keyOf(this.outputs.length);
     const encoder = new ContainerEncoder({ type: this.options.type, codec: this.options.codec, metadata: this.options.metadata, syncSeed: key });
     const channel = new ChunkChannel();
-    const upload = this.store.write(key, channel, 'avro/binary');
+    const storedKey = this.stagedKey(key);
+    const upload = this.store.write(storedKey, channel, 'avro/binary');
     // A failed upload must reach the producer, which may be waiting in push().
     upload.catch((error: unknown) => channel.fail(error));
-    this.startedKeys.push(key);
+    this.startedKeys.push(storedKey);
     const part: OpenPart = { key, encoder, channel, upload, records: 0, inFlight: [] };
     this.part = part;
     await channel.push(encoder.header());

@@ -6,6 +6,12 @@ import type { Stage } from '../join/records.js';
 /** The commit point of an output partition (SPEC §1). */
 export const SUCCESS_FILE = '_SUCCESS';
 
+/**
+ * Where a run writes its data files before commit, inside each output dataset: hidden (`_`) from
+ * readers and from input listings, one folder per run.
+ */
+export const STAGING_DIR = '_staging/';
+
 /** The name of the metrics file of a partition. */
 export const METRICS_FILE = 'metrics.avro';
 

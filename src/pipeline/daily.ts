@@ -4,10 +4,11 @@
  * compute the slices, write the metrics file, and commit both partitions with `_SUCCESS` last.
  * On any failure the partial outputs are removed and no `_SUCCESS` is written.
  */
+import { randomUUID } from 'node:crypto';
 import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
 import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
-import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, outputPartition } from '../dataset/layout.js';
+import { METRICS_FILE, STAGING_DIR, SUCCESS_FILE, curatedPartKey, outputPartition } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
 import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { DayJoin } from '../join/day-join.js';
@@ -180,16 +181,18 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   const [predictionCheck, labelCheck] = checked;
   const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
 
-  // Unpublish first: from here until the new _SUCCESS, readers see no partition rather than a mix.
-  await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]);
-
   const metadata = {
     'model_metrics.stage': request.stage,
     'model_metrics.as_of': formatMicros(asOf),
     'model_metrics.label_window': config.labelWindow.iso,
   };
-  const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (i) => curatedPartKey(request.stage, request.date, i), metadata, maxPartBytes: config.partBytes });
-  const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY });
+  // Data files are written under a run's own hidden staging prefix and moved into place only at
+  // commit, so a run that fails before then leaves the published partition exactly as it was.
+  const stagingPrefix = `${STAGING_DIR}${partition}${randomUUID()}/`;
+  const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (i) => curatedPartKey(request.stage, request.date, i), metadata, maxPartBytes: config.partBytes, stagingPrefix });
+  const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
+  let unpublished = false;
+  const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
 
   const progress = ctx.progress;
   const hooks = {
@@ -243,6 +246,13 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     for (const record of metricRecords) await metricsWriter.append(record);
     const metricsOutputs = await metricsWriter.finish();
 
+    ctx.signal?.throwIfAborted();
+    // Commit. Unpublish first: from here until the new _SUCCESS, readers see no partition rather
+    // than a mix of old and new files.
+    unpublished = true;
+    await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]);
+    await promote(stores.curated, curatedWriter, curatedOutputs, promoted.curated);
+    await promote(stores.metrics, metricsWriter, metricsOutputs, promoted.metrics);
     await removeStale(stores.curated, partition, curatedOutputs);
     await removeStale(stores.metrics, partition, metricsOutputs);
 
@@ -282,7 +292,6 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       outputs,
       stats,
     });
-    ctx.signal?.throwIfAborted();
     // The commit points, written last (SPEC §1).
     await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
     await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
@@ -300,11 +309,13 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     return result;
   } catch (error) {
     progress?.clearLine();
-    // Uncommit first: a failure between the two _SUCCESS writes must not leave one pointing at
-    // data files that are deleted next.
-    await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]).catch(() => undefined);
+    if (unpublished) {
+      // Failed during the commit: uncommit both (a failure between the two _SUCCESS writes must
+      // not leave one behind) and drop the new files already moved into place.
+      await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]).catch(() => undefined);
+    }
     await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
-    const leftovers = { curated: curatedWriter.startedKeys, metrics: metricsWriter.startedKeys };
+    const leftovers = { curated: [...curatedWriter.startedKeys, ...promoted.curated], metrics: [...metricsWriter.startedKeys, ...promoted.metrics] };
     await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
       log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
     });
@@ -328,6 +339,14 @@ async function outputsIntact(stores: Stores, curated: Manifest, metrics: Manifes
  */
 function estimateRecords(objects: readonly { size: number }[]): number {
   return Math.ceil(objects.reduce((n, o) => n + o.size, 0) / 32);
+}
+
+/** Moves a writer's staged files into place, recording each moved key for cleanup after a failure. */
+async function promote(store: ObjectStore, writer: AvroFilesWriter, outputs: readonly ManifestOutput[], moved: string[]): Promise<void> {
+  for (const output of outputs) {
+    await store.move(writer.stagedKey(output.key), output.key);
+    moved.push(output.key);
+  }
 }
 
 /** Deletes objects of a partition that the new outputs do not include (older, longer runs; crashed runs). */

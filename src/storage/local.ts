@@ -168,6 +168,20 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  async move(sourceKey: string, targetKey: string): Promise<void> {
+    assertRelativeKey(sourceKey, this.uri);
+    assertRelativeKey(targetKey, this.uri);
+    const target = this.pathOf(targetKey);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      // POSIX rename(2): atomic, and it replaces an existing target.
+      await rename(this.pathOf(sourceKey), target);
+      await syncDirectory(dirname(target));
+    } catch (error) {
+      throw this.fsError(error, 'move', sourceKey);
+    }
+  }
+
   async delete(keys: readonly string[]): Promise<void> {
     for (const key of keys) assertRelativeKey(key, this.uri);
     for (let i = 0; i < keys.length; i += LIST_STAT_CONCURRENCY) {

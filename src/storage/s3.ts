@@ -5,6 +5,7 @@
  * operation, the s3:// URI and the attempt count, never credentials or signed URLs.
  */
 import {
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -284,6 +285,21 @@ export class S3ObjectStore implements ObjectStore {
     } finally {
       if (source instanceof Readable) source.destroy();
     }
+  }
+
+  async move(sourceKey: string, targetKey: string): Promise<void> {
+    assertRelativeKey(sourceKey, this.uri);
+    assertRelativeKey(targetKey, this.uri);
+    // CopySource is "bucket/key" with the key URL-encoded. "/" and "=" (every partition key has one)
+    // stay literal: S3 accepts them as they are, and s3rver decodes the header with decodeURI,
+    // which leaves an encoded "=" (%3D) encoded. "?" and "#" must be encoded (S3 reads ?versionId).
+    const copySource = `${this.bucket}/${encodeURIComponent(this.keyPrefix + sourceKey).replace(/%2F/g, '/').replace(/%3D/g, '=')}`;
+    try {
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + targetKey, CopySource: copySource }));
+    } catch (error) {
+      throw this.mapError(error, 'move', sourceKey);
+    }
+    await this.delete([sourceKey]);
   }
 
   async delete(keys: readonly string[]): Promise<void> {

@@ -82,6 +82,12 @@ export interface ObjectStore {
    */
   write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult>;
 
+  /**
+   * Moves an object to another key of the same store, replacing what is there: S3 a server-side
+   * CopyObject (single request, so objects up to 5 GiB) then a delete; local files a rename.
+   */
+  move(sourceKey: string, targetKey: string): Promise<void>;
+
   /** Deletes the keys; missing keys are not an error. */
   delete(keys: readonly string[]): Promise<void>;
 }

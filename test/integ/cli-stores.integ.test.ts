@@ -235,7 +235,10 @@ describe('a curated file larger than one S3 part', () => {
     expectDone(localResult);
     const key = `stage=preliminary/dt=${DAY}/part-00000.avro`;
     const objectPath = `/${bucket}/multipart/curated/${key}`;
-    const calls = proxy.requests.filter((r) => r.path === objectPath);
+    // Written under the run's staging prefix, then moved into place at commit (CopyObject).
+    const stagedPrefix = `/${bucket}/multipart/curated/_staging/stage=preliminary/dt=${DAY}/`;
+    const calls = proxy.requests.filter((r) => r.path.startsWith(stagedPrefix) && r.path.endsWith(`/${key}`));
+    expect(proxy.requests.some((r) => r.path === objectPath && r.method === 'PUT')).toBe(true);
     expect(calls.some((r) => r.method === 'POST' && r.query.has('uploads'))).toBe(true);
     const parts = calls.filter((r) => r.method === 'PUT' && r.query.has('partNumber')).map((r) => Number(r.query.get('partNumber')));
     expect(parts.sort()).toEqual([1, 2, 3]);

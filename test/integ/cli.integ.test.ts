@@ -552,7 +552,9 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     expect(result.lastError()).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
     expect(result.json()).toMatchObject({ status: 'failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
     const curatedPath = `/${bucket}/${root.uri.slice(`s3://${bucket}/`.length)}/curated/`;
-    const firstPart = proxy.requests.findIndex((r) => r.method === 'PUT' && r.path === `${curatedPath}${PARTITION('preliminary')}part-00000.avro`);
+    // Parts go up under the run's staging prefix; they are moved into place only at commit.
+    const stagedPrefix = `${curatedPath}_staging/${PARTITION('preliminary')}`;
+    const firstPart = proxy.requests.findIndex((r) => r.method === 'PUT' && r.path.startsWith(stagedPrefix) && r.path.endsWith(`/${PARTITION('preliminary')}part-00000.avro`));
     expect(firstPart, 'a complete part file was uploaded before the corrupt object was reached').toBeGreaterThanOrEqual(0);
     // The cleanup: a DeleteObjects request (POST /bucket?delete) after the part went up.
     expect(proxy.requests.slice(firstPart).some((r) => r.method === 'POST' && r.query.has('delete') && r.path.replace(/\/$/, '') === `/${bucket}`)).toBe(true);

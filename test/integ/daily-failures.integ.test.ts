@@ -3,7 +3,7 @@
  * points, an already-done run whose outputs were deleted behind its back, and a preliminary
  * backfill past its as-of.
  */
-import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,13 +33,14 @@ function context(stores?: Partial<Stores>): RunContext {
   return { config, stores: { ...opened, ...stores }, logger: silentLogger(), jobVersion: 'test' };
 }
 
-/** A store whose writes of one key fail, as a store that drops the connection would. */
-function failingWrites(store: ObjectStore, failKey: string): ObjectStore {
+/** A store whose writes of some keys fail, as a store that drops the connection would. */
+function failingWrites(store: ObjectStore, fails: string | ((key: string) => boolean)): ObjectStore {
+  const failKey = typeof fails === 'string' ? (key: string) => key === fails : fails;
   return new Proxy(store, {
     get(target, property, receiver) {
       if (property === 'write') {
         return async (key: string, ...rest: unknown[]) => {
-          if (key === failKey) throw new StorageError(`injected failure writing ${key}`, { key });
+          if (failKey(key)) throw new StorageError(`injected failure writing ${key}`, { key });
           return (target.write as (...args: unknown[]) => Promise<unknown>).call(target, key, ...rest);
         };
       }
@@ -76,6 +77,22 @@ describe('daily run failure paths', () => {
     // and the next run completes
     const result = await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
     expect(result.status).toBe('done');
+  });
+
+  it('a rerun that fails before its commit leaves the published partition exactly as it was', async () => {
+    await runDay(context(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
+    const published = async () => Promise.all(['curated', 'metrics'].map(async (dataset) => {
+      const paths = (await filesUnder(join(root, dataset))).sort();
+      return Promise.all(paths.map(async (path) => [path, (await readFile(path)).toString('base64')]));
+    }));
+    const before = await published();
+    expect(before.flat().some(([path]) => path!.endsWith('_SUCCESS'))).toBe(true);
+    const base = context();
+    const metrics = failingWrites(base.stores.metrics, (key) => key.endsWith('metrics.avro'));
+    const forced = context({ metrics });
+    forced.config = { ...forced.config, force: true };
+    await expect(runDay(forced, { date: DAY, stage: 'preliminary', asOfMicros: AS_OF })).rejects.toMatchObject({ code: 'E_STORAGE' });
+    expect(await published()).toEqual(before);
   });
 
   it('"already done" recomputes when an output listed in the manifest is gone', async () => {

@@ -314,6 +314,16 @@ describe.each([
     expect((await store.readSmall('rewrite/obj.avro'))?.toString()).toBe('short');
   });
 
+  it('moves an object to another key, replacing what is there, and the source is gone', async () => {
+    // Partition-style keys (with "=") and a space, as real layouts have.
+    await store.write('move/_staging/stage=final/dt=2026-03-02/run 1/part-00000.avro', Buffer.from('new bytes'));
+    await store.write('move/stage=final/dt=2026-03-02/part-00000.avro', Buffer.from('old bytes, longer'));
+    await store.move('move/_staging/stage=final/dt=2026-03-02/run 1/part-00000.avro', 'move/stage=final/dt=2026-03-02/part-00000.avro');
+    expect((await store.readSmall('move/stage=final/dt=2026-03-02/part-00000.avro'))?.toString()).toBe('new bytes');
+    expect(await store.head('move/_staging/stage=final/dt=2026-03-02/run 1/part-00000.avro')).toBeUndefined();
+    await expect(store.move('move/absent.avro', 'move/x.avro')).rejects.toMatchObject({ code: expect.stringMatching(/^E_(NOT_FOUND|STORAGE)$/) });
+  });
+
   it('stops streaming cleanly when the reader gives up early', async () => {
     await store.write('early/obj.bin', randomBytes(3 * MiB));
     const stream = await store.read('early/obj.bin');

@@ -60,6 +60,7 @@ describe('resolveJobConfig', () => {
     expectUsage(() => resolve({ root: '/d', 'slice-keys': 'region,,device' }), '--slice-keys');
     expectUsage(() => resolve({ root: '/d', 'slice-keys': 'region,region' }), '--slice-keys');
     expectUsage(() => resolve({ root: '/d', 'part-size-mb': '-1' }), '--part-size-mb');
+    expectUsage(() => resolve({ root: '/d', 'part-size-mb': '5000' }), '--part-size-mb');
     expectUsage(() => resolve({ root: '/d', 'read-ahead': '1000' }), '--read-ahead');
     expectUsage(() => resolve({ root: '/d', 'log-level': 'loud' }), '--log-level');
     expectUsage(() => resolve({ root: '/d', force: 'perhaps' }), '--force');
