@@ -10,7 +10,7 @@ import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
 import { supportedCodecs } from '../avro/codecs.js';
-import { type OptionSpec, commonOptions, envNameOf } from './options.js';
+import { type OptionSpec, envNameOf } from './options.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -243,9 +243,4 @@ function checkOutputsApart(uris: Record<(typeof datasetNames)[number], string>, 
       }
     }
   }
-}
-
-/** All options a command accepts: the common ones plus its own. */
-export function optionsFor(extra: readonly OptionSpec[]): OptionSpec[] {
-  return [...commonOptions, ...extra];
 }

@@ -7,7 +7,7 @@
  * combos (a high-cardinality key), predictions are kept as compact rows instead (about 50 bytes
  * plus 8 per segment value), so memory stays bounded whatever the cardinality.
  */
-import { chooseLabel, newLabelChoice, type DayWindow } from './policy.js';
+import { chooseLabel, finalCutoffMicros, finalReadyAtMicros, newLabelChoice, type DayWindow } from './policy.js';
 import type { LabelIndex } from './label-index.js';
 import { StringKeyTable } from './key-table.js';
 import { float64Column, uint32Column, uint8Column } from './columns.js';
@@ -166,7 +166,7 @@ export class DayJoin {
     private readonly maxCombos = MAX_COMBOS,
   ) {
     this.seen = new StringKeyTable(expectedPredictions);
-    this.finalClose = settings.day.endMicros + settings.windowMicros;
+    this.finalClose = finalReadyAtMicros(settings.day, settings.windowMicros);
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
   }
 
@@ -204,9 +204,7 @@ export class DayJoin {
     const group = this.groupOf(p.model_name, p.model_version);
     this.collectSegments(p.segment_keys);
 
-    // Final: inference_ts + window, capped at the window's close for the day (end of D + window), so
-    // that a misplaced prediction stamped after D cannot make a final depend on when it ran.
-    const cutoff = this.settings.stage === 'final' ? Math.min(p.inference_ts + this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
+    const cutoff = this.settings.stage === 'final' ? finalCutoffMicros(p.inference_ts, this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
     const head = this.labels.headFrom(this.seen, hash);
 
     if (!Number.isFinite(p.y_pred)) {

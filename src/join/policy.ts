@@ -129,9 +129,13 @@ export function parseLabelWindow(iso: string): { iso: string; micros: number } {
   return { iso, micros };
 }
 
-/** The final-stage cutoff of one prediction: inference_ts + label window (SPEC §3). */
-export function finalCutoffMicros(inferenceTsMicros: number, windowMicros: number): number {
-  return inferenceTsMicros + windowMicros;
+/**
+ * The final-stage cutoff of one prediction: inference_ts + label window (SPEC §3), capped at the
+ * day's close (end of D + window, `finalReadyAtMicros`) so that a misplaced prediction stamped
+ * after D cannot make a final depend on when it ran (README, contract notes).
+ */
+export function finalCutoffMicros(inferenceTsMicros: number, windowMicros: number, closeMicros: number): number {
+  return Math.min(inferenceTsMicros + windowMicros, closeMicros);
 }
 
 /** When a final run for the day may start: end of D + label window; also its labels_through_ts (SPEC §3, §5). */

@@ -161,7 +161,9 @@ describe('parseLabelWindow', () => {
 describe('cutoffs', () => {
   it('final cutoff is inference_ts + window; ready at end of D + window', () => {
     const day = dayWindow('2026-01-01');
-    expect(finalCutoffMicros(JAN_1 + HOUR, 7 * DAY)).toBe(JAN_1 + HOUR + 7 * DAY);
+    expect(finalCutoffMicros(JAN_1 + HOUR, 7 * DAY, Number.POSITIVE_INFINITY)).toBe(JAN_1 + HOUR + 7 * DAY);
+    // capped at the day's close (end of D + window) for a prediction stamped after D
+    expect(finalCutoffMicros(JAN_1 + 30 * HOUR, 7 * DAY, JAN_1 + 8 * DAY)).toBe(JAN_1 + 8 * DAY);
     expect(finalReadyAtMicros(day, 7 * DAY)).toBe(JAN_1 + 8 * DAY);
   });
 });
