@@ -17,12 +17,21 @@ export interface BackfillRequest {
   asOfMicros: number;
   /** Dates computed at once; each holds its own label index in memory. */
   concurrency: number;
+  /** This worker's share of the range (Kubernetes Indexed Jobs); all of it when undefined. */
+  shard?: { index: number; count: number } | undefined;
+}
+
+/** The dates of shard `index` of `count`: day k of the range belongs to shard k mod count (round-robin, so shards stay even). */
+export function shardDates(dates: readonly string[], index: number, count: number): string[] {
+  return dates.filter((_, k) => k % count === index);
 }
 
 /** Runs the range; outcomes in date order. */
 export async function backfill(ctx: RunContext, request: BackfillRequest): Promise<DayOutcome[]> {
-  const dates = dateRange(request.from, request.to);
-  ctx.logger.info({ event: 'backfill_started', from: request.from, to: request.to, days: dates.length, stage: request.stage, concurrency: request.concurrency }, 'backfill started');
+  const range = dateRange(request.from, request.to);
+  const dates = request.shard === undefined ? range : shardDates(range, request.shard.index, request.shard.count);
+  const shard = request.shard === undefined ? {} : { shard_index: request.shard.index, shard_count: request.shard.count };
+  ctx.logger.info({ event: 'backfill_started', from: request.from, to: request.to, days: dates.length, stage: request.stage, concurrency: request.concurrency, ...shard }, 'backfill started');
   // With several dates in flight their progress counters would interleave: only a single-date run draws the line.
   const dayCtx = request.concurrency > 1 ? { ...ctx, progress: undefined } : ctx;
   const outcomes = await mapBounded(dates, request.concurrency, (date) => runDayOutcome(dayCtx, { date, stage: request.stage, asOfMicros: request.asOfMicros }));

@@ -24,6 +24,8 @@ import { destroyStores } from '../storage/index.js';
 import { commandLogger, createRunContext, openStores } from './context.js';
 import { reportFormats } from './format.js';
 import { renderReport } from './report-view.js';
+import { type Reporting, finishReporting, reportingOf, shardOf } from './reporting.js';
+import type { Logger } from '../observability/log.js';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -34,16 +36,27 @@ export interface CliIo {
 const stageSpec: OptionSpec = { name: 'stage', kind: 'string', arg: 'STAGE', description: 'preliminary (labels so far) or final (label window closed)' };
 const asOfSpec: OptionSpec = { name: 'as-of', kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z', defaultText: 'now' };
 
+const summaryFileSpec: OptionSpec = { name: 'summary-file', kind: 'string', arg: 'PATH', description: 'also write the JSON summary (the --json document) to this file, e.g. /airflow/xcom/return.json' };
+const pushgatewaySpecs: OptionSpec[] = [
+  { name: 'pushgateway', kind: 'string', arg: 'URL', description: 'push run metrics (duration, records, exit code, last success per stage) to this Prometheus Pushgateway' },
+  { name: 'pushgateway-job', kind: 'string', arg: 'NAME', description: 'job label of the pushed metrics', defaultText: 'model_metrics' },
+];
+/** What every computing command (run, backfill, scheduled) adds to its own options. */
+const reportingSpecs: OptionSpec[] = [summaryFileSpec, ...pushgatewaySpecs];
+
 const commandSpecs = {
-  run: [{ name: 'date', kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute' }, stageSpec, asOfSpec],
+  run: [{ name: 'date', kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute' }, stageSpec, asOfSpec, ...reportingSpecs],
   backfill: [
     { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
     { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
     stageSpec,
     asOfSpec,
     { name: 'concurrency', kind: 'integer', arg: 'N', description: 'days computed at once (each holds its own label index in memory)', defaultText: '1' },
+    { name: 'shard-count', kind: 'integer', arg: 'N', description: 'split the range over N workers, dealing days round-robin (day k of the range goes to shard k mod N)', defaultText: '1' },
+    { name: 'shard-index', kind: 'integer', arg: 'I', description: 'this worker\'s shard, 0 to N-1', defaultText: 'env JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' },
+    ...reportingSpecs,
   ],
-  scheduled: [asOfSpec, { name: 'lookback', kind: 'string', arg: 'ISO', description: 'how far back to look for days whose final is due', defaultText: 'P30D' }],
+  scheduled: [asOfSpec, { name: 'lookback', kind: 'string', arg: 'ISO', description: 'how far back to look for days whose final is due', defaultText: 'P30D' }, ...reportingSpecs],
   report: [
     { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
     { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
@@ -136,7 +149,14 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   process.once('SIGTERM', onTerm);
   process.once('SIGINT', onInt);
   let json = argv.includes('--json');
-  const print = (human: string, machine: unknown): void => io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
+  const startedAtMs = Date.now();
+  // Set by a computing command once its options are valid: where its summary and run metrics go.
+  let reporting: Reporting | undefined;
+  let summary: unknown;
+  const print = (human: string, machine: unknown): void => {
+    summary = machine;
+    io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
+  };
 
   const program = new Command('model-metrics')
     .description('Joins model predictions with late labels and publishes preliminary and final regression metrics.')
@@ -167,7 +187,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const config = resolveJobConfig(raw, io.env);
-    const result = await dailyRun(createRunContext(config, 'run', interrupt.signal), { date, stage, asOfMicros: asOfOf(raw) });
+    reporting = reportingOf(raw, 'run', [stage]);
+    const ctx = createRunContext(config, 'run', interrupt.signal);
+    reporting.logger = ctx.logger;
+    const result = await dailyRun(ctx, { date, stage, asOfMicros: asOfOf(raw) });
+    reporting.outcomes = [{ date, stage, status: result.status, result }];
     print(describeResult(result), result);
   });
 
@@ -180,6 +204,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const concurrency = (raw.concurrency as number | undefined) ?? 1;
     if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
+    const shard = shardOf(raw, io.env);
     const config = resolveJobConfig(raw, io.env);
     const asOfMicros = asOfOf(raw);
     checkDate(to, '--to');
@@ -187,7 +212,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       // Caught here rather than as one failed day each: the whole range is a usage mistake.
       throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
     }
-    const outcomes = await backfill(createRunContext(config, 'backfill', interrupt.signal), { from, to, stage, asOfMicros, concurrency });
+    reporting = reportingOf(raw, 'backfill', [stage]);
+    const ctx = createRunContext(config, 'backfill', interrupt.signal);
+    reporting.logger = ctx.logger;
+    const outcomes = await backfill(ctx, { from, to, stage, asOfMicros, concurrency, shard });
+    reporting.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
     exitCode = combinedExitCode(outcomes);
   });
@@ -204,7 +233,11 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
     }
     const config = resolveJobConfig(raw, io.env);
-    const outcomes = await scheduled(createRunContext(config, 'scheduled', interrupt.signal), { asOfMicros: asOfOf(raw), lookbackMicros });
+    reporting = reportingOf(raw, 'scheduled', ['preliminary', 'final']);
+    const ctx = createRunContext(config, 'scheduled', interrupt.signal);
+    reporting.logger = ctx.logger;
+    const outcomes = await scheduled(ctx, { asOfMicros: asOfOf(raw), lookbackMicros });
+    reporting.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
     exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
   });
@@ -243,9 +276,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     exitCode = combinedExitCode(result.outcomes);
   });
 
+  let logger: Logger | undefined;
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return exitCode;
   } catch (caught) {
     let error = caught;
     if (caught instanceof CommanderError) {
@@ -257,14 +290,22 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     // The failure line is logged at any level but "silent" (the options may not have parsed, so argv is read as is).
     const levelAt = argv.indexOf('--log-level');
     const silent = (levelAt >= 0 && argv[levelAt + 1] === 'silent') || io.env.MODEL_METRICS_LOG_LEVEL === 'silent';
-    const logger = commandLogger({ logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
+    logger = commandLogger({ logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
     const message = sanitizeForLog(error instanceof Error ? error.message : String(error));
     const details = error instanceof ModelMetricsError ? error.toJSON() : { code: 'E_INTERNAL', stack: error instanceof Error ? error.stack : undefined };
     const status = code === ExitCode.notReady ? 'not_ready' : error instanceof InterruptedError ? 'interrupted' : 'failed';
     logger.error({ event: status === 'failed' ? 'command_failed' : status, exit_code: code, ...details, message }, message);
-    if (json) io.stdout(`${JSON.stringify({ status, exit_code: code, ...details, message })}\n`);
+    summary = { status, exit_code: code, ...details, message };
+    if (json) io.stdout(`${JSON.stringify(summary)}\n`);
     else if (process.stderr.isTTY) process.stderr.write(`model-metrics: ${message}\n`);
-    return code;
+    exitCode = code;
+  }
+  try {
+    if (reporting !== undefined) {
+      const fallbackLogger = (): Logger => logger ?? commandLogger({ logLevel: 'warn' }, argv[0] ?? 'model-metrics');
+      exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });
+    }
+    return exitCode;
   } finally {
     process.removeListener('SIGTERM', onTerm);
     process.removeListener('SIGINT', onInt);

@@ -4,6 +4,8 @@
  * Precedence (SPEC §6): flags beat environment beat file beat defaults.
  */
 
+import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+
 /** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
 export type OptionKind = 'string' | 'boolean' | 'integer' | 'list';
 
@@ -17,6 +19,29 @@ export interface OptionSpec {
   description: string;
   /** Default shown in `--help`; the real default lives in resolve.ts. */
   defaultText?: string;
+}
+
+const MIB = 1024 * 1024;
+
+/** The Avro decoding limits (SPEC §1 `--on-corrupt`: an object past one is corrupt) and the DecodeLimits field each sets. */
+export const decodeLimitFlags: ReadonlyArray<{ name: string; field: keyof DecodeLimits; unitBytes: number; description: string }> = [
+  { name: 'avro-max-header-mb', field: 'maxHeaderBytes', unitBytes: MIB, description: 'largest Avro file header (schema and metadata) accepted' },
+  { name: 'avro-max-block-mb', field: 'maxBlockBytes', unitBytes: MIB, description: 'largest Avro block accepted as stored (compressed); this much is buffered at most' },
+  { name: 'avro-max-inflated-block-mb', field: 'maxDecompressedBlockBytes', unitBytes: MIB, description: 'largest Avro block accepted once decompressed (guards against compression bombs)' },
+  { name: 'avro-max-block-records', field: 'maxBlockRecords', unitBytes: 1, description: 'largest record count one Avro block may declare' },
+  { name: 'avro-max-string-mb', field: 'maxStringBytes', unitBytes: MIB, description: 'largest string or bytes value in a record' },
+  { name: 'avro-max-items', field: 'maxCollectionItems', unitBytes: 1, description: 'largest item count of an array or map in a record' },
+  { name: 'avro-max-schema-depth', field: 'maxSchemaDepth', unitBytes: 1, description: 'deepest nesting of types in a writer schema' },
+];
+
+function decodeLimitOptions(): OptionSpec[] {
+  return decodeLimitFlags.map(({ name, field, unitBytes, description }) => ({
+    name,
+    kind: 'integer',
+    arg: unitBytes === 1 ? 'N' : 'MB',
+    description: `${description}; an object past it is corrupt`,
+    defaultText: String(defaultDecodeLimits[field] / unitBytes),
+  }));
 }
 
 /** Options common to the job commands (run, backfill, scheduled, report). */
@@ -35,6 +60,9 @@ export const commonOptions: OptionSpec[] = [
   { name: 's3-endpoint', kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
   { name: 's3-force-path-style', kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },
   { name: 's3-region', kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
+  { name: 's3-max-attempts', kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', defaultText: '5' },
+  { name: 's3-idle-timeout-seconds', kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', defaultText: '60' },
+  ...decodeLimitOptions(),
   { name: 'force', kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
   { name: 'on-corrupt', kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', defaultText: 'fail' },
   { name: 'json', kind: 'boolean', description: 'print the summary on stdout as JSON' },

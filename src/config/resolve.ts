@@ -10,7 +10,8 @@ import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
 import { supportedCodecs } from '../avro/codecs.js';
-import { type OptionSpec, envNameOf } from './options.js';
+import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+import { type OptionSpec, decodeLimitFlags, envNameOf } from './options.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -29,6 +30,8 @@ export interface JobConfig {
   partBytes: number;
   readAhead: number;
   s3: S3Settings;
+  /** Avro decoding limits; an input object past one is corrupt (SPEC §1 `--on-corrupt`). */
+  decodeLimits: DecodeLimits;
   force: boolean;
   onCorrupt: OnCorrupt;
   json: boolean;
@@ -201,6 +204,14 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
   if (endpoint !== undefined) s3.endpoint = endpoint;
   if (raw['s3-force-path-style'] === true) s3.forcePathStyle = true;
   if (raw['s3-region'] !== undefined) s3.region = raw['s3-region'] as string;
+  s3.maxAttempts = positiveInt(raw, 's3-max-attempts', 5, 100);
+  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', 60, 86_400) * 1000;
+
+  const decodeLimits: DecodeLimits = { ...defaultDecodeLimits };
+  for (const { name, field, unitBytes } of decodeLimitFlags) {
+    // Limits of at most 2^53 bytes: the flag's maximum keeps the product a safe integer.
+    if (raw[name] !== undefined) decodeLimits[field] = positiveInt(raw, name, 1, Math.floor(Number.MAX_SAFE_INTEGER / unitBytes)) * unitBytes;
+  }
 
   return {
     ...uris,
@@ -212,6 +223,7 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     partBytes: positiveInt(raw, 'part-size-mb', 128, 4096) * 1024 * 1024,
     readAhead: positiveInt(raw, 'read-ahead', 4, 64),
     s3,
+    decodeLimits,
     force: raw.force === true,
     onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, 'fail'),
     json: raw.json === true,

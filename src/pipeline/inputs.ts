@@ -5,7 +5,7 @@
  * so that a corrupt one is left out entirely rather than half-used.
  */
 import type { Type } from 'avsc';
-import { decodeContainer, readContainerHeader, resolveWriter } from '../avro/container-reader.js';
+import { type DecodeLimits, decodeContainer, readContainerHeader, resolveWriter } from '../avro/container-reader.js';
 import { CorruptObjectError } from '../errors.js';
 import type { OnCorrupt } from '../config/resolve.js';
 import type { ManifestInput, ManifestSkipped } from '../dataset/manifest.js';
@@ -27,16 +27,24 @@ export interface DatasetInputs {
   store: ObjectStore;
   readerType: Type;
   objects: ObjectInfo[];
+  /** Decoding limits for every object of the dataset (defaults where unset). */
+  limits: Partial<DecodeLimits>;
 }
 
 /** Lists the `.avro` objects of the given dates' partitions, in key byte order. */
-export async function listInputs(dataset: DatasetInputs['dataset'], store: ObjectStore, readerType: Type, dates: readonly string[]): Promise<DatasetInputs> {
+export async function listInputs(
+  dataset: DatasetInputs['dataset'],
+  store: ObjectStore,
+  readerType: Type,
+  dates: readonly string[],
+  limits: Partial<DecodeLimits> = {},
+): Promise<DatasetInputs> {
   const objects: ObjectInfo[] = [];
   for (const date of dates) {
     for (const info of await store.list(inputPartition(date))) if (isInputObject(info.key)) objects.push(info);
   }
   // Partitions are listed in date order and each listing is sorted; dt=YYYY-MM-DD keys sort by date, so this is byte order.
-  return { dataset, store, readerType, objects };
+  return { dataset, store, readerType, objects, limits };
 }
 
 /** The outcome of preflight: usable objects, the skipped ones, and every input for the manifest. */
@@ -46,11 +54,11 @@ export interface PreflightResult {
   inputs: ManifestInput[];
 }
 
-async function readHeader(store: ObjectStore, info: ObjectInfo) {
+async function readHeader(store: ObjectStore, info: ObjectInfo, limits: Partial<DecodeLimits>) {
   const ranged = info.size > HEADER_PROBE_BYTES;
   const stream = await store.read(info.key, ranged ? { end: HEADER_PROBE_BYTES - 1, ifMatch: info.etag } : { ifMatch: info.etag });
   try {
-    return await readContainerHeader(stream, info.key);
+    return await readContainerHeader(stream, info.key, limits);
   } catch (error) {
     if (!(ranged && error instanceof CorruptObjectError)) throw error;
   } finally {
@@ -59,16 +67,16 @@ async function readHeader(store: ObjectStore, info: ObjectInfo) {
   // The header is longer than the probe (a very large schema): read from the start without a range.
   const whole = await store.read(info.key, { ifMatch: info.etag });
   try {
-    return await readContainerHeader(whole, info.key);
+    return await readContainerHeader(whole, info.key, limits);
   } finally {
     whole.destroy();
   }
 }
 
-async function verifyWhole(store: ObjectStore, info: ObjectInfo, readerType: Type): Promise<void> {
+async function verifyWhole(store: ObjectStore, info: ObjectInfo, readerType: Type, limits: Partial<DecodeLimits>): Promise<void> {
   const stream = await store.read(info.key, { ifMatch: info.etag });
   try {
-    for await (const block of decodeContainer(stream, { key: info.key, readerType, expectedBytes: info.size })) void block;
+    for await (const block of decodeContainer(stream, { key: info.key, readerType, expectedBytes: info.size, limits })) void block;
   } finally {
     stream.destroy();
   }
@@ -83,9 +91,9 @@ export async function preflight(inputs: DatasetInputs, onCorrupt: OnCorrupt, log
   const concurrency = onCorrupt === 'skip' ? 2 : PREFLIGHT_CONCURRENCY;
   const outcomes = await mapBounded(inputs.objects, concurrency, async (info): Promise<{ fingerprint?: string; skipped?: string }> => {
     try {
-      const header = await readHeader(inputs.store, info);
+      const header = await readHeader(inputs.store, info, inputs.limits);
       resolveWriter(inputs.readerType, header, info.key);
-      if (onCorrupt === 'skip') await verifyWhole(inputs.store, info, inputs.readerType);
+      if (onCorrupt === 'skip') await verifyWhole(inputs.store, info, inputs.readerType, inputs.limits);
       return { fingerprint: header.fingerprint };
     } catch (error) {
       if (onCorrupt === 'skip' && error instanceof CorruptObjectError) {

@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Type } from 'avsc';
-import { decodeContainer } from '../avro/container-reader.js';
+import { type DecodeLimits, decodeContainer } from '../avro/container-reader.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 
 /** Callbacks for progress accounting. */
@@ -14,6 +14,8 @@ export interface ReadHooks {
   onObjectDone?: (info: ObjectInfo) => void;
   /** Bytes consumed since the previous call, across objects. */
   onBytes?: (delta: number) => void;
+  /** Decoding limits (defaults where unset). */
+  limits?: Partial<DecodeLimits>;
 }
 
 /** One decoded block of one object. */
@@ -52,6 +54,7 @@ export async function* readInOrder<T>(store: ObjectStore, objects: readonly Obje
           key: info.key,
           readerType,
           expectedBytes: info.size,
+          limits: hooks.limits ?? {},
           onProgress: (bytes) => {
             hooks.onBytes?.(bytes - consumed);
             consumed = bytes;

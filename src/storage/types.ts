@@ -35,6 +35,9 @@ export interface ReadOptions {
   ifMatch?: string;
 }
 
+/** The precondition of ObjectStore.writeConditional. */
+export type WriteCondition = { ifNoneMatch: '*' } | { ifMatch: string };
+
 /** Settings for S3 clients, from config; credentials come from the standard AWS chain. */
 export interface S3Settings {
   /** Custom endpoint (MinIO, s3rver), e.g. `http://127.0.0.1:9000`. Undefined means AWS. */
@@ -47,6 +50,13 @@ export interface S3Settings {
   uploadQueueSize?: number;
   /** Multipart part size in bytes (S3 minimum 5 MiB). Default 8 MiB. */
   uploadPartSize?: number;
+  /**
+   * Attempts per S3 operation, the first included: the SDK's request retries, and the ranged
+   * resumes of a GetObject body that fails or stalls mid-stream. Default 5.
+   */
+  maxAttempts?: number;
+  /** A request or body that moves no byte for this long is abandoned and retried. Default 60 000 ms. */
+  idleTimeoutMs?: number;
 }
 
 /** An object store rooted at one URI. */
@@ -87,6 +97,16 @@ export interface ObjectStore {
    * CopyObject (single request, so objects up to 5 GiB) then a delete; local files a rename.
    */
   move(sourceKey: string, targetKey: string): Promise<void>;
+
+  /**
+   * Writes a small object only when a condition holds, atomically where the store can: create only
+   * when no object exists at `key` (`{ ifNoneMatch: '*' }`: S3 `If-None-Match: *`, local exclusive
+   * create), or replace only when its ETag is still `ifMatch` (S3 `If-Match`). Returns the new
+   * object's WriteResult, or undefined when the condition failed because another writer got there
+   * first. A retried request whose first attempt was applied (response lost) is recognised by
+   * reading the object back: if it holds exactly `body`, the write counts as ours.
+   */
+  writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined>;
 
   /** Deletes the keys; missing keys are not an error. */
   delete(keys: readonly string[]): Promise<void>;

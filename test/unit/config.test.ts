@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { commonOptions } from '../../src/config/options.js';
+import { defaultDecodeLimits } from '../../src/avro/container-reader.js';
+import { commonOptions, decodeLimitFlags } from '../../src/config/options.js';
 import { coerceAll, mergeOptions, readConfigFile, readEnvOptions, resolveJobConfig } from '../../src/config/resolve.js';
 import { dateRange } from '../../src/config/dates.js';
 import { ModelMetricsError } from '../../src/errors.js';
@@ -64,6 +65,26 @@ describe('resolveJobConfig', () => {
     expectUsage(() => resolve({ root: '/d', 'read-ahead': '1000' }), '--read-ahead');
     expectUsage(() => resolve({ root: '/d', 'log-level': 'loud' }), '--log-level');
     expectUsage(() => resolve({ root: '/d', force: 'perhaps' }), '--force');
+    expectUsage(() => resolve({ root: '/d', 's3-max-attempts': '0' }), '--s3-max-attempts');
+    expectUsage(() => resolve({ root: '/d', 's3-max-attempts': '101' }), '--s3-max-attempts');
+    expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': 'soon' }), '--s3-idle-timeout-seconds');
+    expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': '0' }), '--s3-idle-timeout-seconds');
+    for (const { name } of decodeLimitFlags) {
+      expectUsage(() => resolve({ root: '/d', [name]: '0' }), `--${name}`);
+      expectUsage(() => resolve({ root: '/d', [name]: '1.5' }), `--${name}`);
+    }
+  });
+
+  it('turns the retry and decoding-limit flags into settings, in bytes where the flag is in MiB', () => {
+    const defaults = resolve({ root: '/d' });
+    expect(defaults.s3.maxAttempts).toBe(5);
+    expect(defaults.s3.idleTimeoutMs).toBe(60_000);
+    expect(defaults.decodeLimits).toEqual(defaultDecodeLimits);
+    const set = resolve({ root: '/d', 's3-max-attempts': '2', 's3-idle-timeout-seconds': '3', 'avro-max-block-mb': '8', 'avro-max-block-records': '1000' });
+    expect(set.s3).toMatchObject({ maxAttempts: 2, idleTimeoutMs: 3000 });
+    expect(set.decodeLimits.maxBlockBytes).toBe(8 * 1024 * 1024);
+    expect(set.decodeLimits.maxBlockRecords).toBe(1000);
+    expect(set.decodeLimits.maxHeaderBytes).toBe(defaultDecodeLimits.maxHeaderBytes);
   });
 
   it('refuses outputs that overlap inputs', () => {

@@ -1,0 +1,131 @@
+/**
+ * Run metrics pushed to a Prometheus Pushgateway at the end of a command, the way Prometheus
+ * monitors batch jobs ("Pushgateway: when to use it", prometheus.io/docs/practices/pushing): one
+ * group per (job, command, stage), pushed with POST so that a failed run replaces its figures but
+ * keeps the group's `last_success_timestamp_seconds` from the last good run.
+ */
+import { Gauge, Pushgateway, Registry } from 'prom-client';
+import type { DayOutcome } from '../../jobs/outcome.js';
+import type { Stage } from '../join/records.js';
+
+/** Where and under which job name to push. */
+export interface PushTarget {
+  /** Pushgateway base URL, e.g. http://pushgateway:9091 (userinfo allowed for basic auth). */
+  url: string;
+  /** The `job` grouping label. */
+  job: string;
+  /** Give up on a push after this long; the run's result does not depend on it. */
+  timeoutMs: number;
+}
+
+/** What a finished command did, per stage it covered. */
+export interface RunFigures {
+  command: string;
+  /** The stages the command computes (scheduled: both), each pushed as its own group. */
+  stages: readonly Stage[];
+  /** Day outcomes; empty when the command failed before computing any day. */
+  outcomes: readonly DayOutcome[];
+  exitCode: number;
+  durationSeconds: number;
+  /** When the command finished, in ms since the epoch. */
+  finishedAtMs: number;
+}
+
+const dayStatuses = ['done', 'already_done', 'not_ready', 'failed'] as const;
+
+/** The sums over one stage's outcomes that the push reports. */
+export interface StageFigures {
+  days: Record<(typeof dayStatuses)[number], number>;
+  predictionObjects: number;
+  labelObjects: number;
+  skippedObjects: number;
+  predictionsRead: number;
+  predictionsKept: number;
+  labeled: number;
+  curatedFiles: number;
+  metricsRecords: number;
+  /** True when the command exited 0 and computed or confirmed at least one day of this stage. */
+  succeeded: boolean;
+}
+
+/** Sums one stage's outcomes (pure, so the figures are testable without a gateway). */
+export function stageFigures(run: RunFigures, stage: Stage): StageFigures {
+  const figures: StageFigures = {
+    days: { done: 0, already_done: 0, not_ready: 0, failed: 0 },
+    predictionObjects: 0,
+    labelObjects: 0,
+    skippedObjects: 0,
+    predictionsRead: 0,
+    predictionsKept: 0,
+    labeled: 0,
+    curatedFiles: 0,
+    metricsRecords: 0,
+    succeeded: false,
+  };
+  for (const outcome of run.outcomes) {
+    if (outcome.stage !== stage) continue;
+    figures.days[outcome.status] += 1;
+    if (!('result' in outcome) || outcome.status !== 'done') continue;
+    const r = outcome.result;
+    figures.predictionObjects += r.prediction_objects;
+    figures.labelObjects += r.label_objects;
+    figures.skippedObjects += r.skipped_objects;
+    figures.predictionsRead += r.predictions_read;
+    figures.predictionsKept += r.predictions_kept;
+    figures.labeled += r.labeled;
+    figures.curatedFiles += r.curated_files;
+    figures.metricsRecords += r.metrics_records;
+  }
+  figures.succeeded = run.exitCode === 0 && figures.days.done + figures.days.already_done > 0;
+  return figures;
+}
+
+/** The registry of one stage's group, in the Prometheus text format the gateway receives. */
+export function stageRegistry(run: RunFigures, stage: Stage): Registry {
+  const registry = new Registry();
+  const figures = stageFigures(run, stage);
+  const gauge = (name: string, help: string, value: number): void => {
+    new Gauge({ name: `model_metrics_${name}`, help, registers: [registry] }).set(value);
+  };
+  gauge('run_duration_seconds', 'Wall time of the last run of this command.', run.durationSeconds);
+  gauge('run_exit_code', 'Exit code of the last run (0 done, 1 failed, 2 bad usage, 3 not ready, 143/130 signal).', run.exitCode);
+  gauge('last_run_timestamp_seconds', 'When the last run finished, in seconds since the epoch.', run.finishedAtMs / 1000);
+  const days = new Gauge({ name: 'model_metrics_days', help: 'Days of the last run by outcome.', labelNames: ['status'], registers: [registry] });
+  for (const status of dayStatuses) days.set({ status }, figures.days[status]);
+  gauge('input_objects', 'Prediction and label objects read by the last run (days computed, not already done).', figures.predictionObjects + figures.labelObjects);
+  gauge('skipped_objects', 'Corrupt input objects left out by the last run (--on-corrupt skip).', figures.skippedObjects);
+  gauge('predictions_read', 'Prediction records read by the last run.', figures.predictionsRead);
+  gauge('predictions_kept', 'Predictions kept after dedupe and validity rules.', figures.predictionsKept);
+  gauge('labeled', 'Kept predictions that found a label.', figures.labeled);
+  gauge('curated_files', 'Curated part files published by the last run.', figures.curatedFiles);
+  gauge('metrics_records', 'Metrics records published by the last run.', figures.metricsRecords);
+  // Only a good run sets it; POST leaves the previous value in the group when a run fails.
+  if (figures.succeeded) gauge('last_success_timestamp_seconds', 'When a run last completed this stage, in seconds since the epoch.', run.finishedAtMs / 1000);
+  return registry;
+}
+
+/** The target URL without userinfo, for messages. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+/** Pushes one group per stage; resolves with one error message per failed push (none when all went through). */
+export async function pushRunMetrics(target: PushTarget, run: RunFigures): Promise<string[]> {
+  const failures: string[] = [];
+  for (const stage of run.stages) {
+    const gateway = new Pushgateway(target.url, { timeout: target.timeoutMs }, stageRegistry(run, stage));
+    try {
+      await gateway.pushAdd({ jobName: target.job, groupings: { command: run.command, stage } });
+    } catch (error) {
+      failures.push(`push of stage ${stage} to ${redactedUrl(target.url)} failed: ${(error as Error).message}`);
+    }
+  }
+  return failures;
+}
