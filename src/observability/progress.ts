@@ -55,7 +55,23 @@ export class Progress {
       this.terminal.write(`\r\x1b[2K${this.describe(now)}`);
       this.lineShown = true;
     } else {
-      this.logger.info({ event: 'progress', ...this.state, elapsed_s: (now - this.startedAt) / 1000 }, this.describe(now));
+      const { rate, etaSeconds } = this.pace(now);
+      const s = this.state;
+      this.logger.info(
+        {
+          event: 'progress',
+          phase: s.phase,
+          objects_done: s.objectsDone,
+          objects_total: s.objectsTotal,
+          records: s.records,
+          bytes_done: s.bytesDone,
+          bytes_total: s.bytesTotal,
+          bytes_per_s: Math.round(rate),
+          eta_s: etaSeconds,
+          elapsed_s: (now - this.startedAt) / 1000,
+        },
+        this.describe(now),
+      );
     }
   }
 
@@ -68,13 +84,21 @@ export class Progress {
     }
   }
 
-  /** One line: phase, objects, records, bytes, rate, ETA. */
-  describe(now = Date.now()): string {
+  /** Bytes per second so far and the seconds left at that rate (null until it means something). */
+  pace(now = Date.now()): { rate: number; etaSeconds: number | null } {
     const s = this.state;
     const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
     const rate = s.bytesDone / seconds;
     // The first seconds' rate is mostly start-up: no ETA until it means something.
-    const eta = seconds >= 2 && rate > 0 && s.bytesTotal > s.bytesDone ? `${Math.ceil((s.bytesTotal - s.bytesDone) / rate)}s` : '-';
+    const etaSeconds = seconds >= 2 && rate > 0 && s.bytesTotal > s.bytesDone ? Math.ceil((s.bytesTotal - s.bytesDone) / rate) : null;
+    return { rate, etaSeconds };
+  }
+
+  /** One line: phase, objects, records, bytes, rate, ETA. */
+  describe(now = Date.now()): string {
+    const s = this.state;
+    const { rate, etaSeconds } = this.pace(now);
+    const eta = etaSeconds === null ? '-' : `${etaSeconds}s`;
     return `${s.phase}: ${s.objectsDone}/${s.objectsTotal} objects, ${s.records.toLocaleString('en-US')} records, ${formatBytes(s.bytesDone)}/${formatBytes(s.bytesTotal)}, ${formatBytes(rate)}/s, ETA ${eta}`;
   }
 }
