@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'E_NOT_FOUND' // an object or root that must exist does not
   | 'E_CORRUPT_OBJECT' // an input object is not a valid Avro container file
   | 'E_SCHEMA_INCOMPATIBLE' // a writer schema cannot be resolved against our reader schema
-  | 'E_CONCURRENT_CHANGE' // an input changed between listing and reading
+  | 'E_CONCURRENT_CHANGE' // an input changed between listing and reading, or this run lost its lease
+  | 'E_RUN_IN_PROGRESS' // another run of the same date and stage holds the lease; nothing done, retry later
   | 'E_INTERRUPTED' // SIGTERM or SIGINT: the run stopped cleanly, nothing committed
   | 'E_INTERNAL'; // a bug: an invariant did not hold
 
@@ -119,7 +120,8 @@ export const ExitCode = { ok: 0, failed: 1, usage: 2, notReady: 3 } as const;
 export function exitCodeOf(error: unknown): number {
   if (error instanceof ModelMetricsError) {
     if (error.code === 'E_USAGE' || error.code === 'E_CONFIG') return ExitCode.usage;
-    if (error.code === 'E_NOT_READY') return ExitCode.notReady;
+    // Both mean "nothing done, nothing wrong: try again later" to a scheduler.
+    if (error.code === 'E_NOT_READY' || error.code === 'E_RUN_IN_PROGRESS') return ExitCode.notReady;
     // The shell convention for death by signal: 128 + its number (SIGTERM 15 → 143, SIGINT 2 → 130).
     if (error instanceof InterruptedError) return error.signal === 'SIGTERM' ? 143 : 130;
   }

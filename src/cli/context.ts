@@ -9,6 +9,7 @@ import { Progress } from '../observability/progress.js';
 import type { RunContext, Stores } from '../pipeline/daily.js';
 import { openStore } from '../storage/index.js';
 import { JOB_VERSION } from '../package-root.js';
+import { leaseTimingOf } from '../pipeline/lease-policy.js';
 
 
 /** Opens the four dataset stores (sharing S3 clients). */
@@ -33,5 +34,13 @@ export function createRunContext(config: JobConfig, command: string, signal?: Ab
   const holder: { progress?: Progress } = {};
   const logger = commandLogger(config, command, { clearLine: () => holder.progress?.clearLine() });
   holder.progress = new Progress(logger, terminal);
-  return { config, stores: openStores(config), logger, progress: holder.progress, jobVersion: JOB_VERSION, ...(signal === undefined ? {} : { signal }) };
+  return {
+    config,
+    stores: openStores(config),
+    logger,
+    progress: holder.progress,
+    jobVersion: JOB_VERSION,
+    leaseTiming: leaseTimingOf(config.leaseTtlMs),
+    ...(signal === undefined ? {} : { signal }),
+  };
 }

@@ -63,6 +63,7 @@ export const commonOptions: OptionSpec[] = [
   { name: 's3-max-attempts', kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', defaultText: '5' },
   { name: 's3-idle-timeout-seconds', kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', defaultText: '60' },
   ...decodeLimitOptions(),
+  { name: 'lease-ttl', kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", defaultText: '60' },
   { name: 'force', kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
   { name: 'on-corrupt', kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', defaultText: 'fail' },
   { name: 'json', kind: 'boolean', description: 'print the summary on stdout as JSON' },

@@ -30,6 +30,8 @@ export interface JobConfig {
   partBytes: number;
   readAhead: number;
   s3: S3Settings;
+  /** Lifetime of a run's lease on its date and stage, renewed every quarter of it. */
+  leaseTtlMs: number;
   /** Avro decoding limits; an input object past one is corrupt (SPEC §1 `--on-corrupt`). */
   decodeLimits: DecodeLimits;
   force: boolean;
@@ -128,12 +130,12 @@ export function coerceAll(raw: RawOptions, known: readonly OptionSpec[]): RawOpt
   return out;
 }
 
-function positiveInt(raw: RawOptions, name: string, fallback: number, max: number): number {
+function positiveInt(raw: RawOptions, name: string, fallback: number, max: number, min = 1): number {
   const value = raw[name] ?? fallback;
-  const schema = z.number().int().min(1).max(max);
+  const schema = z.number().int().min(min).max(max);
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new UsageError(`--${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(value)}`, { option: `--${name}` });
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`, { option: `--${name}` });
   }
   return result.data;
 }
@@ -223,6 +225,8 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     partBytes: positiveInt(raw, 'part-size-mb', 128, 4096) * 1024 * 1024,
     readAhead: positiveInt(raw, 'read-ahead', 4, 64),
     s3,
+    // At least 10 s: renewals every quarter of it must stay far above one request's latency.
+    leaseTtlMs: positiveInt(raw, 'lease-ttl', 60, 3600, 10) * 1000,
     decodeLimits,
     force: raw.force === true,
     onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, 'fail'),

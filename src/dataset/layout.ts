@@ -12,6 +12,21 @@ export const SUCCESS_FILE = '_SUCCESS';
  */
 export const STAGING_DIR = '_staging/';
 
+/** The runs of one output partition keep their staged files and their lease here: `_staging/stage=…/dt=…/`. */
+export function stagingPartition(stage: Stage, date: string): string {
+  return `${STAGING_DIR}${outputPartition(stage, date)}`;
+}
+
+/** Where one run stages its files before commit: `_staging/stage=…/dt=…/<run id>/`. */
+export function runStagingPrefix(stage: Stage, date: string, runId: string): string {
+  return `${stagingPartition(stage, date)}${runId}/`;
+}
+
+/** The run lease of an output partition (issue 5): one run of a stage and date at a time. */
+export function leaseKey(stage: Stage, date: string): string {
+  return `${stagingPartition(stage, date)}_lease.json`;
+}
+
 /** The name of the metrics file of a partition. */
 export const METRICS_FILE = 'metrics.avro';
 

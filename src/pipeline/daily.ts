@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
 import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
-import { METRICS_FILE, STAGING_DIR, SUCCESS_FILE, curatedPartKey, outputPartition } from '../dataset/layout.js';
+import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix, stagingPartition } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
 import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { DayJoin } from '../join/day-join.js';
@@ -23,6 +23,8 @@ import type { ObjectStore } from '../storage/types.js';
 import { listInputs, preflight } from './inputs.js';
 import { readInOrder } from './ordered-reader.js';
 import { mapBounded } from '../concurrency.js';
+import { type LeaseOptions, RunInProgressError, RunLease, thisProcess } from './lease.js';
+import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
 
 /**
  * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
@@ -48,6 +50,8 @@ export interface RunContext {
   jobVersion: string;
   /** Aborted on SIGTERM/SIGINT: the run stops at the next block, cleans up and commits nothing. */
   signal?: AbortSignal;
+  /** Timing of the run lease (default DEFAULT_LEASE_TIMING: 60 s, renewed every 15 s). */
+  leaseTiming?: LeaseTiming;
 }
 
 /** One day and stage to compute. */
@@ -116,12 +120,12 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   const curatedSuccess = `${partition}${SUCCESS_FILE}`;
   const metricsSuccess = `${partition}${SUCCESS_FILE}`;
 
-  const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date]);
+  const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date], config.decodeLimits);
   if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
     // A day without predictions is a real (empty) day; a dataset without any is a wrong --root.
     throw new NotFoundError(`no prediction objects at all under ${stores.predictions.uri}; check --root or --predictions`, { uri: stores.predictions.uri, option: '--predictions' });
   }
-  const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough));
+  const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough), config.decodeLimits);
   const params = {
     stage: request.stage,
     date: request.date,
@@ -133,6 +137,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     codec: config.codec,
     part_bytes: config.partBytes,
     on_corrupt: config.onCorrupt,
+    // Under skip the limits decide which objects are left out, so they are part of what was computed.
+    ...(config.onCorrupt === 'skip' ? { decode_limits: config.decodeLimits } : {}),
     job_version: ctx.jobVersion,
     output_revision: OUTPUT_REVISION,
     reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
@@ -161,8 +167,11 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     ...figures,
   });
 
-  const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, curatedSuccess), readManifest(stores.metrics, metricsSuccess)]);
-  if (!config.force && oldCurated?.fingerprint === fingerprint && oldMetrics?.fingerprint === fingerprint && (await outputsIntact(stores, oldCurated, oldMetrics))) {
+  /** The committed result, when it has this run's fingerprint and every file it lists is still there. */
+  const committedResult = async (): Promise<DayResult | undefined> => {
+    if (config.force) return undefined;
+    const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, curatedSuccess), readManifest(stores.metrics, metricsSuccess)]);
+    if (oldCurated?.fingerprint !== fingerprint || oldMetrics?.fingerprint !== fingerprint || !(await outputsIntact(stores, oldCurated, oldMetrics))) return undefined;
     log.info({ event: 'already_done', fingerprint }, 'outputs already committed for the same inputs and options; nothing to do (--force recomputes)');
     const stats = oldCurated.stats ?? {};
     return summary('already_done', {
@@ -174,152 +183,210 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       metrics_records: oldMetrics.outputs.reduce((n, o) => n + o.records, 0),
       skipped_objects: oldCurated.skipped?.length ?? 0,
     });
+  };
+
+  const runId = randomUUID();
+  const staging: StagingArea = { stores: [stores.curated, stores.metrics], stage: request.stage, date: request.date, runId };
+  const leaseOptions: LeaseOptions = {
+    stores: staging.stores,
+    key: leaseKey(request.stage, request.date),
+    claim: { runId, stage: request.stage, date: request.date, jobVersion: ctx.jobVersion, holder: thisProcess(), startedAtMs: startedAt.getTime() },
+    timing: ctx.leaseTiming ?? DEFAULT_LEASE_TIMING,
+    logger: log,
+  };
+  const done = await committedResult();
+  if (done !== undefined) {
+    await sweepStaging(staging, leaseOptions, log);
+    return done;
+  }
+  // One run per stage and date at a time (issue 5): a second one leaves here with RunInProgressError.
+  const lease = await RunLease.acquire(leaseOptions);
+  try {
+    await removeStaleStaging(staging, lease, log);
+    // Another run may have committed the same result between the first look and the lease.
+    const doneMeanwhile = await committedResult();
+    if (doneMeanwhile !== undefined) return doneMeanwhile;
+    return await computeAndCommit(lease);
+  } finally {
+    await lease.release();
   }
 
-  log.info({ event: 'run_started', prediction_objects: predictionInputs.objects.length, label_objects: labelInputs.objects.length, as_of: formatMicros(asOf), labels_through: formatMicros(labelsThrough) }, 'run started');
-  const checked = await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]);
-  const [predictionCheck, labelCheck] = checked;
-  const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
+  /** Reads, joins, stages and commits, under the lease. */
+  async function computeAndCommit(lease: RunLease): Promise<DayResult> {
+    log.info({ event: 'run_started', lease_run_id: runId, prediction_objects: predictionInputs.objects.length, label_objects: labelInputs.objects.length, as_of: formatMicros(asOf), labels_through: formatMicros(labelsThrough) }, 'run started');
+    const checked = await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]);
+    const [predictionCheck, labelCheck] = checked;
+    const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
 
-  const metadata = {
-    'model_metrics.stage': request.stage,
-    'model_metrics.as_of': formatMicros(asOf),
-    'model_metrics.label_window': config.labelWindow.iso,
-  };
-  // Data files are written under a run's own hidden staging prefix and moved into place only at
-  // commit, so a run that fails before then leaves the published partition exactly as it was.
-  const stagingPrefix = `${STAGING_DIR}${partition}${randomUUID()}/`;
-  const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (i) => curatedPartKey(request.stage, request.date, i), metadata, maxPartBytes: config.partBytes, stagingPrefix });
-  const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
-  let unpublished = false;
-  const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
-
-  const progress = ctx.progress;
-  const hooks = {
-    onBytes: (delta: number) => {
-      if (progress) {
-        progress.state.bytesDone += delta;
-        progress.tick();
-      }
-    },
-    onObjectDone: () => {
-      if (progress) progress.state.objectsDone++;
-    },
-  };
-  // Per day: a backfill or scheduled run draws one day after another on the same line.
-  progress?.begin(predictionCheck.usable.length + labelCheck.usable.length, [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0));
-
-  try {
-    const labels = new LabelIndex(estimateRecords(labelCheck.usable));
-    let labelsRead = 0;
-    if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
-    for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
-      ctx.signal?.throwIfAborted();
-      for (const label of block.records) {
-        // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
-        // later label can never be usable, nor counted (SPEC §3).
-        if (label.label_ts > labelsThrough) continue;
-        labels.add(label.prediction_id, label.y_true, label.label_ts);
-      }
-      labelsRead += block.records.length;
-      if (progress) progress.state.records += block.records.length;
-    }
-    log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
-
-    const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
-    if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
-    for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
-      ctx.signal?.throwIfAborted();
-      for (const prediction of block.records) {
-        const enriched = join.accept(prediction);
-        if (enriched === undefined) continue;
-        const flushed = curatedWriter.append(enriched);
-        if (flushed !== undefined) await flushed;
-      }
-      if (progress) progress.state.records += block.records.length;
-    }
-    const curatedOutputs = await curatedWriter.finish();
-    progress?.clearLine();
-    log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
-
-    const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
-    for (const record of metricRecords) await metricsWriter.append(record);
-    const metricsOutputs = await metricsWriter.finish();
-
-    ctx.signal?.throwIfAborted();
-    // Commit. Unpublish first: from here until the new _SUCCESS, readers see no partition rather
-    // than a mix of old and new files.
-    unpublished = true;
-    await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]);
-    await promote(stores.curated, curatedWriter, curatedOutputs, promoted.curated);
-    await promote(stores.metrics, metricsWriter, metricsOutputs, promoted.metrics);
-    await removeStale(stores.curated, partition, curatedOutputs);
-    await removeStale(stores.metrics, partition, metricsOutputs);
-
-    const stats = {
-      predictions_read: join.stats.predictionsRead,
-      predictions_kept: join.stats.kept,
-      predictions_valid: join.stats.kept - join.stats.invalid,
-      duplicate_predictions: join.stats.duplicatesDropped,
-      invalid_predictions: join.stats.invalid,
-      labeled: join.stats.labeled,
-      labeled_from_labels: join.stats.labeledFromLabels,
-      labeled_inline: join.stats.labeledInline,
-      labels_read: labelsRead,
-      labels_indexed: labels.size,
-      metrics_records: metricRecords.length,
+    const metadata = {
+      'model_metrics.stage': request.stage,
+      'model_metrics.as_of': formatMicros(asOf),
+      'model_metrics.label_window': config.labelWindow.iso,
     };
-    const schemaCounts = new Map<string, number>();
-    for (const input of [...predictionCheck.inputs, ...labelCheck.inputs]) {
-      if (input.schema_fingerprint !== undefined) schemaCounts.set(input.schema_fingerprint, (schemaCounts.get(input.schema_fingerprint) ?? 0) + 1);
-    }
-    const manifest = (dataset: Manifest['dataset'], outputs: ManifestOutput[]): Manifest => ({
-      format: MANIFEST_FORMAT,
-      dataset,
-      stage: request.stage,
-      date: request.date,
-      as_of: formatMicros(asOf),
-      labels_through: formatMicros(labelsThrough),
-      label_window: config.labelWindow.iso,
-      job_version: ctx.jobVersion,
-      params,
-      fingerprint,
-      started_at: startedAt.toISOString(),
-      ended_at: new Date().toISOString(),
-      inputs: [...predictionCheck.inputs, ...labelCheck.inputs],
-      skipped,
-      writer_schemas: [...schemaCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fp, objects]) => ({ fingerprint: fp, objects })),
-      outputs,
-      stats,
-    });
-    // The commit points, written last (SPEC §1).
-    await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
-    await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
+    // Data files are written under the run's own hidden staging prefix and moved into place only at
+    // commit, so a run that fails before then leaves the published partition exactly as it was.
+    const stagingPrefix = runStagingPrefix(request.stage, request.date, runId);
+    const curatedKey = (index: number): string => {
+      // A part opens once the one before it is staged: progress for people, kill points for the crash tests.
+      log.info({ event: 'curated_part_started', part: index }, `writing curated part ${index}`);
+      return curatedPartKey(request.stage, request.date, index);
+    };
+    const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix });
+    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
+    let unpublished = false;
+    const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
 
-    const result = summary('done', {
-      skipped_objects: skipped.length,
-      predictions_read: stats.predictions_read,
-      predictions_kept: stats.predictions_kept,
-      labeled: stats.labeled,
-      label_coverage: stats.predictions_valid > 0 ? stats.labeled / stats.predictions_valid : null,
-      curated_files: curatedOutputs.length,
-      metrics_records: metricRecords.length,
-    });
-    log.info({ event: 'run_committed', ...result }, 'run committed');
-    return result;
-  } catch (error) {
-    progress?.clearLine();
-    if (unpublished) {
-      // Failed during the commit: uncommit both (a failure between the two _SUCCESS writes must
-      // not leave one behind) and drop the new files already moved into place.
-      await Promise.all([stores.curated.delete([curatedSuccess]), stores.metrics.delete([metricsSuccess])]).catch(() => undefined);
+    const progress = ctx.progress;
+    const hooks = {
+      limits: config.decodeLimits,
+      onBytes: (delta: number) => {
+        if (progress) {
+          progress.state.bytesDone += delta;
+          progress.tick();
+        }
+      },
+      onObjectDone: () => {
+        if (progress) progress.state.objectsDone++;
+      },
+    };
+    // Per day: a backfill or scheduled run draws one day after another on the same line.
+    progress?.begin(predictionCheck.usable.length + labelCheck.usable.length, [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0));
+
+    try {
+      const labels = new LabelIndex(estimateRecords(labelCheck.usable));
+      let labelsRead = 0;
+      if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
+      for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
+        ctx.signal?.throwIfAborted();
+        for (const label of block.records) {
+          // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
+          // later label can never be usable, nor counted (SPEC §3).
+          if (label.label_ts > labelsThrough) continue;
+          labels.add(label.prediction_id, label.y_true, label.label_ts);
+        }
+        labelsRead += block.records.length;
+        if (progress) progress.state.records += block.records.length;
+      }
+      log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
+
+      const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
+      if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
+      for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
+        ctx.signal?.throwIfAborted();
+        for (const prediction of block.records) {
+          const enriched = join.accept(prediction);
+          if (enriched === undefined) continue;
+          const flushed = curatedWriter.append(enriched);
+          if (flushed !== undefined) await flushed;
+        }
+        if (progress) progress.state.records += block.records.length;
+      }
+      const curatedOutputs = await curatedWriter.finish();
+      progress?.clearLine();
+      log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
+
+      const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
+      for (const record of metricRecords) await metricsWriter.append(record);
+      const metricsOutputs = await metricsWriter.finish();
+
+      ctx.signal?.throwIfAborted();
+      // Commit (SPEC §1), in an order that keeps the data files of a partition from one run at every
+      // instant, so even a reader that lists files without checking _SUCCESS never sees a mix:
+      //  1. unpublish: metrics/_SUCCESS, then curated/_SUCCESS (a metrics _SUCCESS always implies
+      //     a committed curated partition of the same run);
+      //  2. delete every data file of both partitions (the old result, leftovers of a crashed commit);
+      //  3. move the staged files into place;
+      //  4. write curated/_SUCCESS, then metrics/_SUCCESS.
+      // Stopped anywhere in 1–4, the partitions have no _SUCCESS ("not there") and a subset of the
+      // old or of the new files; the next run converges. Before each step the lease must still be
+      // ours with time to spare: a run that was paused past its lease stops here untouched.
+      await lease.renew();
+      lease.assertHeld();
+      log.info({ event: 'commit_started', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'commit started');
+      unpublished = true;
+      await stores.metrics.delete([metricsSuccess]);
+      await stores.curated.delete([curatedSuccess]);
+      log.info({ event: 'commit_unpublished' }, 'previous _SUCCESS removed; the partitions are not there until the new _SUCCESS');
+      await lease.ensureHeld();
+      const removed = (await removeData(stores.curated, partition)) + (await removeData(stores.metrics, partition));
+      log.info({ event: 'old_outputs_removed', objects: removed }, 'previous data files removed');
+      await promote(stores.curated, curatedWriter, curatedOutputs, promoted.curated, lease);
+      await promote(stores.metrics, metricsWriter, metricsOutputs, promoted.metrics, lease);
+      log.info({ event: 'outputs_moved', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'new data files in place; writing _SUCCESS');
+
+      const stats = {
+        predictions_read: join.stats.predictionsRead,
+        predictions_kept: join.stats.kept,
+        predictions_valid: join.stats.kept - join.stats.invalid,
+        duplicate_predictions: join.stats.duplicatesDropped,
+        invalid_predictions: join.stats.invalid,
+        labeled: join.stats.labeled,
+        labeled_from_labels: join.stats.labeledFromLabels,
+        labeled_inline: join.stats.labeledInline,
+        labels_read: labelsRead,
+        labels_indexed: labels.size,
+        metrics_records: metricRecords.length,
+      };
+      const schemaCounts = new Map<string, number>();
+      for (const input of [...predictionCheck.inputs, ...labelCheck.inputs]) {
+        if (input.schema_fingerprint !== undefined) schemaCounts.set(input.schema_fingerprint, (schemaCounts.get(input.schema_fingerprint) ?? 0) + 1);
+      }
+      const manifest = (dataset: Manifest['dataset'], outputs: ManifestOutput[]): Manifest => ({
+        format: MANIFEST_FORMAT,
+        dataset,
+        stage: request.stage,
+        date: request.date,
+        as_of: formatMicros(asOf),
+        labels_through: formatMicros(labelsThrough),
+        label_window: config.labelWindow.iso,
+        job_version: ctx.jobVersion,
+        params,
+        fingerprint,
+        started_at: startedAt.toISOString(),
+        ended_at: new Date().toISOString(),
+        inputs: [...predictionCheck.inputs, ...labelCheck.inputs],
+        skipped,
+        writer_schemas: [...schemaCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fp, objects]) => ({ fingerprint: fp, objects })),
+        outputs,
+        stats,
+      });
+      // The commit points, written last (SPEC §1).
+      await lease.ensureHeld();
+      await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
+      await lease.ensureHeld();
+      await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
+
+      const result = summary('done', {
+        skipped_objects: skipped.length,
+        predictions_read: stats.predictions_read,
+        predictions_kept: stats.predictions_kept,
+        labeled: stats.labeled,
+        label_coverage: stats.predictions_valid > 0 ? stats.labeled / stats.predictions_valid : null,
+        curated_files: curatedOutputs.length,
+        metrics_records: metricRecords.length,
+      });
+      log.info({ event: 'run_committed', ...result }, 'run committed');
+      return result;
+    } catch (error) {
+      progress?.clearLine();
+      // A run that lost its lease leaves the published partitions to the run that took it over:
+      // only its own staged files are its to remove.
+      const owner = lease.isHeld();
+      if (unpublished && owner) {
+        // Failed during the commit: uncommit both (a failure between the two _SUCCESS writes must
+        // not leave one behind) and drop the new files already moved into place.
+        await stores.metrics
+          .delete([metricsSuccess])
+          .then(() => stores.curated.delete([curatedSuccess]))
+          .catch(() => undefined);
+      }
+      await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
+      const leftovers = { curated: [...curatedWriter.startedKeys, ...(owner ? promoted.curated : [])], metrics: [...metricsWriter.startedKeys, ...(owner ? promoted.metrics : [])] };
+      await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
+        log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
+      });
+      throw error;
     }
-    await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
-    const leftovers = { curated: [...curatedWriter.startedKeys, ...promoted.curated], metrics: [...metricsWriter.startedKeys, ...promoted.metrics] };
-    await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
-      log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
-    });
-    throw error;
   }
 }
 
@@ -342,16 +409,76 @@ function estimateRecords(objects: readonly { size: number }[]): number {
 }
 
 /** Moves a writer's staged files into place, recording each moved key for cleanup after a failure. */
-async function promote(store: ObjectStore, writer: AvroFilesWriter, outputs: readonly ManifestOutput[], moved: string[]): Promise<void> {
+async function promote(store: ObjectStore, writer: AvroFilesWriter, outputs: readonly ManifestOutput[], moved: string[], lease: RunLease): Promise<void> {
   for (const output of outputs) {
+    await lease.ensureHeld();
     await store.move(writer.stagedKey(output.key), output.key);
     moved.push(output.key);
   }
 }
 
-/** Deletes objects of a partition that the new outputs do not include (older, longer runs; crashed runs). */
-async function removeStale(store: ObjectStore, partition: string, outputs: readonly ManifestOutput[]): Promise<void> {
-  const keep = new Set(outputs.map((o) => o.key));
-  const stale = (await store.list(partition)).map((o) => o.key).filter((key) => !keep.has(key) && !key.endsWith(SUCCESS_FILE));
-  if (stale.length > 0) await store.delete(stale);
+/** Deletes every data file of a partition (its _SUCCESS is already gone); returns how many. */
+async function removeData(store: ObjectStore, partition: string): Promise<number> {
+  const data = (await store.list(partition)).map((o) => o.key).filter((key) => !key.endsWith(SUCCESS_FILE));
+  if (data.length > 0) await store.delete(data);
+  return data.length;
+}
+
+/** The hidden staging area of one run's stage and date, on the output stores. */
+interface StagingArea {
+  stores: ObjectStore[];
+  stage: Stage;
+  date: string;
+  runId: string;
+}
+
+/**
+ * Deletes what other runs left in the staging area of this stage and date: files of runs killed
+ * before their cleanup (SIGKILL, OOM, a lost node). Only while holding the lease, confirmed by a
+ * renewal right before (a run paused since it took the lease may have lost it to a run whose files
+ * are there now), so no live run's files are removed; the lease object itself stays.
+ */
+async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logger): Promise<void> {
+  const prefix = stagingPartition(area.stage, area.date);
+  const own = runStagingPrefix(area.stage, area.date, area.runId);
+  const leaseObject = leaseKey(area.stage, area.date);
+  await lease.renew();
+  const seen = new Set<string>();
+  for (const store of area.stores) {
+    if (seen.has(store.uri)) continue;
+    seen.add(store.uri);
+    lease.assertHeld();
+    const stale = (await store.list(prefix)).map((o) => o.key).filter((key) => key !== leaseObject && !key.startsWith(own));
+    if (stale.length === 0) continue;
+    await store.delete(stale);
+    const runs = [...new Set(stale.map((key) => key.slice(prefix.length).split('/')[0]))];
+    log.info({ event: 'stale_staging_removed', uri: store.uriOf(prefix), objects: stale.length, runs }, `removed ${stale.length} object(s) left in staging by ${runs.length} earlier run(s)`);
+  }
+}
+
+/**
+ * After "already done": if earlier runs left files in staging (killed after their commit, or runs
+ * that found the result committed), take the lease briefly and remove them. A live run holding the
+ * lease keeps its files; a failure here is only logged, since the result itself is committed.
+ */
+async function sweepStaging(area: StagingArea, leaseOptions: LeaseOptions, log: Logger): Promise<void> {
+  try {
+    const prefix = stagingPartition(area.stage, area.date);
+    const dirty = await Promise.all(area.stores.map((store) => store.hasAny(prefix)));
+    if (!dirty.some(Boolean)) return;
+    let lease: RunLease;
+    try {
+      lease = await RunLease.acquire(leaseOptions);
+    } catch (error) {
+      if (error instanceof RunInProgressError) return;
+      throw error;
+    }
+    try {
+      await removeStaleStaging(area, lease, log);
+    } finally {
+      await lease.release();
+    }
+  } catch (error) {
+    log.warn({ event: 'staging_sweep_failed', error: sanitizeForLog(String(error)) }, 'could not remove files left in staging by earlier runs; they are hidden, and the next run retries');
+  }
 }

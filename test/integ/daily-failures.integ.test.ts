@@ -1,7 +1,8 @@
 /**
  * Failure paths of one day's run, in-process on local folders: a failure between the two commit
- * points, an already-done run whose outputs were deleted behind its back, and a preliminary
- * backfill past its as-of.
+ * points, a failure before the commit, a failure moving a file in the middle of the commit (issue 5:
+ * never old files beside new ones), an already-done run whose outputs were deleted behind its back,
+ * and a preliminary backfill past its as-of.
  */
 import { mkdtemp, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,42 @@ describe('daily run failure paths', () => {
     forced.config = { ...forced.config, force: true };
     await expect(runDay(forced, { date: DAY, stage: 'preliminary', asOfMicros: AS_OF })).rejects.toMatchObject({ code: 'E_STORAGE' });
     expect(await published()).toEqual(before);
+  });
+
+  it('a failure moving a file mid-commit leaves no _SUCCESS and never old files beside new ones; the rerun converges', async () => {
+    const OLD_AS_OF = dayWindow(DAY).startMicros + 20 * 3600e6;
+    const small = (stores?: Partial<Stores>): RunContext => {
+      const ctx = context(stores);
+      // Several curated parts from a small day (a part holds at least one 256 KiB block).
+      ctx.config = { ...ctx.config, partBytes: 64 * 1024, force: true };
+      return ctx;
+    };
+    const old = await runDay(small(), { date: DAY, stage: 'preliminary', asOfMicros: OLD_AS_OF });
+    expect(old.curated_files).toBeGreaterThanOrEqual(2);
+    const base = context();
+    let moves = 0;
+    const curated = new Proxy(base.stores.curated, {
+      get(target, property, receiver) {
+        if (property === 'move') {
+          return async (from: string, to: string) => {
+            if (++moves === 2) throw new StorageError(`injected failure moving ${from}`, { key: from });
+            return target.move(from, to);
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    await expect(runDay(small({ curated }), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF })).rejects.toMatchObject({ code: 'E_STORAGE' });
+    expect(moves).toBe(2);
+    // The old result was unpublished and its files removed before any new file moved in; the one
+    // new file moved is removed again: the partitions are simply not there.
+    expect(await filesUnder(join(root, 'curated', 'stage=preliminary'))).toEqual([]);
+    expect(await filesUnder(join(root, 'metrics', 'stage=preliminary'))).toEqual([]);
+    expect([...(await filesUnder(join(root, 'curated', '_staging'))), ...(await filesUnder(join(root, 'metrics', '_staging')))]).toEqual([]);
+    const rerun = await runDay(small(), { date: DAY, stage: 'preliminary', asOfMicros: AS_OF });
+    expect(rerun).toMatchObject({ status: 'done', curated_files: expect.any(Number) });
+    const committed = (await filesUnder(join(root, 'curated', 'stage=preliminary'))).map((f) => f.split('/').at(-1)).sort();
+    expect(committed).toEqual(['_SUCCESS', ...Array.from({ length: rerun.curated_files }, (_, i) => `part-${String(i).padStart(5, '0')}.avro`)]);
   });
 
   it('"already done" recomputes when an output listed in the manifest is gone', async () => {

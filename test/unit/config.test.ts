@@ -66,6 +66,8 @@ describe('resolveJobConfig', () => {
     expectUsage(() => resolve({ root: '/d', 'log-level': 'loud' }), '--log-level');
     expectUsage(() => resolve({ root: '/d', force: 'perhaps' }), '--force');
     expectUsage(() => resolve({ root: '/d', 's3-max-attempts': '0' }), '--s3-max-attempts');
+    expectUsage(() => resolve({ root: '/d', 'lease-ttl': '9' }), '--lease-ttl');
+    expectUsage(() => resolve({ root: '/d', 'lease-ttl': '3601' }), '--lease-ttl');
     expectUsage(() => resolve({ root: '/d', 's3-max-attempts': '101' }), '--s3-max-attempts');
     expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': 'soon' }), '--s3-idle-timeout-seconds');
     expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': '0' }), '--s3-idle-timeout-seconds');
@@ -80,6 +82,8 @@ describe('resolveJobConfig', () => {
     expect(defaults.s3.maxAttempts).toBe(5);
     expect(defaults.s3.idleTimeoutMs).toBe(60_000);
     expect(defaults.decodeLimits).toEqual(defaultDecodeLimits);
+    expect(defaults.leaseTtlMs).toBe(60_000);
+    expect(resolve({ root: '/d', 'lease-ttl': '10' }).leaseTtlMs).toBe(10_000);
     const set = resolve({ root: '/d', 's3-max-attempts': '2', 's3-idle-timeout-seconds': '3', 'avro-max-block-mb': '8', 'avro-max-block-records': '1000' });
     expect(set.s3).toMatchObject({ maxAttempts: 2, idleTimeoutMs: 3000 });
     expect(set.decodeLimits.maxBlockBytes).toBe(8 * 1024 * 1024);
