@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, UsageError } from '../errors.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/index.js';
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
@@ -206,8 +207,10 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
   if (endpoint !== undefined) s3.endpoint = endpoint;
   if (raw['s3-force-path-style'] === true) s3.forcePathStyle = true;
   if (raw['s3-region'] !== undefined) s3.region = raw['s3-region'] as string;
-  s3.maxAttempts = positiveInt(raw, 's3-max-attempts', 5, 100);
-  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', 60, 86_400) * 1000;
+  // The AWS convention AWS_MAX_ATTEMPTS still counts, below our own flag and variable.
+  const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
+  s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', DEFAULT_MAX_ATTEMPTS, 100);
+  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', DEFAULT_IDLE_TIMEOUT_MS / 1000, 86_400) * 1000;
 
   const decodeLimits: DecodeLimits = { ...defaultDecodeLimits };
   for (const { name, field, unitBytes } of decodeLimitFlags) {

@@ -9,10 +9,11 @@ import { S3ObjectStore, createS3Client } from './s3.js';
 import type { ObjectStore, S3Settings } from './types.js';
 import { parseStoreUri } from './uri.js';
 
-export type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteResult } from './types.js';
+export type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
 export { joinUri, parseStoreUri, type StoreLocation } from './uri.js';
 export { LocalObjectStore } from './local.js';
 export { S3ObjectStore, createS3Client } from './s3.js';
+export { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from './retry-policy.js';
 
 /** Clients shared by every openStore call that passes no cache of its own; released by destroyStores. */
 const defaultClients = new Map<string, S3Client>();
@@ -29,8 +30,16 @@ export function openStore(
 ): ObjectStore {
   const location = parseStoreUri(uri, option);
   if (location.kind === 'local') return new LocalObjectStore(location.path);
-  // Upload sizes are per store, not per client, so they are not part of the client's identity.
-  const clientKey = JSON.stringify([settings.endpoint ?? null, settings.forcePathStyle ?? false, settings.region ?? null]);
+  // Upload sizes are per store, not per client, so they are not part of the client's identity;
+  // retries and timeouts are configured on the client, so they are.
+  const clientKey = JSON.stringify([
+    settings.endpoint ?? null,
+    settings.forcePathStyle ?? false,
+    settings.region ?? null,
+    settings.maxAttempts ?? null,
+    settings.idleTimeoutMs ?? null,
+    settings.retryBaseDelayMs ?? null,
+  ]);
   let client = clientCache.get(clientKey);
   if (client === undefined) {
     client = createS3Client(settings);

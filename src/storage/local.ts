@@ -5,14 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Dirent, BigIntStats } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { ConcurrentChangeError, ModelMetricsError, NotFoundError, StorageError } from '../errors.js';
 import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
 import { mapStreamErrors } from './streams.js';
-import type { ObjectInfo, ObjectStore, ReadOptions, WriteResult } from './types.js';
+import type { ObjectInfo, ObjectStore, ReadOptions, WriteCondition, WriteResult } from './types.js';
 
 /** Name prefix of in-flight write files; listings never show them (nor orphans left by a crash). */
 export const LOCAL_TEMP_PREFIX = '.tmp-model-metrics-';
@@ -165,6 +165,53 @@ export class LocalObjectStore implements ObjectStore {
       // Errors from the caller's body pass through unchanged; ours are already StorageErrors.
       if (error instanceof ModelMetricsError || !isNodeError(error)) throw error;
       throw this.fsError(error, 'write', key);
+    }
+  }
+
+  /**
+   * `{ ifNoneMatch: '*' }`: the body goes to a temp file, which link(2) then gives the target name;
+   * link fails with EEXIST when the name is taken, atomically, so of several writers exactly one
+   * wins (rename(2) would silently replace). `{ ifMatch }`: compare the current ETag, then rename
+   * the temp file over the target. POSIX has no compare-and-rename, so a writer that replaces the
+   * file between our stat and our rename (a window of microseconds) is overwritten; runs that
+   * coordinate through ifMatch on one local disk should not rely on that window being empty.
+   */
+  async writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined> {
+    assertRelativeKey(key, this.uri);
+    const operation = 'writeConditional';
+    if ('ifMatch' in condition && (await this.head(key))?.etag !== condition.ifMatch) return undefined;
+    const target = this.pathOf(key);
+    const directory = dirname(target);
+    const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    let handle: FileHandle | undefined;
+    try {
+      await mkdir(directory, { recursive: true });
+      handle = await open(temp, 'wx');
+      const size = await this.writeBody(handle, body, key);
+      const stats = await handle.stat({ bigint: true });
+      await handle.close();
+      handle = undefined;
+      if ('ifNoneMatch' in condition) {
+        try {
+          await link(temp, target);
+        } catch (error) {
+          if (isNodeError(error) && error.code === 'EEXIST') return undefined;
+          throw error;
+        }
+      } else {
+        // Re-checked right before the rename to keep the window small (see the method comment).
+        if ((await this.head(key))?.etag !== condition.ifMatch) return undefined;
+        await rename(temp, target);
+      }
+      await syncDirectory(directory);
+      return { key, size, etag: localEtag(stats) };
+    } catch (error) {
+      if (error instanceof ModelMetricsError) throw error;
+      throw this.fsError(error, operation, key);
+    } finally {
+      await handle?.close().catch(() => undefined);
+      // After link(2) the temp name is a second name of the target: removing it leaves the target.
+      await unlink(temp).catch(() => undefined);
     }
   }
 

@@ -9,22 +9,64 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   S3Client,
   paginateListObjectsV2,
+  type CompleteMultipartUploadCommandInput,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   ConcurrentChangeError,
   ModelMetricsError,
   NotFoundError,
   StorageError,
   UsageError,
+  describeError,
 } from '../errors.js';
 import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
-import { mapStreamErrors } from './streams.js';
-import type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteResult } from './types.js';
+import { resumableBody, type BodyPart } from './resumable-body.js';
+import { PartHasher, isPlainMd5, multipartEtag } from './multipart-etag.js';
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_TIMING,
+  MAX_RETRY_DELAY_MS,
+  S3RetryStrategy,
+  retryDelayMs,
+  type RetryTiming,
+} from './retry-policy.js';
+import type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
+
+/** What the CompleteMultipartUpload of one write() sent: the part ETags, in part order, unquoted. */
+interface CompletionRecord {
+  partEtags?: string[];
+}
+
+/**
+ * The CompletionRecord of the write() in progress: lib-storage keeps its part ETags private, so
+ * the `recordCompletedParts` middleware copies them from the Complete request, which runs within
+ * the write's async context.
+ */
+const completionRecords = new AsyncLocalStorage<CompletionRecord>();
+
+/** Installs the `recordCompletedParts` middleware on a client (idempotent: it replaces itself). */
+function recordCompletedParts(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      const record = completionRecords.getStore();
+      if (record !== undefined && context.commandName === 'CompleteMultipartUploadCommand') {
+        const parts = (args.input as CompleteMultipartUploadCommandInput).MultipartUpload?.Parts ?? [];
+        record.partEtags = [...parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0)).map((part) => unquoteEtag(part.ETag));
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCompletedParts', override: true },
+  );
+}
 
 /** Region used when neither the settings nor the AWS chain (AWS_REGION, profile) name one. */
 export const FALLBACK_REGION = 'us-east-1';
@@ -50,9 +92,21 @@ const LIST_PAGE_SIZE = 1000;
 /** Creates an S3 client for the settings; credentials come from the default AWS chain. */
 export function createS3Client(settings: S3Settings): S3Client {
   const customEndpoint = settings.endpoint !== undefined;
+  const { maxAttempts, idleTimeoutMs, timing } = resilienceOf(settings);
   return new S3Client({
     region: settings.region ?? regionFromChainOrFallback(),
     forcePathStyle: settings.forcePathStyle ?? false,
+    maxAttempts,
+    retryStrategy: new S3RetryStrategy(maxAttempts, timing),
+    requestHandler: {
+      // socketTimeout is an idle timeout (socket.setTimeout): it fires when no byte moves for this
+      // long, before the response headers (a hung request) and while the SDK collects a response
+      // body (List, Copy, DeleteObjects, errors), so a stalled store cannot hang the job. It is not
+      // `requestTimeout`, which in @smithy/node-http-handler 4 only logs a warning by default and
+      // stops at the headers. GetObject bodies also get our own idle watchdog (resumable-body.ts).
+      connectionTimeout: idleTimeoutMs,
+      socketTimeout: idleTimeoutMs,
+    },
     ...(customEndpoint
       ? {
           endpoint: settings.endpoint,
@@ -64,6 +118,25 @@ export function createS3Client(settings: S3Settings): S3Client {
         }
       : {}),
   });
+}
+
+/** The validated retry and timeout settings of a client or store, defaults filled in. */
+export function resilienceOf(settings: S3Settings): { maxAttempts: number; idleTimeoutMs: number; timing: RetryTiming } {
+  const maxAttempts = settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const idleTimeoutMs = settings.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const baseDelayMs = settings.retryBaseDelayMs ?? DEFAULT_RETRY_TIMING.baseDelayMs;
+  for (const [option, value] of [
+    ['maxAttempts', maxAttempts],
+    ['idleTimeoutMs', idleTimeoutMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new UsageError(`S3 setting ${option} is ${value}; expected a positive integer`, { option });
+    }
+  }
+  if (!Number.isSafeInteger(baseDelayMs) || baseDelayMs < 0) {
+    throw new UsageError(`S3 setting retryBaseDelayMs is ${baseDelayMs}; expected a non-negative integer`, { option: 'retryBaseDelayMs' });
+  }
+  return { maxAttempts, idleTimeoutMs, timing: { baseDelayMs, maxDelayMs: MAX_RETRY_DELAY_MS } };
 }
 
 /**
@@ -95,6 +168,9 @@ export class S3ObjectStore implements ObjectStore {
   private readonly keyPrefix: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly maxAttempts: number;
+  private readonly idleTimeoutMs: number;
+  private readonly retryTiming: RetryTiming;
 
   constructor(
     private readonly client: S3Client,
@@ -107,6 +183,8 @@ export class S3ObjectStore implements ObjectStore {
     this.uri = trimmed === '' ? `s3://${bucket}` : `s3://${bucket}/${trimmed}`;
     this.partSize = settings.uploadPartSize ?? DEFAULT_PART_SIZE;
     this.queueSize = settings.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
+    ({ maxAttempts: this.maxAttempts, idleTimeoutMs: this.idleTimeoutMs, timing: this.retryTiming } = resilienceOf(settings));
+    recordCompletedParts(client);
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE || this.partSize > MAX_PART_SIZE) {
       throw new UsageError(
         `S3 upload part size ${this.partSize} is out of range; expected an integer from ${MIN_PART_SIZE} (5 MiB) to ${MAX_PART_SIZE} (5 GiB), the S3 multipart limits`,
@@ -176,10 +254,116 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * A streamed body that survives the store: failures before the headers are the SDK's retries;
+   * a body that breaks off, ends short of its Content-Length or stalls is resumed from the next
+   * byte with a ranged GET pinned to the object's ETag (resumable-body.ts), so the caller sees one
+   * continuous run of bytes or an error, never a silent mix of two versions.
+   */
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     assertRelativeKey(key, this.uri);
+    const { start, end } = checkRange(options, this.uriOf(key), key);
+    return (await this.openResumable(key, start, end, options.ifMatch, 'read')).stream;
+  }
+
+  async readSmall(key: string): Promise<Buffer | undefined> {
+    assertRelativeKey(key, this.uri);
     const uri = this.uriOf(key);
-    const { start, end } = checkRange(options, uri, key);
+    let opened: { stream: Readable; length: number | undefined };
+    try {
+      opened = await this.openResumable(key, undefined, undefined, undefined, 'readSmall');
+    } catch (error) {
+      if (error instanceof NotFoundError && isMissingObject(error.cause)) return undefined;
+      throw error;
+    }
+    const tooLarge = (size: number): StorageError =>
+      new StorageError(
+        `${uri} has ${size} bytes, more than the ${READ_SMALL_LIMIT_BYTES} bytes expected of a small object such as a manifest; ` +
+          'check that the key names a manifest',
+        { operation: 'readSmall', uri, key, size },
+      );
+    if ((opened.length ?? 0) > READ_SMALL_LIMIT_BYTES) {
+      opened.stream.destroy();
+      throw tooLarge(opened.length ?? 0);
+    }
+    // Bounded by READ_SMALL_LIMIT_BYTES, checked on the announced length and again while reading.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of opened.stream) {
+      size += (chunk as Buffer).length;
+      if (size > READ_SMALL_LIMIT_BYTES) {
+        opened.stream.destroy();
+        throw tooLarge(size);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks, size);
+  }
+
+  /** The first body of a read, wrapped so that failures later in the body are resumed. */
+  private async openResumable(
+    key: string,
+    start: number | undefined,
+    end: number | undefined,
+    ifMatch: string | undefined,
+    operation: string,
+  ): Promise<{ stream: Readable; length: number | undefined }> {
+    const uri = this.uriOf(key);
+    const first = await this.getBody(key, start, end, ifMatch, operation);
+    // The rest must come from the same version: the caller's ETag, else the one the first body had.
+    const pin = ifMatch ?? (first.etag === '' ? undefined : first.etag);
+    const stream = resumableBody({
+      uri,
+      start: start ?? 0,
+      first,
+      maxAttempts: this.maxAttempts,
+      idleTimeoutMs: this.idleTimeoutMs,
+      retryDelay: (failures) => retryDelayMs(failures, this.retryTiming),
+      reopen: async (position) => {
+        if (pin === undefined) {
+          throw new StorageError(
+            `the body of ${uri} broke off at byte ${position} and cannot be resumed safely: the store sent no ETag to pin the rest to; rerun the job`,
+            { operation, uri, key, offset: position },
+          );
+        }
+        // Byte 0 again (nothing arrived) with no end is a plain GET: no Range for stores to mishandle.
+        const resumeStart = position === 0 && end === undefined ? undefined : position;
+        try {
+          return await this.getBody(key, resumeStart, end, pin, operation);
+        } catch (error) {
+          if (error instanceof NotFoundError && isMissingObject(error.cause)) {
+            throw new ConcurrentChangeError(
+              `${uri} was deleted while being read (ETag ${pin}, at byte ${position}); rerun the job to read a consistent snapshot`,
+              { operation, uri, key, expected: pin, offset: position },
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+      },
+      exhausted: (attempts, position, cause) =>
+        new StorageError(
+          `S3 ${apiNameOf(operation)} of ${uri} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: the response body broke off or stalled ` +
+            `(last at byte ${position}: ${redact(describeError(cause))}); check the network and the store, then rerun the job (--s3-max-attempts raises the budget)`,
+          { operation, uri, key, attempts, offset: position },
+          { cause },
+        ),
+    });
+    return { stream, length: first.length };
+  }
+
+  /**
+   * One GetObject, checked: the ETag against `ifMatch` (some S3-compatible servers, s3rver among
+   * them, ignore If-Match on GET) and the Content-Range against the range asked for.
+   */
+  private async getBody(
+    key: string,
+    start: number | undefined,
+    end: number | undefined,
+    ifMatch: string | undefined,
+    operation: string,
+  ): Promise<BodyPart & { etag: string }> {
+    const uri = this.uriOf(key);
     const range = start === undefined ? undefined : `bytes=${start}-${end ?? ''}`;
     let response: GetObjectCommandOutput;
     try {
@@ -189,21 +373,20 @@ export class S3ObjectStore implements ObjectStore {
           Key: this.keyPrefix + key,
           ...(range === undefined ? {} : { Range: range }),
           // RFC 9110 §13.1.1: If-Match takes a quoted entity-tag.
-          ...(options.ifMatch === undefined ? {} : { IfMatch: `"${options.ifMatch}"` }),
+          ...(ifMatch === undefined ? {} : { IfMatch: `"${ifMatch}"` }),
         }),
       );
     } catch (error) {
-      throw this.mapError(error, 'read', key, options.ifMatch);
+      throw this.mapError(error, operation, key, ifMatch);
     }
     const body = response.Body;
     if (!(body instanceof Readable)) {
-      throw new ModelMetricsError('E_INTERNAL', `GetObject of ${uri} returned no Node.js stream body`, { operation: 'read', uri, key });
+      throw new ModelMetricsError('E_INTERNAL', `GetObject of ${uri} returned no Node.js stream body`, { operation, uri, key });
     }
-    // Checked here too: some S3-compatible servers (s3rver among them) ignore If-Match on GET.
     const etag = unquoteEtag(response.ETag);
-    if (options.ifMatch !== undefined && response.ETag !== undefined && etag !== options.ifMatch) {
+    if (ifMatch !== undefined && response.ETag !== undefined && etag !== ifMatch) {
       body.destroy();
-      throw this.concurrentChange(uri, key, options.ifMatch, etag);
+      throw this.concurrentChange(uri, key, ifMatch, etag);
     }
     if (start !== undefined) {
       const problem = contentRangeProblem(response.ContentRange, start, end);
@@ -212,35 +395,11 @@ export class S3ObjectStore implements ObjectStore {
         throw new StorageError(
           `the store answered a read of ${uri} for ${range} with ${problem}; reading on would yield the wrong bytes. ` +
             'Use an S3-compatible store with correct ranged GETs (RFC 9110 §14.4)',
-          { operation: 'read', uri, key, offset: start, contentRange: response.ContentRange },
+          { operation, uri, key, offset: start, contentRange: response.ContentRange },
         );
       }
     }
-    return mapStreamErrors(body, (error) => this.mapError(error, 'read', key));
-  }
-
-  async readSmall(key: string): Promise<Buffer | undefined> {
-    assertRelativeKey(key, this.uri);
-    const uri = this.uriOf(key);
-    try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
-      const body = response.Body;
-      if (body === undefined) return Buffer.alloc(0);
-      if ((response.ContentLength ?? 0) > READ_SMALL_LIMIT_BYTES) {
-        if (body instanceof Readable) body.destroy();
-        throw new StorageError(
-          `${uri} has ${response.ContentLength} bytes, more than the ${READ_SMALL_LIMIT_BYTES} bytes expected of a small object such as a manifest; ` +
-            'check that the key names a manifest',
-          { operation: 'readSmall', uri, key, size: response.ContentLength },
-        );
-      }
-      const bytes = await body.transformToByteArray();
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    } catch (error) {
-      if (error instanceof ModelMetricsError) throw error;
-      if (isMissingObject(error)) return undefined;
-      throw this.mapError(error, 'readSmall', key);
-    }
+    return { body, length: response.ContentLength, etag };
   }
 
   async write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult> {
@@ -273,18 +432,42 @@ export class S3ObjectStore implements ObjectStore {
       // On failure Upload waits for its workers and aborts the multipart upload, so no parts linger.
       leavePartsOnError: false,
     });
+    const completion: CompletionRecord = {};
     try {
-      const result = await upload.done();
+      const result = await completionRecords.run(completion, () => upload.done());
       const etag = result.ETag === undefined ? (await this.head(key))?.etag ?? '' : unquoteEtag(result.ETag);
       return { key, size, etag };
     } catch (error) {
       // The caller's body failed (e.g. the Avro writer threw): its error is the one that matters,
       // even when aborting the multipart upload failed as well.
       if (bodyError !== undefined) throw bodyError.error;
+      const landed = completion.partEtags === undefined ? undefined : await this.completedAnyway(key, size, completion.partEtags);
+      if (landed !== undefined) return landed;
       throw this.mapError(error, 'write', key);
     } finally {
       if (source instanceof Readable) source.destroy();
     }
+  }
+
+  /**
+   * After a failed multipart upload whose CompleteMultipartUpload was sent: the object, when it
+   * holds exactly the parts we uploaded (the Complete was applied, its response lost; see
+   * multipart-etag.ts). Undefined when it does not, or when we cannot tell.
+   */
+  private async completedAnyway(key: string, size: number, partEtags: readonly string[]): Promise<WriteResult | undefined> {
+    const info = await this.head(key).catch(() => undefined);
+    if (info === undefined || info.size !== size) return undefined;
+    if (info.etag === multipartEtag(partEtags)) return { key, size, etag: info.etag };
+    if (!isPlainMd5(info.etag)) return undefined;
+    // A store that gives multipart objects a plain MD5 (s3rver): hash the parts of what it holds.
+    const hasher = new PartHasher(this.partSize);
+    try {
+      for await (const chunk of await this.read(key, { ifMatch: info.etag })) hasher.update(chunk as Buffer);
+    } catch {
+      return undefined;
+    }
+    const stored = hasher.partMd5s();
+    return stored.length === partEtags.length && stored.every((md5, i) => md5 === partEtags[i]) ? { key, size, etag: info.etag } : undefined;
   }
 
   async move(sourceKey: string, targetKey: string): Promise<void> {
@@ -300,6 +483,80 @@ export class S3ObjectStore implements ObjectStore {
       throw this.mapError(error, 'move', sourceKey);
     }
     await this.delete([sourceKey]);
+  }
+
+  /**
+   * Conditional PutObject (`If-None-Match: *` / `If-Match`), which AWS S3 evaluates atomically
+   * (since 2024-08 and 2024-11). Around it, a HEAD before (a condition that already fails costs no
+   * write, on every store) and a HEAD after (the object must still carry our ETag). The HEAD after
+   * is what catches a lost race on stores that ignore the headers: s3rver 3.7.1 evaluates no
+   * precondition on PUT (lib/controllers/object.js putObject), so there two writers can both win
+   * when their PUTs and HEADs interleave within one round trip; on AWS it only reports a write as
+   * lost when someone replaced it within that round trip, which is what "undefined" means anyway.
+   */
+  async writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined> {
+    assertRelativeKey(key, this.uri);
+    const operation = 'writeConditional';
+    const before = await this.head(key);
+    if ('ifNoneMatch' in condition ? before !== undefined : before?.etag !== condition.ifMatch) return undefined;
+    for (let attempt = 1; ; attempt++) {
+      let etag: string;
+      try {
+        const response = await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.keyPrefix + key,
+            Body: body,
+            ContentLength: body.byteLength,
+            // RFC 9110 §13.1.1: If-Match takes a quoted entity-tag; `*` stays bare.
+            ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: `"${condition.ifMatch}"` }),
+          }),
+        );
+        etag = unquoteEtag(response.ETag);
+      } catch (error) {
+        const details = sdkErrorDetails(error);
+        if (details.status === 412 || details.name === 'PreconditionFailed') {
+          // After a retry, the 412 may answer our own first attempt, applied but its response lost:
+          // the object then holds exactly our bytes, and the write is ours.
+          const retried = attempt > 1 || (details.attempts ?? 1) > 1;
+          return retried ? this.readBackIfSame(key, body, operation) : undefined;
+        }
+        // S3 "If-Match" on a key that no longer exists: the version we meant to replace is gone.
+        if ('ifMatch' in condition && isMissingObject(error)) return undefined;
+        // 409 ConditionalRequestConflict: another conditional write to the key was in flight. S3
+        // asks for a retry; the retry then sees the winner (412) or the key free.
+        if ((details.status === 409 || details.name === 'ConditionalRequestConflict') && attempt < this.maxAttempts) {
+          await delay(retryDelayMs(attempt, this.retryTiming));
+          continue;
+        }
+        throw this.mapError(error, operation, key, undefined, attempt > 1 ? attempt : undefined);
+      }
+      const after = await this.head(key);
+      if (after === undefined || (etag !== '' && after.etag !== etag)) return undefined;
+      return { key, size: body.byteLength, etag: after.etag };
+    }
+  }
+
+  /** The WriteResult when `key` holds exactly `body` (our write landed after all), else undefined. */
+  private async readBackIfSame(key: string, body: Uint8Array, operation: string): Promise<WriteResult | undefined> {
+    let response: GetObjectCommandOutput;
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+    } catch (error) {
+      if (isMissingObject(error)) return undefined;
+      throw this.mapError(error, operation, key);
+    }
+    if (response.ContentLength !== undefined && response.ContentLength !== body.byteLength) {
+      if (response.Body instanceof Readable) response.Body.destroy();
+      return undefined;
+    }
+    let stored: Uint8Array;
+    try {
+      stored = (await response.Body?.transformToByteArray()) ?? new Uint8Array(0);
+    } catch (error) {
+      throw this.mapError(error, operation, key);
+    }
+    return Buffer.from(stored).equals(body) ? { key, size: body.byteLength, etag: unquoteEtag(response.ETag) } : undefined;
   }
 
   async delete(keys: readonly string[]): Promise<void> {
@@ -355,18 +612,20 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Maps an SDK error to our hierarchy; the message names operation, URI (of `key`, or of the
-   * listed prefix), attempts and a way out.
+   * Maps an SDK error to our hierarchy; the message names the S3 API call, the URI (of `key`, or of
+   * the listed prefix), the attempts made (`attempts` when we counted them ourselves, else the
+   * SDK's) and a way out.
    */
-  private mapError(error: unknown, operation: string, key: string, ifMatch?: string): ModelMetricsError {
+  private mapError(error: unknown, operation: string, key: string, ifMatch?: string, attempts?: number): ModelMetricsError {
     if (error instanceof ModelMetricsError) return error;
     const uri = this.uriOf(key);
     const details = sdkErrorDetails(error);
+    const attemptCount = attempts ?? details.attempts;
     const context = {
       operation,
       uri,
       key,
-      ...(details.attempts === undefined ? {} : { attempts: details.attempts }),
+      ...(attemptCount === undefined ? {} : { attempts: attemptCount }),
       ...(details.status === undefined ? {} : { status: details.status }),
       errorName: details.name,
     };
@@ -375,7 +634,7 @@ export class S3ObjectStore implements ObjectStore {
     }
     if (details.name === 'NoSuchBucket') {
       return new NotFoundError(
-        `bucket "${this.bucket}" does not exist (S3 ${operation} of ${uri}); check --root and the dataset URIs, and --s3-endpoint for MinIO`,
+        `bucket "${this.bucket}" does not exist (S3 ${apiNameOf(operation)} of ${uri}); check --root and the dataset URIs, and --s3-endpoint for MinIO`,
         context,
         { cause: error },
       );
@@ -383,14 +642,31 @@ export class S3ObjectStore implements ObjectStore {
     if (isMissingObject(error)) {
       return new NotFoundError(`${uri} does not exist; check the key and the dataset root`, context, { cause: error });
     }
-    const attempts = details.attempts === undefined ? '' : ` after ${details.attempts} attempt${details.attempts === 1 ? '' : 's'}`;
+    const attemptText = attemptCount === undefined ? '' : ` after ${attemptCount} attempt${attemptCount === 1 ? '' : 's'}`;
     const status = details.status === undefined ? '' : ` (HTTP ${details.status})`;
     return new StorageError(
-      `S3 ${operation} of ${uri} failed${attempts}: ${details.name}${status}: ${redact(details.message)}; ${wayOut(details)}`,
+      `S3 ${apiNameOf(operation)} of ${uri} failed${attemptText}: ${details.name}${status}: ${redact(details.message)}; ${wayOut(details)}`,
       context,
       { cause: error },
     );
   }
+}
+
+/** The S3 API call behind each store operation, named in messages so an operator can match access logs. */
+const API_NAMES: Record<string, string> = {
+  list: 'ListObjectsV2',
+  hasAny: 'ListObjectsV2',
+  head: 'HeadObject',
+  read: 'GetObject',
+  readSmall: 'GetObject',
+  write: 'PutObject/multipart upload',
+  writeConditional: 'conditional PutObject',
+  move: 'CopyObject',
+  delete: 'DeleteObjects',
+};
+
+function apiNameOf(operation: string): string {
+  return API_NAMES[operation] ?? operation;
 }
 
 interface SdkErrorDetails {

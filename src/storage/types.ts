@@ -57,6 +57,11 @@ export interface S3Settings {
   maxAttempts?: number;
   /** A request or body that moves no byte for this long is abandoned and retried. Default 60 000 ms. */
   idleTimeoutMs?: number;
+  /**
+   * First step of the exponential retry backoff (with full jitter), in ms; throttling waits 5× as
+   * long. Default 100 ms, as the AWS SDKs. Not a CLI option: fault-injection tests set it to 1.
+   */
+  retryBaseDelayMs?: number;
 }
 
 /** An object store rooted at one URI. */

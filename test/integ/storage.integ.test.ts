@@ -324,6 +324,28 @@ describe.each([
     await expect(store.move('move/absent.avro', 'move/x.avro')).rejects.toMatchObject({ code: expect.stringMatching(/^E_(NOT_FOUND|STORAGE)$/) });
   });
 
+  it('creates an object only once with writeConditional ifNoneMatch', async () => {
+    const first = await store.writeConditional('cond/_SUCCESS', Buffer.from('{"run":1}'), { ifNoneMatch: '*' });
+    expect(first).toMatchObject({ key: 'cond/_SUCCESS', size: 9 });
+    expect(first!.etag).toBe((await store.head('cond/_SUCCESS'))?.etag);
+    expect(await store.writeConditional('cond/_SUCCESS', Buffer.from('{"run":2}'), { ifNoneMatch: '*' })).toBeUndefined();
+    expect((await store.readSmall('cond/_SUCCESS'))?.toString()).toBe('{"run":1}');
+    if (harness.rawLocalFiles !== undefined) {
+      expect((await harness.rawLocalFiles()).filter((name) => name.includes(LOCAL_TEMP_PREFIX))).toEqual([]);
+    }
+  });
+
+  it('replaces an object only while its ETag is the expected one with writeConditional ifMatch', async () => {
+    const first = await store.write('cond/replace.json', Buffer.from('v1'));
+    const second = await store.writeConditional('cond/replace.json', Buffer.from('v2, longer'), { ifMatch: first.etag });
+    expect(second).toMatchObject({ key: 'cond/replace.json', size: 10 });
+    expect(second!.etag).not.toBe(first.etag);
+    expect(await store.writeConditional('cond/replace.json', Buffer.from('v3'), { ifMatch: first.etag })).toBeUndefined();
+    expect((await store.readSmall('cond/replace.json'))?.toString()).toBe('v2, longer');
+    expect(await store.writeConditional('cond/absent.json', Buffer.from('x'), { ifMatch: first.etag })).toBeUndefined();
+    expect(await store.head('cond/absent.json')).toBeUndefined();
+  });
+
   it('stops streaming cleanly when the reader gives up early', async () => {
     await store.write('early/obj.bin', randomBytes(3 * MiB));
     const stream = await store.read('early/obj.bin');
@@ -373,6 +395,17 @@ describe('LocalObjectStore specifics', () => {
     expect(store.uriOf('dt=1/a.avro')).toBe(`file://${join(parent, 'does-not-exist', 'dt=1', 'a.avro')}`);
   });
 
+  it('lets exactly one of many concurrent creators win (link(2) is atomic)', async () => {
+    const store = openStore(join(parent, 'race'), {}, '--root');
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => store.writeConditional('dt=1/_SUCCESS', Buffer.from(`writer ${i}`), { ifNoneMatch: '*' })),
+    );
+    const winners = results.flatMap((result, i) => (result === undefined ? [] : [i]));
+    expect(winners).toHaveLength(1);
+    expect((await store.readSmall('dt=1/_SUCCESS'))?.toString()).toBe(`writer ${winners[0]}`);
+    expect(await readdir(join(parent, 'race', 'dt=1'))).toEqual(['_SUCCESS']);
+  });
+
   it('uses <size>-<mtime ms> ETags', async () => {
     const store = openStore(join(parent, 'etag'), {}, '--root');
     const written = await store.write('a.avro', Buffer.from('12345'));
@@ -417,11 +450,12 @@ describe('S3ObjectStore failures', () => {
   it('wraps an unreachable endpoint in E_STORAGE with operation, URI and attempts, and no secrets', async () => {
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIAIOSFODNN7EXAMPLE');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
-    vi.stubEnv('AWS_MAX_ATTEMPTS', '2');
     const clients = new Map<string, S3Client>();
     try {
       // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
-      const store = openStore('s3://some-bucket/p', { endpoint: 'http://127.0.0.1:9', forcePathStyle: true }, '--root', clients);
+      // The attempt budget comes from the settings (--s3-max-attempts), not from AWS_MAX_ATTEMPTS.
+      const settings = { endpoint: 'http://127.0.0.1:9', forcePathStyle: true, maxAttempts: 2, retryBaseDelayMs: 1 };
+      const store = openStore('s3://some-bucket/p', settings, '--root', clients);
       const error = (await store.head('k.avro').catch((caught: unknown) => caught)) as ModelMetricsError;
       expect(error.code).toBe('E_STORAGE');
       expect(error.context).toMatchObject({ operation: 'head', uri: 's3://some-bucket/p/k.avro', attempts: 2 });

@@ -83,6 +83,8 @@ describe('resolveJobConfig', () => {
     expect(defaults.s3.idleTimeoutMs).toBe(60_000);
     expect(defaults.decodeLimits).toEqual(defaultDecodeLimits);
     expect(defaults.leaseTtlMs).toBe(60_000);
+    expect(resolve({ root: '/d' }, { AWS_MAX_ATTEMPTS: '7' }).s3.maxAttempts).toBe(7);
+    expect(resolve({ root: '/d', 's3-max-attempts': '2' }, { AWS_MAX_ATTEMPTS: '7' }).s3.maxAttempts).toBe(2);
     expect(resolve({ root: '/d', 'lease-ttl': '10' }).leaseTtlMs).toBe(10_000);
     const set = resolve({ root: '/d', 's3-max-attempts': '2', 's3-idle-timeout-seconds': '3', 'avro-max-block-mb': '8', 'avro-max-block-records': '1000' });
     expect(set.s3).toMatchObject({ maxAttempts: 2, idleTimeoutMs: 3000 });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
-import { S3ObjectStore, createS3Client } from '../../src/storage/s3.js';
+import { S3ObjectStore, createS3Client, resilienceOf } from '../../src/storage/s3.js';
+import { S3RetryStrategy } from '../../src/storage/retry-policy.js';
 import { destroyStores, openStore } from '../../src/storage/index.js';
 
 const clients: S3Client[] = [];
@@ -55,6 +56,28 @@ describe('createS3Client', () => {
   });
 });
 
+describe('retries and timeouts', () => {
+  it('takes the attempt budget from the settings (default 5), with our retry strategy', async () => {
+    const client = tracked(createS3Client({ region: 'us-east-1', maxAttempts: 7 }));
+    expect(await client.config.maxAttempts()).toBe(7);
+    expect(await client.config.retryStrategy()).toBeInstanceOf(S3RetryStrategy);
+    expect(await tracked(createS3Client({ region: 'us-east-1' })).config.maxAttempts()).toBe(5);
+  });
+
+  it('sets the idle timeout as the socket and connection timeout of the HTTP handler', async () => {
+    const client = tracked(createS3Client({ region: 'us-east-1', idleTimeoutMs: 12_345 }));
+    const handlerConfig = (client.config.requestHandler as unknown as { configProvider: Promise<Record<string, unknown>> }).configProvider;
+    expect(await handlerConfig).toMatchObject({ socketTimeout: 12_345, connectionTimeout: 12_345 });
+  });
+
+  it('fills in defaults and refuses nonsense', () => {
+    expect(resilienceOf({})).toEqual({ maxAttempts: 5, idleTimeoutMs: 60_000, timing: { baseDelayMs: 100, maxDelayMs: 20_000 } });
+    for (const settings of [{ maxAttempts: 0 }, { maxAttempts: 1.5 }, { idleTimeoutMs: -1 }, { retryBaseDelayMs: -1 }]) {
+      expect(() => resilienceOf(settings)).toThrow(expect.objectContaining({ code: 'E_USAGE', context: { option: Object.keys(settings)[0] } }));
+    }
+  });
+});
+
 describe('S3ObjectStore configuration', () => {
   const client = (): S3Client => tracked(createS3Client({ region: 'us-east-1' }));
 
@@ -77,7 +100,7 @@ describe('S3ObjectStore configuration', () => {
 });
 
 describe('openStore', () => {
-  it('shares one client per distinct endpoint, path style and region', () => {
+  it('shares one client per distinct endpoint, path style, region, attempts and timeout', () => {
     const cache = new Map<string, S3Client>();
     try {
       const settings = { endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, region: 'us-east-1' };
@@ -86,6 +109,10 @@ describe('openStore', () => {
       expect(cache.size).toBe(1);
       openStore('s3://bucket/a', { ...settings, region: 'eu-west-1' }, '--curated', cache);
       expect(cache.size).toBe(2);
+      // Retries and timeouts live in the client, so other values need another client.
+      openStore('s3://bucket/a', { ...settings, maxAttempts: 9 }, '--curated', cache);
+      openStore('s3://bucket/a', { ...settings, idleTimeoutMs: 1000 }, '--curated', cache);
+      expect(cache.size).toBe(4);
     } finally {
       destroyStores(cache);
     }

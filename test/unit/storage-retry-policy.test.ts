@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_RETRY_DELAY_MS, S3RetryStrategy, THROTTLING_DELAY_FACTOR, retryDelayMs } from '../../src/storage/retry-policy.js';
+
+const timing = { baseDelayMs: 100, maxDelayMs: 20_000 };
+/** The largest value Math.random can return. */
+const almostOne = 1 - Number.EPSILON;
+
+describe('retryDelayMs', () => {
+  it('waits up to base × 2^(attempt−1), full jitter from 0', () => {
+    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(attempt, timing, false, () => almostOne))).toEqual([99, 199, 399, 799]);
+    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(attempt, timing, false, () => 0))).toEqual([0, 0, 0, 0]);
+    expect(retryDelayMs(3, timing, false, () => 0.5)).toBe(200);
+  });
+
+  it('waits longer when throttled', () => {
+    expect(retryDelayMs(1, timing, true, () => almostOne)).toBe(100 * THROTTLING_DELAY_FACTOR - 1);
+  });
+
+  it('never exceeds the cap, however many attempts', () => {
+    expect(retryDelayMs(40, timing, true, () => almostOne)).toBe(19_999);
+    expect(retryDelayMs(1_000_000, { baseDelayMs: 100, maxDelayMs: MAX_RETRY_DELAY_MS }, false, () => almostOne)).toBeLessThan(MAX_RETRY_DELAY_MS);
+  });
+
+  it('spreads real jitter over the whole window', () => {
+    const delays = Array.from({ length: 2000 }, () => retryDelayMs(3, timing));
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...delays)).toBeLessThan(400);
+    // With 2000 uniform draws both quarters of the window are hit (failure odds ~1e-250).
+    expect(delays.some((delay) => delay < 100)).toBe(true);
+    expect(delays.some((delay) => delay >= 300)).toBe(true);
+  });
+
+  it('refuses attempt numbers below 1', () => {
+    expect(() => retryDelayMs(0, timing)).toThrow(RangeError);
+    expect(() => retryDelayMs(1.5, timing)).toThrow(RangeError);
+  });
+});
+
+describe('S3RetryStrategy', () => {
+  const error = new Error('SlowDown');
+
+  it('allows maxAttempts attempts in all, then rethrows the last error', async () => {
+    const strategy = new S3RetryStrategy(3, timing, () => 0.5);
+    let token = await strategy.acquireInitialRetryToken();
+    expect(token.getRetryCount()).toBe(0);
+    token = await strategy.refreshRetryTokenForRetry(token, { errorType: 'THROTTLING', error });
+    expect([token.getRetryCount(), token.getRetryDelay()]).toEqual([1, 250]);
+    token = await strategy.refreshRetryTokenForRetry(token, { errorType: 'TRANSIENT', error });
+    expect([token.getRetryCount(), token.getRetryDelay()]).toEqual([2, 100]);
+    await expect(strategy.refreshRetryTokenForRetry(token, { errorType: 'SERVER_ERROR', error })).rejects.toBe(error);
+  });
+
+  it('never retries client errors', async () => {
+    const strategy = new S3RetryStrategy(5, timing);
+    await expect(strategy.refreshRetryTokenForRetry(await strategy.acquireInitialRetryToken(), { errorType: 'CLIENT_ERROR', error })).rejects.toBe(error);
+  });
+
+  it('honours a Retry-After hint, up to the cap', async () => {
+    const strategy = new S3RetryStrategy(5, timing, () => 0);
+    const start = await strategy.acquireInitialRetryToken();
+    const soon = await strategy.refreshRetryTokenForRetry(start, { errorType: 'THROTTLING', error, retryAfterHint: new Date(Date.now() + 5000) });
+    expect(soon.getRetryDelay()).toBeGreaterThan(4000);
+    expect(soon.getRetryDelay()).toBeLessThanOrEqual(5000);
+    const late = await strategy.refreshRetryTokenForRetry(start, { errorType: 'THROTTLING', error, retryAfterHint: new Date(Date.now() + 3_600_000) });
+    expect(late.getRetryDelay()).toBe(timing.maxDelayMs);
+  });
+});
