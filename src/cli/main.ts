@@ -24,6 +24,7 @@ import { destroyStores } from '../storage/index.js';
 import { commandLogger, createRunContext, openStores } from './context.js';
 import { reportFormats } from './format.js';
 import { renderReport } from './report-view.js';
+import { registerSchemaCommand } from './schema-command.js';
 import { type Reporting, finishReporting, reportingOf, shardOf } from './reporting.js';
 import type { Logger } from '../observability/log.js';
 
@@ -275,6 +276,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     print(human, result);
     exitCode = combinedExitCode(result.outcomes);
   });
+
+  registerSchemaCommand(program, io);
 
   let logger: Logger | undefined;
   try {

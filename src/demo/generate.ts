@@ -118,7 +118,7 @@ export async function generateSample(predictions: ObjectStore, labels: ObjectSto
           prediction_id: uuid(random),
           model_name: model.name,
           model_version: model.version,
-          featureset_version: model.name === 'basket-value' ? 'fs-7' : 'fs-12',
+          feature_set_version: model.name === 'basket-value' ? 'fs-7' : 'fs-12',
           y_pred: yPred,
           y_true: inline ? yTrue : null,
           residual: inline ? yTrue - yPred : null,

@@ -101,7 +101,7 @@ function enriched(
     prediction_id: p.prediction_id,
     model_name: p.model_name,
     model_version: p.model_version,
-    featureset_version: p.featureset_version,
+    featureset_version: p.feature_set_version,
     y_pred: p.y_pred,
     y_true: yTrue,
     residual,

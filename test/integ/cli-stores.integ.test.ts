@@ -177,7 +177,7 @@ describe('a predictions partition of more than 1,000 objects (s3rver)', () => {
         prediction_id: `id-${i}`,
         model_name: 'eta',
         model_version: 'v1',
-        featureset_version: 'fs',
+        feature_set_version: 'fs',
         y_pred: i,
         y_true: i + 1,
         residual: 1,
@@ -220,7 +220,7 @@ describe('a curated file larger than one S3 part', () => {
     for (let f = 0; f < 4; f++) {
       const records = Array.from({ length: RECORDS / 4 }, (_, i): PredictionRecord => {
         const n = f * (RECORDS / 4) + i;
-        return { prediction_id: `big-${n}`, model_name: 'basket', model_version: 'v7', featureset_version: FEATURESET, y_pred: n / 7, y_true: null, residual: null, inference_ts: micros(`${DAY}T00:00:00Z`) + n * 1_000_000, segment_keys: { region: n % 3 === 0 ? 'eu' : 'us' } };
+        return { prediction_id: `big-${n}`, model_name: 'basket', model_version: 'v7', feature_set_version: FEATURESET, y_pred: n / 7, y_true: null, residual: null, inference_ts: micros(`${DAY}T00:00:00Z`) + n * 1_000_000, segment_keys: { region: n % 3 === 0 ? 'eu' : 'us' } };
       });
       files.push([`dt=${DAY}/hour=${String(f).padStart(2, '0')}/p.avro`, avroFile(predictionType, records)]);
     }

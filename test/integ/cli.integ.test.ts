@@ -84,7 +84,7 @@ async function allKeys(store: ObjectStore): Promise<string[]> {
 }
 
 function prediction(id: string, fields: Partial<PredictionRecord> & { y_pred: number; inference_ts: number }): PredictionRecord {
-  return { prediction_id: id, model_name: 'eta', model_version: 'v1', featureset_version: 'fs-1', y_true: null, residual: null, segment_keys: {}, ...fields };
+  return { prediction_id: id, model_name: 'eta', model_version: 'v1', feature_set_version: 'fs-1', y_true: null, residual: null, segment_keys: {}, ...fields };
 }
 
 function label(id: string, yTrue: number, at: string): LabelRecord {

@@ -1,20 +1,27 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   enrichedType,
   labelType,
+  listSchemaVersions,
+  loadSchemaVersion,
   metricsType,
   predictionType,
   schemaFingerprint,
+  schemaVersions,
   schemasDir,
+  type SchemaName,
 } from '../../src/avro/schemas.js';
+import { checkAgainstHistory, labelledSchema } from '../../src/schema/check.js';
 
 interface FieldSchema {
   name: string;
   type: unknown;
   default?: unknown;
+  aliases?: string[];
   doc?: string;
 }
 
@@ -25,6 +32,7 @@ function fieldsOf(relativePath: string): FieldSchema[] {
 const micros = { type: 'long', logicalType: 'timestamp-micros' };
 const nullableDouble = ['null', 'double'];
 
+/** PredictionEvent v1, which the curated EnrichedPrediction keeps (SPEC §4). */
 const predictionFields: [string, unknown][] = [
   ['prediction_id', 'string'],
   ['model_name', 'string'],
@@ -37,18 +45,71 @@ const predictionFields: [string, unknown][] = [
   ['segment_keys', { type: 'map', values: 'string' }],
 ];
 
+const schemaNames: SchemaName[] = ['prediction', 'label', 'enriched', 'metrics'];
+const everyVersionFile = schemaNames.flatMap((name) => schemaVersions[name].map((v) => `${name}/v${v.version}.avsc`));
+
 describe('schemas/', () => {
-  it.each(['prediction/v1.avsc', 'label/v1.avsc', 'enriched/v1.avsc', 'metrics/v1.avsc'])('%s documents every field', (file) => {
+  it('keeps every version of each schema, oldest first', () => {
+    expect(Object.fromEntries(schemaNames.map((name) => [name, schemaVersions[name].map((v) => v.version)]))).toEqual({
+      prediction: [1, 2],
+      label: [1],
+      enriched: [1],
+      metrics: [1],
+    });
+    expect(schemaVersions.prediction.map((v) => v.file)).toEqual([1, 2].map((n) => path.join(schemasDir, 'prediction', `v${n}.avsc`)));
+  });
+
+  it.each(everyVersionFile)('%s documents every field', (file) => {
     const fields = fieldsOf(file);
     expect(fields.length).toBeGreaterThan(0);
     for (const field of fields) expect(field.doc, field.name).toMatch(/\S{3}/);
   });
 
-  it('PredictionEvent is SPEC §2', () => {
-    expect(predictionType.name).toBe('ml.monitoring.PredictionEvent');
+  it('PredictionEvent v1 is the original SPEC §2 table', () => {
     expect(fieldsOf('prediction/v1.avsc').map((f) => [f.name, f.type])).toEqual(predictionFields);
     const defaults = Object.fromEntries(fieldsOf('prediction/v1.avsc').filter((f) => 'default' in f).map((f) => [f.name, f.default]));
     expect(defaults).toEqual({ y_true: null, residual: null, segment_keys: {} });
+  });
+
+  it('PredictionEvent v2 renames featureset_version with an alias and adds request_id with a default; the job reads with it', () => {
+    const fields = fieldsOf('prediction/v2.avsc');
+    expect(fields.map((f) => [f.name, f.type])).toEqual([
+      ...predictionFields.map(([name, type]): [string, unknown] => [name === 'featureset_version' ? 'feature_set_version' : name, type]),
+      ['request_id', ['null', 'string']],
+    ]);
+    expect(fields.find((f) => f.name === 'feature_set_version')?.aliases).toEqual(['featureset_version']);
+    const defaults = Object.fromEntries(fields.filter((f) => 'default' in f).map((f) => [f.name, f.default]));
+    expect(defaults).toEqual({ y_true: null, residual: null, segment_keys: {}, request_id: null });
+    expect(predictionType.name).toBe('ml.monitoring.PredictionEvent');
+    expect(schemaFingerprint(predictionType)).toBe(schemaFingerprint(loadSchemaVersion('prediction', 2)));
+  });
+
+  it.each(schemaNames)('the latest %s schema reads data written with every version (BACKWARD_TRANSITIVE)', (name) => {
+    const versions = schemaVersions[name].map((v) => labelledSchema(JSON.parse(fs.readFileSync(v.file, 'utf8')), `v${v.version}`));
+    const report = checkAgainstHistory(versions.at(-1)!, versions.slice(0, -1), 'BACKWARD_TRANSITIVE');
+    expect(report.checks).toHaveLength(versions.length - 1);
+    expect(report.compatible, JSON.stringify(report.checks)).toBe(true);
+  });
+
+  it('orders versions by number, ignores other files and refuses a version given twice', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-schema-versions-'));
+    try {
+      for (const name of ['v10.avsc', 'v9.avsc', 'v1.avsc', 'v2.avsc', 'README.md', 'v3.json', 'draft-v4.avsc']) fs.writeFileSync(path.join(dir, name), '{}');
+      expect(listSchemaVersions(dir).map((v) => [v.version, path.basename(v.file)])).toEqual([
+        [1, 'v1.avsc'],
+        [2, 'v2.avsc'],
+        [9, 'v9.avsc'],
+        [10, 'v10.avsc'],
+      ]);
+      fs.writeFileSync(path.join(dir, 'v02.avsc'), '{}');
+      expect(() => listSchemaVersions(dir)).toThrow(expect.objectContaining({ code: 'E_USAGE', message: expect.stringContaining('holds version 2 twice (v02.avsc and v2.avsc)') }));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to load a version the package does not have', () => {
+    expect(() => loadSchemaVersion('label', 7)).toThrow(expect.objectContaining({ code: 'E_INTERNAL', message: 'schema label has no version 7; it has v1' }));
   });
 
   it('LabelEvent is SPEC §2', () => {
@@ -60,7 +121,7 @@ describe('schemas/', () => {
     ]);
   });
 
-  it('EnrichedPrediction is PredictionEvent plus the join fields of SPEC §4', () => {
+  it('EnrichedPrediction is PredictionEvent v1 plus the join fields of SPEC §4 (input renames do not rename output columns)', () => {
     expect(enrichedType.name).toBe('ml.monitoring.EnrichedPrediction');
     const fields = fieldsOf('enriched/v1.avsc');
     expect(fields.map((f) => [f.name, f.type])).toEqual([

@@ -15,7 +15,7 @@ function prediction(id: string, overrides: Partial<PredictionRecord> = {}): Pred
     prediction_id: id,
     model_name: 'eta',
     model_version: 'v1',
-    featureset_version: 'fs1',
+    feature_set_version: 'fs1',
     y_pred: 10,
     y_true: null,
     residual: null,
