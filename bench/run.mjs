@@ -45,3 +45,7 @@ console.log(`job (final):      ${job.seconds.toFixed(2)} s wall, ${job.cpuSecond
 console.log(`floor:            ${floor.seconds.toFixed(2)} s wall, ${floor.cpuSeconds.toFixed(2)} s CPU (decode inputs ${floor.decodeSeconds.toFixed(2)} s + encode the same curated output ${floor.encodeSeconds.toFixed(2)} s, no join)`);
 console.log(`job / floor:      ${(job.seconds / floor.seconds).toFixed(2)}x wall (target <= 1.5x), ${(job.cpuSeconds / floor.cpuSeconds).toFixed(2)}x CPU (user + system, all threads)`);
 console.log(`peak RSS target:  ${job.maxRssBytes < 2 ** 30 ? 'met' : 'MISSED'} (< 1 GiB)`);
+
+// Decode throughput per input codec (records/s and MB/s against deflate), in its own process.
+console.log('');
+execFileSync(process.execPath, ['bench/codecs.mjs'], { stdio: 'inherit' });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Type } from 'avsc';
 import { ModelMetricsError, UsageError } from '../errors.js';
 import { describeType } from './avro-types.js';
-import { findCodec, supportedCodecs, type AvroCodec } from './codecs.js';
+import { findCodec, writableCodecs, type AvroCodec } from './codecs.js';
 import { longSize, MAGIC, SYNC_SIZE, writeLong } from './container-format.js';
 
 /** Options of a ContainerEncoder. */
@@ -55,7 +55,7 @@ export class ContainerEncoder {
     const codec = findCodec(this.codecName);
     if (codec === undefined) {
       throw new UsageError(
-        `unknown output codec ${JSON.stringify(this.codecName)}, expected one of ${supportedCodecs().join(', ')}`,
+        `unknown output codec ${JSON.stringify(this.codecName)}, expected one of ${writableCodecs().join(', ')}`,
         { option: 'codec' },
       );
     }

@@ -54,7 +54,7 @@ export const commonOptions: OptionSpec[] = [
   { name: 'label-window', kind: 'string', arg: 'ISO', description: 'label window of the final stage, an ISO-8601 duration in weeks/days/hours/minutes/seconds', defaultText: 'P7D' },
   { name: 'slice-keys', kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
   { name: 'max-slice-values', kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', defaultText: '100' },
-  { name: 'codec', kind: 'string', arg: 'NAME', description: 'output Avro codec: null or deflate', defaultText: 'deflate' },
+  { name: 'codec', kind: 'string', arg: 'NAME', description: 'output Avro codec: null, deflate, snappy or zstandard (inputs may use any codec of Avro 1.11)', defaultText: 'deflate' },
   { name: 'part-size-mb', kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', defaultText: '128' },
   { name: 'read-ahead', kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', defaultText: '4' },
   { name: 's3-endpoint', kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },

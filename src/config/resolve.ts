@@ -10,7 +10,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/index.
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
-import { supportedCodecs } from '../avro/codecs.js';
+import { writableCodecs } from '../avro/codecs.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 import { type OptionSpec, decodeLimitFlags, envNameOf } from './options.js';
 
@@ -180,7 +180,7 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
   const labelWindow = parseLabelWindow(windowIso);
 
   const codec = (raw.codec as string | undefined) ?? 'deflate';
-  const codecs = supportedCodecs();
+  const codecs = writableCodecs();
   if (!codecs.includes(codec)) {
     throw new UsageError(`--codec must be one of ${codecs.join(', ')}, got ${JSON.stringify(codec)}`, { option: '--codec' });
   }
