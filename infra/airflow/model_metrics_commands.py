@@ -1,0 +1,203 @@
+"""The model-metrics commands the Airflow DAGs run, as pure functions of the data interval.
+
+Kept apart from the DAG file and free of Airflow imports (standard library only), so that the
+commands can be rendered and checked without Airflow: test/infra/airflow.test.ts renders them for
+sample data intervals and runs the real CLI with them (SPEC §6). Also a small command line, to see
+what the DAG would run for an interval:
+
+    python3 infra/airflow/model_metrics_commands.py daily 2026-03-09T06:00:00Z 2026-03-10T06:00:00Z
+    python3 infra/airflow/model_metrics_commands.py backfill 2026-01-01 2026-03-31 final 4
+
+The daily DAG runs at 06:00 UTC over the interval [D 06:00, D+1 06:00), like the CronJob of
+infra/kubernetes: the preliminary metrics of D (`{{ ds }}`, the interval's first day) with the labels
+that arrived by the interval's end, and the final metrics of the latest day whose label window has
+closed by then. Both use the interval's end as `--as-of`, so a rerun of an old interval computes
+exactly what the original run did.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+# SPEC §6 exit codes.
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_READY = 3
+
+# Where KubernetesPodOperator(do_xcom_push=True) reads the task's XCom return value.
+XCOM_RETURN_FILE = "/airflow/xcom/return.json"
+
+# The same grammar the CLI accepts for --label-window (src/join/policy.ts parseLabelWindow): fixed
+# units only — weeks, days, hours, minutes, seconds (at most milliseconds); months and years have no
+# fixed length and are refused.
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:[.,]\d{1,3})?)S)?)?$"
+)
+
+
+def parse_label_window(text: str) -> timedelta:
+    """The label window as a timedelta; raises ValueError naming the accepted forms."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"label window {text!r} is not an ISO-8601 duration in weeks, days, hours, minutes or "
+            "seconds (e.g. P7D, PT36H, P2DT12H); months and years have no fixed length"
+        )
+    parts = {name: float((value or "0").replace(",", ".")) for name, value in match.groupdict().items()}
+    window = timedelta(**parts)
+    if window <= timedelta(0):
+        raise ValueError(f"label window {text!r} is zero; the window must be a positive duration, e.g. P7D")
+    return window
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone; Airflow's data intervals are aware datetimes")
+    return moment.astimezone(timezone.utc)
+
+
+def format_instant(moment: datetime) -> str:
+    """An aware datetime as the CLI's --as-of: ISO-8601 in UTC with a Z (microseconds kept if any)."""
+    utc = _utc(moment)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}"
+    return text + "Z"
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def latest_final_date(as_of: datetime, label_window: timedelta) -> date:
+    """The latest UTC day whose final is ready at `as_of`: its window closes (end of day + window) by then.
+
+    Mirrors the job's readiness rule (SPEC §3, src/join/policy.ts finalReadyAtMicros): day D is ready
+    when start(D) + 1 day + window <= as_of, so the latest such D is the day of (as_of - window),
+    minus one.
+    """
+    return (_utc(as_of) - label_window).date() - timedelta(days=1)
+
+
+def final_window_closes(day: date, label_window: timedelta) -> datetime:
+    """When the final of `day` becomes ready: the end of the day plus the label window."""
+    return _day_start(day) + timedelta(days=1) + label_window
+
+
+@dataclass(frozen=True)
+class CommandSettings:
+    """What every rendered command shares; the rest comes from the pod's config (infra/kubernetes)."""
+
+    label_window: str = "P7D"
+    summary_file: str | None = XCOM_RETURN_FILE
+    log_level: str | None = None
+
+    def common_args(self) -> list[str]:
+        """Flags every command of the DAGs carries."""
+        args = ["--label-window", self.label_window]
+        if self.summary_file is not None:
+            args += ["--summary-file", self.summary_file]
+        if self.log_level is not None:
+            args += ["--log-level", self.log_level]
+        return args
+
+
+def preliminary_args(data_interval_start: datetime, data_interval_end: datetime, settings: CommandSettings = CommandSettings()) -> list[str]:
+    """`run` of the interval's first day (`{{ ds }}`), preliminary, with the labels known at its end."""
+    start, end = _utc(data_interval_start), _utc(data_interval_end)
+    if end <= start:
+        raise ValueError(f"data interval [{format_instant(start)}, {format_instant(end)}) is empty; the daily DAG needs an interval timetable")
+    return ["run", "--date", start.date().isoformat(), "--stage", "preliminary", "--as-of", format_instant(end), *settings.common_args()]
+
+
+def final_args(data_interval_end: datetime, settings: CommandSettings = CommandSettings()) -> list[str]:
+    """`run` of the latest day whose label window has closed by the interval's end, final."""
+    as_of = _utc(data_interval_end)
+    day = latest_final_date(as_of, parse_label_window(settings.label_window))
+    return ["run", "--date", day.isoformat(), "--stage", "final", "--as-of", format_instant(as_of), *settings.common_args()]
+
+
+def backfill_args(
+    first_day: date,
+    last_day: date,
+    stage: str,
+    shard_index: int,
+    shard_count: int,
+    as_of: datetime | None = None,
+    settings: CommandSettings = CommandSettings(),
+) -> list[str]:
+    """`backfill` of shard `shard_index` of `shard_count` over [first_day, last_day] (day k goes to shard k mod count)."""
+    if stage not in ("preliminary", "final"):
+        raise ValueError(f"stage must be preliminary or final, got {stage!r}")
+    if last_day < first_day:
+        raise ValueError(f"backfill range {first_day.isoformat()} … {last_day.isoformat()} is empty: the last day comes before the first")
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard index must be from 0 to {shard_count - 1}, got {shard_index}")
+    args = ["backfill", "--from", first_day.isoformat(), "--to", last_day.isoformat(), "--stage", stage,
+            "--shard-index", str(shard_index), "--shard-count", str(shard_count)]
+    if as_of is not None:
+        args += ["--as-of", format_instant(as_of)]
+    return args + settings.common_args()
+
+
+def backfill_shards(first_day: date, last_day: date, stage: str, shard_count: int, as_of: datetime | None = None,
+                    settings: CommandSettings = CommandSettings()) -> list[list[str]]:
+    """One backfill command per shard; never more shards than days (an empty shard would only cost a pod)."""
+    days = (last_day - first_day).days + 1
+    count = max(1, min(shard_count, days))
+    return [backfill_args(first_day, last_day, stage, index, count, as_of, settings) for index in range(count)]
+
+
+@dataclass(frozen=True)
+class NotReadyStep:
+    """What to do after exit 3: wait until `wait_until`, or give up (`wait_until` is None) with `message`."""
+
+    wait_until: datetime | None
+    message: str
+
+
+def after_not_ready(now: datetime, data_interval_end: datetime, retry_every: timedelta, give_up_after: timedelta) -> NotReadyStep:
+    """Exit 3 (not ready) is not a failure: try again `retry_every` later, until `give_up_after` past the interval's end."""
+    now, deadline = _utc(now), _utc(data_interval_end) + give_up_after
+    if now >= deadline:
+        return NotReadyStep(None, f"still not ready {format_instant(now)}, past the deadline {format_instant(deadline)} "
+                                  f"(data interval end + {give_up_after}); check that the labels of the window have landed, then clear the task")
+    wait_until = min(now + retry_every, deadline)
+    return NotReadyStep(wait_until, f"not ready yet (exit {EXIT_NOT_READY}); trying again at {format_instant(wait_until)}")
+
+
+def _parse_instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return _utc(moment)
+
+
+def main(argv: list[str]) -> int:
+    """Prints, as JSON, the commands the DAGs would run; see the module docstring."""
+    usage = ("usage: model_metrics_commands.py daily START END [LABEL_WINDOW]\n"
+             "       model_metrics_commands.py backfill FROM TO STAGE SHARDS [AS_OF]")
+    try:
+        if len(argv) in (3, 4) and argv[0] == "daily":
+            settings = CommandSettings(label_window=argv[3]) if len(argv) == 4 else CommandSettings()
+            start, end = _parse_instant(argv[1]), _parse_instant(argv[2])
+            rendered: object = {"preliminary": preliminary_args(start, end, settings), "final": final_args(end, settings)}
+        elif len(argv) in (5, 6) and argv[0] == "backfill":
+            as_of = _parse_instant(argv[5]) if len(argv) == 6 else None
+            rendered = backfill_shards(date.fromisoformat(argv[1]), date.fromisoformat(argv[2]), argv[3], int(argv[4]), as_of)
+        else:
+            print(usage, file=sys.stderr)
+            return EXIT_USAGE
+    except ValueError as error:
+        print(f"model_metrics_commands: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(rendered))
+    return EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

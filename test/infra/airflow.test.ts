@@ -1,0 +1,101 @@
+/**
+ * infra/airflow (issue 4). Airflow itself cannot be installed on this project's machines (PyPI is
+ * out of reach), so the DAG file is compiled, not run; the commands it runs come from the pure module
+ * model_metrics_commands.py, exercised here with the machine's Python: the rendered commands for
+ * sample data intervals, the label-window grammar against the CLI's own parser, the "not ready"
+ * policy and the backfill shards; and the DAG shares the deployment's settings. The rendered
+ * commands are run through the real CLI in airflow.integ.test.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseLabelWindow } from '../../src/join/policy.js';
+import { AIRFLOW, PRELUDE, PYTHON, XCOM_RETURN_FILE, python, renderDaily } from './airflow-commands.js';
+import { flagValue, readYaml, repoPath } from './infra-helpers.js';
+
+describe('the DAG and the command module', () => {
+  it('compile with the machine\'s Python', async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'mm-pycache-'));
+    try {
+      for (const file of ['model_metrics_dag.py', 'model_metrics_commands.py']) {
+        const result = spawnSync(PYTHON, ['-m', 'py_compile', join(AIRFLOW, file)], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', PYTHONPYCACHEPREFIX: cache } });
+        expect(result.status, `${file}: ${result.stderr}`).toBe(0);
+      }
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+
+  it('share the deployment\'s label window, image, namespace, ServiceAccount and ConfigMaps', () => {
+    const dag = readFileSync(join(AIRFLOW, 'model_metrics_dag.py'), 'utf8');
+    const options = readYaml(repoPath('infra', 'kubernetes', 'base', 'config.yaml'));
+    expect(/CommandSettings\(label_window="([^"]+)"\)/.exec(dag)?.[1]).toBe(options['label-window']);
+    const image = readYaml(repoPath('infra', 'kubernetes', 'overlays', 'aws', 'image', 'kustomization.yaml')).images[0];
+    expect(/^IMAGE = "([^"]+)"$/m.exec(dag)?.[1]).toBe(`${image.newName}:${image.newTag}`);
+    const base = readYaml(repoPath('infra', 'kubernetes', 'base', 'kustomization.yaml'));
+    expect(/^NAMESPACE = "([^"]+)"$/m.exec(dag)?.[1]).toBe(base.namespace);
+    expect(/^SERVICE_ACCOUNT = "([^"]+)"$/m.exec(dag)?.[1]).toBe(readYaml(repoPath('infra', 'kubernetes', 'base', 'serviceaccount.yaml')).metadata.name);
+    for (const name of base.configMapGenerator.map((g: { name: string }) => g.name)) expect(dag).toContain(`name="${name}"`);
+    // Exit 3 is handed to the operator's skip mechanism and turned into a wait; exit 2 fails without retries.
+    expect(dag).toContain('skip_on_exit_code=[commands.EXIT_NOT_READY]');
+    expect(dag).toContain('commands.EXIT_USAGE');
+    expect(dag).toContain('do_xcom_push=True');
+  });
+
+  it('render the preliminary of {{ ds }} and the final of the latest closed window, as of the interval\'s end', () => {
+    const rendered = renderDaily('P7D');
+    expect(rendered[1]).toEqual({
+      preliminary: ['run', '--date', '2026-03-09', '--stage', 'preliminary', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE],
+      final: ['run', '--date', '2026-03-02', '--stage', 'final', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE],
+    });
+    expect(rendered.map((r) => flagValue(r.final, '--date'))).toEqual(['2026-02-23', '2026-03-02', '2026-03-06']);
+    expect(renderDaily('PT36H').map((r) => flagValue(r.final, '--date'))).toEqual(['2026-02-28', '2026-03-07', '2026-03-11']);
+  });
+
+  it('accept exactly the label windows the CLI accepts, with the same lengths', () => {
+    const windows = ['P7D', 'PT36H', 'P2DT12H', 'P1W', 'PT0.5S', 'PT90M', 'P1M', 'P1Y', 'P', 'PT', 'P0D', '7D', 'p7d', 'PT1.0001S', 'P-1D', ' P7D'];
+    const fromPython = python<Record<string, number | 'refused'>>(
+      `${PRELUDE}
+result = {}
+for text in request:
+    try:
+        result[text] = c.parse_label_window(text).total_seconds()
+    except ValueError:
+        result[text] = "refused"
+print(json.dumps(result))`,
+      windows,
+    );
+    const fromCli: Record<string, number | 'refused'> = {};
+    for (const text of windows) {
+      try {
+        fromCli[text] = parseLabelWindow(text).micros / 1e6;
+      } catch {
+        fromCli[text] = 'refused';
+      }
+    }
+    expect(fromPython).toEqual(fromCli);
+    expect(fromPython.P7D).toBe(604_800);
+    expect(fromPython.P1M).toBe('refused');
+  });
+
+  it('treat exit 3 as "try again in an hour" until two days past the interval, then give up', () => {
+    const steps = python<Array<{ wait_until: string | null; message: string }>>(
+      `${PRELUDE}
+end = instant("2026-03-10T06:00:00Z")
+steps = [c.after_not_ready(instant(now), end, timedelta(hours=1), timedelta(days=2)) for now in request]
+print(json.dumps([{"wait_until": None if s.wait_until is None else c.format_instant(s.wait_until), "message": s.message} for s in steps]))`,
+      ['2026-03-10T06:05:00Z', '2026-03-12T05:30:00Z', '2026-03-12T06:00:00Z'],
+    );
+    expect(steps.map((s) => s.wait_until)).toEqual(['2026-03-10T07:05:00Z', '2026-03-12T06:00:00Z', null]);
+    expect(steps[2]!.message).toMatch(/past the deadline 2026-03-12T06:00:00Z/);
+  });
+
+  it('deal the backfill range over shards, never more shards than days', () => {
+    const shards = python<string[][]>(`${PRELUDE}
+print(json.dumps(c.backfill_shards(date(2026, 3, 2), date(2026, 3, 4), "final", 8)))`);
+    expect(shards.map((args) => [flagValue(args, '--shard-index'), flagValue(args, '--shard-count')])).toEqual([['0', '3'], ['1', '3'], ['2', '3']]);
+  });
+});

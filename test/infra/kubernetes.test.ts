@@ -1,0 +1,313 @@
+/**
+ * infra/kubernetes (issue 4): every YAML document parses; the kustomize tree is whole (every
+ * resource, component, patch and generator file exists, patches and merges target objects of the
+ * build); the CronJob, the Indexed backfill Job, the ConfigMaps and the ServiceAccount carry the
+ * fields the issue asks for; and, where kubectl is installed, every build renders, every pod meets
+ * Pod Security "restricted", and the overlays' images, ConfigMaps and shard counts agree. The
+ * rendered commands are run through the real CLI in kubernetes.integ.test.ts.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import {
+  K8S_BUILDS,
+  K8S_DIR,
+  type K8sObject,
+  containerEnv,
+  findObject,
+  flagValue,
+  jobContainer,
+  kubectlAvailable,
+  kustomizeBuild,
+  podSpecOf,
+  readYaml,
+  readYamlDocuments,
+  repoPath,
+} from './infra-helpers.js';
+
+const K8S = K8S_DIR;
+const NAMESPACE = 'model-metrics';
+const BUILDS = K8S_BUILDS;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+}
+
+const yamlFiles = filesUnder(K8S).filter((file) => /\.ya?ml$/.test(file));
+const kustomizationDirs = yamlFiles.filter((file) => file.endsWith('/kustomization.yaml')).map((file) => dirname(file));
+
+/** What a kustomization (with its resources and components, recursively) contains, by kind/name. */
+interface BuildContents {
+  objects: Set<string>;
+  generators: Set<string>;
+}
+
+function contentsOf(dir: string): BuildContents {
+  const kustomization = readYaml(join(dir, 'kustomization.yaml'));
+  const contents: BuildContents = { objects: new Set(), generators: new Set() };
+  for (const entry of [...(kustomization.resources ?? []), ...(kustomization.components ?? [])] as string[]) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) {
+      const inner = contentsOf(path);
+      inner.objects.forEach((o) => contents.objects.add(o));
+      inner.generators.forEach((g) => contents.generators.add(g));
+    } else {
+      for (const doc of readYamlDocuments(path)) contents.objects.add(`${doc.kind}/${doc.metadata.name}`);
+    }
+  }
+  for (const generator of [...(kustomization.configMapGenerator ?? []), ...(kustomization.secretGenerator ?? [])]) {
+    const kind = (kustomization.configMapGenerator ?? []).includes(generator) ? 'ConfigMap' : 'Secret';
+    contents.generators.add(`${kind}/${generator.name}`);
+    contents.objects.add(`${kind}/${generator.name}`);
+  }
+  return contents;
+}
+
+/** The kind/name objects a patch entry of a kustomization applies to. */
+function patchTargets(dir: string, patch: { path?: string; patch?: string; target?: { kind?: string; name?: string } }): string[] {
+  if (patch.target?.kind !== undefined && patch.target.name !== undefined) return [`${patch.target.kind}/${patch.target.name}`];
+  const docs = patch.path !== undefined ? readYamlDocuments(join(dir, patch.path)) : [parseYaml(patch.patch ?? '')];
+  return docs.map((doc) => `${doc.kind}/${doc.metadata?.name}`);
+}
+
+/** The fields of issue 4 on a pod of the job's image: non-root, read-only root, no escalation, an emptyDir for spill, the config. */
+function expectJobPod(pod: any, where: string): void {
+  expect(pod.restartPolicy, where).toBe('Never');
+  expect(pod.serviceAccountName, where).toBe('model-metrics');
+  expect(pod.automountServiceAccountToken, where).toBe(false);
+  expect(pod.securityContext.runAsNonRoot, where).toBe(true);
+  // The Dockerfile's USER: runAsNonRoot can only verify a numeric user, and the two must agree.
+  const dockerUser = /^USER\s+(\d+):(\d+)\s*$/m.exec(readFileSync(repoPath('Dockerfile'), 'utf8'));
+  expect(dockerUser, 'Dockerfile USER uid:gid').not.toBeNull();
+  expect(pod.securityContext.runAsUser, where).toBe(Number(dockerUser![1]));
+  expect(pod.securityContext.runAsGroup, where).toBe(Number(dockerUser![2]));
+  expect(pod.terminationGracePeriodSeconds, where).toBeGreaterThanOrEqual(30);
+  const container = jobContainer(pod);
+  expect(container.securityContext, where).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+  for (const resource of ['cpu', 'memory']) {
+    expect(container.resources?.requests?.[resource], `${where}: requests.${resource}`).toBeDefined();
+    expect(container.resources?.limits?.[resource], `${where}: limits.${resource}`).toBeDefined();
+  }
+  const env = Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value]));
+  const mounts = new Map<string, any>((container.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
+  const volumes = new Map<string, any>((pod.volumes ?? []).map((v: any) => [v.name, v]));
+  // Spill and temp files: TMPDIR is an emptyDir mount (the only writable path with a read-only root).
+  const tmp = mounts.get(env.TMPDIR);
+  expect(tmp, `${where}: TMPDIR ${env.TMPDIR} is a volume mount`).toBeDefined();
+  expect(volumes.get(tmp.name)?.emptyDir, `${where}: ${env.TMPDIR} is an emptyDir`).toBeDefined();
+  expect(volumes.get(tmp.name).emptyDir.sizeLimit, `${where}: the emptyDir has a size limit`).toBeDefined();
+  // The job options: MODEL_METRICS_CONFIG names config.yaml of the ConfigMap mounted read-only.
+  const configMount = mounts.get(dirname(env.MODEL_METRICS_CONFIG));
+  expect(configMount?.readOnly, `${where}: ${env.MODEL_METRICS_CONFIG} is on a read-only mount`).toBe(true);
+  expect(volumes.get(configMount.name)?.configMap?.name, where).toBe('model-metrics-config');
+  expect(container.envFrom.map((s: any) => s.configMapRef?.name ?? s.secretRef?.name), where).toEqual(expect.arrayContaining(['model-metrics-env']));
+}
+
+/** Pod Security "restricted" (the namespace enforces it): what the API server would refuse otherwise. */
+function expectRestricted(pod: any, where: string): void {
+  expect(pod.hostNetwork ?? false, where).toBe(false);
+  expect(pod.hostPID ?? false, where).toBe(false);
+  expect(pod.securityContext?.seccompProfile?.type, where).toBe('RuntimeDefault');
+  for (const volume of pod.volumes ?? []) expect(volume.hostPath, `${where}: volume ${volume.name}`).toBeUndefined();
+  for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+    const at = `${where}: container ${container.name}`;
+    expect(container.securityContext?.allowPrivilegeEscalation, at).toBe(false);
+    expect(container.securityContext?.privileged ?? false, at).toBe(false);
+    expect(container.securityContext?.capabilities?.drop, at).toContain('ALL');
+    expect(container.securityContext?.capabilities?.add ?? [], at).toEqual([]);
+    expect(container.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, at).toBe(true);
+    expect(container.securityContext?.runAsUser ?? pod.securityContext?.runAsUser ?? 1, at).not.toBe(0);
+  }
+}
+
+describe('infra/kubernetes files', () => {
+  it('has the base, the backfill Job and the two overlays', () => {
+    expect(kustomizationDirs.map((dir) => relative(K8S, dir)).sort()).toEqual(
+      expect.arrayContaining(['base', 'backfill', 'overlays/aws', 'overlays/aws/backfill', 'overlays/minio-local', 'overlays/minio-local/backfill']),
+    );
+  });
+
+  it.each(yamlFiles.map((file) => [relative(K8S, file), file]))('%s parses and opens with a comment saying what it is', (_name, file) => {
+    expect(readFileSync(file, 'utf8').startsWith('#'), 'a comment header').toBe(true);
+    const documents = readYamlDocuments(file);
+    // base/config.yaml is the job's option file, not a Kubernetes object (the CLI tests below read it).
+    if (file === join(K8S, 'base', 'config.yaml')) return;
+    for (const doc of documents) {
+      expect(typeof doc.apiVersion).toBe('string');
+      expect(typeof doc.kind).toBe('string');
+      if (doc.kind !== 'Kustomization' && doc.kind !== 'Component') expect(doc.metadata?.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    }
+  });
+});
+
+describe.each(kustomizationDirs.map((dir) => [relative(K8S, dir), dir]))('kustomization %s', (_name, dir) => {
+  const kustomization = readYaml(join(dir, 'kustomization.yaml'));
+
+  it('names files and folders that exist', () => {
+    expect(['Kustomization', 'Component']).toContain(kustomization.kind);
+    for (const entry of kustomization.resources ?? []) {
+      const path = join(dir, entry);
+      expect(statSync(path, { throwIfNoEntry: false }), `resource ${entry}`).toBeDefined();
+      if (statSync(path).isDirectory()) expect(readYaml(join(path, 'kustomization.yaml')).kind, `resource ${entry}`).toBe('Kustomization');
+    }
+    for (const entry of kustomization.components ?? []) expect(readYaml(join(dir, entry, 'kustomization.yaml')).kind, `component ${entry}`).toBe('Component');
+    for (const patch of kustomization.patches ?? []) if (patch.path !== undefined) expect(statSync(join(dir, patch.path), { throwIfNoEntry: false }), `patch ${patch.path}`).toBeDefined();
+    for (const generator of [...(kustomization.configMapGenerator ?? []), ...(kustomization.secretGenerator ?? [])]) {
+      for (const file of generator.files ?? []) expect(statSync(join(dir, file), { throwIfNoEntry: false }), `generator ${generator.name}: ${file}`).toBeDefined();
+    }
+  });
+
+  it('patches and merges only objects of its build', () => {
+    const contents = contentsOf(dir);
+    for (const patch of kustomization.patches ?? []) {
+      for (const target of patchTargets(dir, patch)) expect([...contents.objects], `patch ${patch.path ?? 'inline'} targets ${target}`).toContain(target);
+    }
+    const own = (generators: any[] | undefined, kind: string): string[] => (generators ?? []).filter((g) => g.behavior === 'merge' || g.behavior === 'replace').map((g) => `${kind}/${g.name}`);
+    for (const merged of [...own(kustomization.configMapGenerator, 'ConfigMap'), ...own(kustomization.secretGenerator, 'Secret')]) {
+      // A merge needs the generator in a resource of this build (its own generators do not count).
+      const inherited = new Set<string>();
+      for (const entry of [...(kustomization.resources ?? []), ...(kustomization.components ?? [])]) {
+        const path = join(dir, entry);
+        if (statSync(path).isDirectory()) contentsOf(path).generators.forEach((g) => inherited.add(g));
+      }
+      expect([...inherited], `${merged} merges into a generator of a resource`).toContain(merged);
+    }
+  });
+});
+
+describe('the base', () => {
+  const cronJob = readYaml(join(K8S, 'base', 'cronjob.yaml'));
+
+  it('runs `scheduled` daily as a CronJob with Forbid, a starting deadline, a backoff limit and an active deadline', () => {
+    expect(cronJob).toMatchObject({ apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'model-metrics' } });
+    expect(cronJob.spec.schedule).toMatch(/^\S+ \S+ \* \* \*$/);
+    expect(cronJob.spec.timeZone).toBe('Etc/UTC');
+    expect(cronJob.spec.concurrencyPolicy).toBe('Forbid');
+    expect(cronJob.spec.startingDeadlineSeconds).toBeGreaterThan(0);
+    const job = cronJob.spec.jobTemplate.spec;
+    expect(Number.isInteger(job.backoffLimit) && job.backoffLimit >= 0).toBe(true);
+    expect(job.activeDeadlineSeconds).toBeGreaterThan(0);
+    expect(job.activeDeadlineSeconds).toBeLessThan(24 * 3600);
+    expect(jobContainer(job.template.spec).args[0]).toBe('scheduled');
+    // Bad usage (exit 2) fails the Job at once; evictions do not use up the backoff limit.
+    expect(job.podFailurePolicy.rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: 'FailJob', onExitCodes: expect.objectContaining({ containerName: 'model-metrics', operator: 'In', values: [2] }) }),
+        expect.objectContaining({ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }),
+      ]),
+    );
+    expectJobPod(job.template.spec, 'CronJob');
+    expectRestricted(job.template.spec, 'CronJob');
+  });
+
+  it('holds the job options in a ConfigMap and enforces Pod Security "restricted" on the namespace', () => {
+    const kustomization = readYaml(join(K8S, 'base', 'kustomization.yaml'));
+    expect(kustomization.namespace).toBe(NAMESPACE);
+    expect(kustomization.configMapGenerator.map((g: any) => g.name)).toEqual(['model-metrics-config', 'model-metrics-env']);
+    // Fixed names: the backfill build and the Airflow DAG mount them by name.
+    expect(kustomization.generatorOptions.disableNameSuffixHash).toBe(true);
+    const options = readYaml(join(K8S, 'base', 'config.yaml'));
+    expect(options['label-window']).toBe('P7D');
+    expect(options.root, 'the root is per overlay (model-metrics-env)').toBeUndefined();
+    const namespace = readYaml(join(K8S, 'base', 'namespace.yaml'));
+    expect(namespace.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+  });
+
+  it('has a ServiceAccount without an API token, annotated for IRSA by the aws overlay', () => {
+    const account = readYaml(join(K8S, 'base', 'serviceaccount.yaml'));
+    expect(account).toMatchObject({ kind: 'ServiceAccount', metadata: { name: 'model-metrics' }, automountServiceAccountToken: false });
+    const patch = readYaml(join(K8S, 'overlays', 'aws', 'serviceaccount-irsa.yaml'));
+    expect(patch.metadata.name).toBe('model-metrics');
+    expect(patch.metadata.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\/[\w+=,.@-]+$/);
+  });
+});
+
+describe('the backfill Job', () => {
+  const job = readYaml(join(K8S, 'backfill', 'job.yaml'));
+
+  it('is an Indexed Job whose --shard-count is its number of completions, the index from JOB_COMPLETION_INDEX', () => {
+    expect(job).toMatchObject({ apiVersion: 'batch/v1', kind: 'Job', spec: { completionMode: 'Indexed' } });
+    const args: string[] = jobContainer(job.spec.template.spec).args;
+    expect(args[0]).toBe('backfill');
+    expect(Number(flagValue(args, '--shard-count'))).toBe(job.spec.completions);
+    expect(args, 'the index comes from JOB_COMPLETION_INDEX').not.toContain('--shard-index');
+    expect(job.spec.parallelism).toBeLessThanOrEqual(job.spec.completions);
+    expect(job.spec.backoffLimitPerIndex).toBeGreaterThanOrEqual(0);
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
+    expect(job.spec.podFailurePolicy.rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: 'FailJob', onExitCodes: expect.objectContaining({ values: [2] }) }),
+        expect.objectContaining({ action: 'FailIndex', onExitCodes: expect.objectContaining({ values: [3] }) }),
+      ]),
+    );
+    expectJobPod(job.spec.template.spec, 'backfill Job');
+    expectRestricted(job.spec.template.spec, 'backfill Job');
+  });
+
+  it('takes the range and stage from a generated ConfigMap', () => {
+    const kustomization = readYaml(join(K8S, 'backfill', 'kustomization.yaml'));
+    const generator = kustomization.configMapGenerator.find((g: any) => g.name === 'model-metrics-backfill');
+    const literals = Object.fromEntries(generator.literals.map((l: string) => l.split('=')));
+    expect(Object.keys(literals).sort()).toEqual(['MODEL_METRICS_FROM', 'MODEL_METRICS_STAGE', 'MODEL_METRICS_TO']);
+    expect(jobContainer(job.spec.template.spec).envFrom.map((s: any) => s.configMapRef?.name)).toContain('model-metrics-backfill');
+  });
+});
+
+describe.skipIf(!kubectlAvailable)('rendered with kubectl kustomize', () => {
+  const rendered = new Map<string, K8sObject[]>();
+  beforeAll(() => {
+    for (const build of BUILDS) rendered.set(build, kustomizeBuild(join(K8S, build)));
+  });
+
+  it('renders every build into the model-metrics namespace', () => {
+    for (const [build, objects] of rendered) {
+      expect(objects.length, build).toBeGreaterThan(0);
+      for (const object of objects) if (object.kind !== 'Namespace') expect(object.metadata.namespace, `${build}: ${object.kind}/${object.metadata.name}`).toBe(NAMESPACE);
+    }
+  });
+
+  it('meets Pod Security "restricted" in every pod of every build', () => {
+    for (const [build, objects] of rendered) {
+      for (const object of objects) {
+        const pod = podSpecOf(object);
+        if (pod !== undefined) expectRestricted(pod, `${build}: ${object.kind}/${object.metadata.name}`);
+      }
+    }
+  });
+
+  it.each([['overlays/aws'], ['overlays/minio-local']])('%s: the backfill build runs the same image, and every envFrom resolves', (overlay) => {
+    const main = rendered.get(overlay)!;
+    const backfill = rendered.get(`${overlay}/backfill`)!;
+    const cronImage = jobContainer(podSpecOf(findObject(main, 'CronJob', 'model-metrics'))).image;
+    const backfillImage = jobContainer(podSpecOf(findObject(backfill, 'Job', 'model-metrics-backfill'))).image;
+    expect(cronImage).not.toBe('model-metrics');
+    expect(backfillImage).toBe(cronImage);
+    for (const object of [...main, ...backfill]) {
+      const pod = podSpecOf(object);
+      if (pod === undefined) continue;
+      for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+        if (container.image.startsWith('model-metrics') || container.image === cronImage) expect(container.image, `${object.metadata.name}/${container.name}`).toBe(cronImage);
+        // Throws when a ConfigMap or non-optional Secret is not in the overlay's builds.
+        containerEnv(container, [...main, ...backfill]);
+      }
+    }
+  });
+
+  it('annotates the ServiceAccount for IRSA in the aws overlay only', () => {
+    const aws = findObject(rendered.get('overlays/aws')!, 'ServiceAccount', 'model-metrics');
+    expect(aws.metadata.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\//);
+    const local = findObject(rendered.get('overlays/minio-local')!, 'ServiceAccount', 'model-metrics');
+    expect(local.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
+  });
+
+  it('keeps --shard-count equal to completions after the overlays patch the Job', () => {
+    for (const build of ['backfill', 'overlays/aws/backfill', 'overlays/minio-local/backfill']) {
+      const job = findObject(rendered.get(build)!, 'Job', 'model-metrics-backfill');
+      expect(Number(flagValue(jobContainer(podSpecOf(job)).args, '--shard-count')), build).toBe(job.spec.completions);
+    }
+  });
+});
