@@ -381,8 +381,15 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
           .catch(() => undefined);
       }
       await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
-      const leftovers = { curated: [...curatedWriter.startedKeys, ...(owner ? promoted.curated : [])], metrics: [...metricsWriter.startedKeys, ...(owner ? promoted.metrics : [])] };
-      await Promise.all([stores.curated.delete(leftovers.curated), stores.metrics.delete(leftovers.metrics)]).catch((cleanupError: unknown) => {
+      // The run's own staging folder whole, not only the keys the writers started: it also takes
+      // the multipart uploads whose abort failed (a lost connection, a store without Abort), and on
+      // local files leaves no empty folder behind.
+      const leftovers = { curated: owner ? promoted.curated : [], metrics: owner ? promoted.metrics : [] };
+      await Promise.all([
+        stores.curated.delete(leftovers.curated),
+        stores.metrics.delete(leftovers.metrics),
+        ...distinctStores(staging.stores).map((store) => store.deleteUnder(stagingPrefix)),
+      ]).catch((cleanupError: unknown) => {
         log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
       });
       throw error;
@@ -433,27 +440,55 @@ interface StagingArea {
 }
 
 /**
- * Deletes what other runs left in the staging area of this stage and date: files of runs killed
- * before their cleanup (SIGKILL, OOM, a lost node). Only while holding the lease, confirmed by a
- * renewal right before (a run paused since it took the lease may have lost it to a run whose files
- * are there now), so no live run's files are removed; the lease object itself stays.
+ * Deletes what other runs left in the staging area of this stage and date: the folders of runs
+ * killed before their cleanup (SIGKILL, OOM, a lost node), with their partial writes (issue 5:
+ * S3 multipart uploads, local temp files, which no listing of objects shows), and any stray object
+ * beside the lease. Only while holding the lease, confirmed by a renewal right before (a run paused
+ * since it took the lease may have lost it to a run whose files are there now), so no live run's
+ * files are removed; the lease object itself stays.
  */
 async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logger): Promise<void> {
   const prefix = stagingPartition(area.stage, area.date);
   const own = runStagingPrefix(area.stage, area.date, area.runId);
   const leaseObject = leaseKey(area.stage, area.date);
   await lease.renew();
-  const seen = new Set<string>();
-  for (const store of area.stores) {
-    if (seen.has(store.uri)) continue;
-    seen.add(store.uri);
+  for (const store of distinctStores(area.stores)) {
     lease.assertHeld();
-    const stale = (await store.list(prefix)).map((o) => o.key).filter((key) => key !== leaseObject && !key.startsWith(own));
-    if (stale.length === 0) continue;
-    await store.delete(stale);
-    const runs = [...new Set(stale.map((key) => key.slice(prefix.length).split('/')[0]))];
-    log.info({ event: 'stale_staging_removed', uri: store.uriOf(prefix), objects: stale.length, runs }, `removed ${stale.length} object(s) left in staging by ${runs.length} earlier run(s)`);
+    const level = await store.listFolder(prefix);
+    const deadRuns = level.folders.filter((folder) => folder !== own);
+    const strays = level.objects.filter((key) => key !== leaseObject);
+    if (deadRuns.length === 0 && strays.length === 0) continue;
+    let objects = strays.length;
+    let partial = 0;
+    let unlisted: string | undefined;
+    for (const folder of deadRuns) {
+      lease.assertHeld();
+      const removed = await store.deleteUnder(folder);
+      objects += removed.objects;
+      partial += removed.partial;
+      unlisted ??= removed.partialUnlisted;
+    }
+    if (strays.length > 0) await store.delete(strays);
+    const runs = deadRuns.map((folder) => folder.slice(prefix.length, -1));
+    log.info(
+      {
+        event: 'stale_staging_removed',
+        uri: store.uriOf(prefix),
+        objects,
+        partial_uploads_aborted: partial,
+        ...(unlisted === undefined ? {} : { partial_uploads_unlisted: unlisted }),
+        runs,
+      },
+      `removed ${objects} object(s) and ${partial} partial write(s) left in staging by ${runs.length} earlier run(s)${unlisted === undefined ? '' : ` (incomplete uploads not listed: ${unlisted}; the bucket lifecycle rule removes them)`}`,
+    );
   }
+}
+
+/** Each store once, for stores given twice (curated and metrics on one URI). */
+function distinctStores(stores: readonly ObjectStore[]): ObjectStore[] {
+  const byUri = new Map<string, ObjectStore>();
+  for (const store of stores) if (!byUri.has(store.uri)) byUri.set(store.uri, store);
+  return [...byUri.values()];
 }
 
 /**
@@ -464,8 +499,9 @@ async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logge
 async function sweepStaging(area: StagingArea, leaseOptions: LeaseOptions, log: Logger): Promise<void> {
   try {
     const prefix = stagingPartition(area.stage, area.date);
-    const dirty = await Promise.all(area.stores.map((store) => store.hasAny(prefix)));
-    if (!dirty.some(Boolean)) return;
+    // listFolder, not hasAny: a folder holding only partial writes has no object to find.
+    const levels = await Promise.all(area.stores.map((store) => store.listFolder(prefix)));
+    if (!levels.some((level) => level.folders.length > 0 || level.objects.length > 0)) return;
     let lease: RunLease;
     try {
       lease = await RunLease.acquire(leaseOptions);

@@ -5,14 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Dirent, BigIntStats } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { link, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { mapBounded } from '../concurrency.js';
 import { ConcurrentChangeError, ModelMetricsError, NotFoundError, StorageError } from '../errors.js';
+import { assertFolderPrefix, sortedKeys } from './folder-prefix.js';
 import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
 import { mapStreamErrors } from './streams.js';
-import type { ObjectInfo, ObjectStore, ReadOptions, WriteCondition, WriteResult } from './types.js';
+import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, WriteCondition, WriteResult } from './types.js';
 
 /** Name prefix of in-flight write files; listings never show them (nor orphans left by a crash). */
 export const LOCAL_TEMP_PREFIX = '.tmp-model-metrics-';
@@ -23,8 +25,14 @@ const READ_HIGH_WATER_MARK = 256 * 1024;
 /** Writes smaller than this are coalesced, so a writer yielding small chunks does not cost a syscall each. */
 const WRITE_COALESCE_BYTES = 256 * 1024;
 
-/** How many files of one directory are stat'ed at once while listing. */
+/** How many files of one directory are stat'ed (listing) or unlinked (deleting) at once. */
 const LIST_STAT_CONCURRENCY = 32;
+
+/**
+ * Attempts to create a file in a directory that a concurrent delete keeps removing as empty (the
+ * window between mkdir and open is microseconds, so a second attempt practically always succeeds).
+ */
+const CREATE_IN_DIRECTORY_ATTEMPTS = 5;
 
 /** An object store rooted at an absolute local directory. */
 export class LocalObjectStore implements ObjectStore {
@@ -140,16 +148,11 @@ export class LocalObjectStore implements ObjectStore {
     assertRelativeKey(key, this.uri);
     const target = this.pathOf(key);
     const directory = dirname(target);
-    try {
-      await mkdir(directory, { recursive: true });
-    } catch (error) {
-      throw this.fsError(error, 'write', key);
-    }
     // Same directory as the target, so the rename below stays on one filesystem and is atomic (POSIX rename(2)).
     const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     let handle: FileHandle | undefined;
     try {
-      handle = await open(temp, 'wx').catch((error: unknown) => {
+      handle = await this.inDirectory(directory, () => open(temp, 'wx')).catch((error: unknown) => {
         throw this.fsError(error, 'write', key);
       });
       const size = await this.writeBody(handle, body, key);
@@ -185,8 +188,7 @@ export class LocalObjectStore implements ObjectStore {
     const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     let handle: FileHandle | undefined;
     try {
-      await mkdir(directory, { recursive: true });
-      handle = await open(temp, 'wx');
+      handle = await this.inDirectory(directory, () => open(temp, 'wx'));
       const size = await this.writeBody(handle, body, key);
       const stats = await handle.stat({ bigint: true });
       await handle.close();
@@ -218,19 +220,22 @@ export class LocalObjectStore implements ObjectStore {
   async move(sourceKey: string, targetKey: string): Promise<void> {
     assertRelativeKey(sourceKey, this.uri);
     assertRelativeKey(targetKey, this.uri);
+    const source = this.pathOf(sourceKey);
     const target = this.pathOf(targetKey);
     try {
-      await mkdir(dirname(target), { recursive: true });
       // POSIX rename(2): atomic, and it replaces an existing target.
-      await rename(this.pathOf(sourceKey), target);
+      await this.inDirectory(dirname(target), () => rename(source, target));
       await syncDirectory(dirname(target));
     } catch (error) {
       throw this.fsError(error, 'move', sourceKey);
     }
+    // The commit moves every staged file out of the run's staging folder: drop the emptied folders.
+    await this.pruneEmptyDirectories(dirname(source));
   }
 
   async delete(keys: readonly string[]): Promise<void> {
     for (const key of keys) assertRelativeKey(key, this.uri);
+    const directories = new Set<string>();
     for (let i = 0; i < keys.length; i += LIST_STAT_CONCURRENCY) {
       await Promise.all(
         keys.slice(i, i + LIST_STAT_CONCURRENCY).map(async (key) => {
@@ -239,13 +244,122 @@ export class LocalObjectStore implements ObjectStore {
           } catch (error) {
             if (!isMissing(error)) throw this.fsError(error, 'delete', key);
           }
+          directories.add(dirname(this.pathOf(key)));
         }),
       );
     }
+    // Once per directory, after all unlinks: a thousand keys of one folder cost one rmdir, not a thousand.
+    for (const directory of directories) await this.pruneEmptyDirectories(directory);
+  }
+
+  async listFolder(prefix: string): Promise<FolderListing> {
+    assertFolderPrefix(prefix, this.uri, 'listFolder');
+    let entries: Dirent[];
+    try {
+      entries = await readdir(this.pathOf(prefix), { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return { folders: [], objects: [] };
+      throw this.fsError(error, 'list', prefix);
+    }
+    const folders: string[] = [];
+    const objects: string[] = [];
+    for (const entry of entries) {
+      const key = prefix + entry.name;
+      // A directory is a folder even when it holds only temp files or nothing: both are debris to find.
+      if (entry.isDirectory()) folders.push(`${key}/`);
+      else if (entry.name.startsWith(LOCAL_TEMP_PREFIX)) continue;
+      else if (entry.isFile() || (entry.isSymbolicLink() && (await this.statFile(key)) !== undefined)) objects.push(key);
+    }
+    return { folders: sortedKeys(folders), objects: sortedKeys(objects) };
+  }
+
+  async deleteUnder(prefix: string): Promise<DeleteUnderResult> {
+    assertFolderPrefix(prefix, this.uri, 'deleteUnder');
+    const removed = { objects: 0, partial: 0 };
+    await this.removeTree(prefix, removed);
+    // The folder's parents, where it was their last entry (S3 has no empty folders; nor do we).
+    await this.pruneEmptyDirectories(dirname(this.pathOf(prefix)));
+    return removed;
   }
 
   private pathOf(key: string): string {
     return join(this.rootDir, key);
+  }
+
+  /**
+   * Deletes the files under `directoryKey` (a key prefix ending in `/`), depth first, then the
+   * directory itself. Symlinks are unlinked, never followed. A file that is already gone, or a
+   * directory that is gone or holds something new (a concurrent writer), is not an error.
+   */
+  private async removeTree(directoryKey: string, removed: { objects: number; partial: number }): Promise<void> {
+    const directory = this.pathOf(directoryKey);
+    let entries: Dirent[];
+    try {
+      entries = await readdir(directory, { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.fsError(error, 'deleteUnder', directoryKey);
+    }
+    const files: string[] = [];
+    for (const entry of entries) {
+      if (entry.isDirectory()) await this.removeTree(`${directoryKey}${entry.name}/`, removed);
+      else files.push(entry.name);
+    }
+    await mapBounded(files, LIST_STAT_CONCURRENCY, async (name) => {
+      try {
+        await unlink(join(directory, name));
+      } catch (error) {
+        if (isMissing(error)) return;
+        throw this.fsError(error, 'deleteUnder', directoryKey + name);
+      }
+      if (name.startsWith(LOCAL_TEMP_PREFIX)) removed.partial++;
+      else removed.objects++;
+    });
+    try {
+      await rmdir(directory);
+    } catch (error) {
+      if (!isNodeError(error) || !['ENOENT', 'ENOTEMPTY', 'EEXIST'].includes(error.code ?? '')) throw this.fsError(error, 'deleteUnder', directoryKey);
+    }
+  }
+
+  /**
+   * Removes `directory` and then each parent while it is empty, stopping below the store root
+   * (never the root itself). rmdir(2) removes only empty directories, atomically, so a directory a
+   * concurrent writer just filled stays. Best effort: a directory is not an object, and one left
+   * behind (permissions, a mount point) changes nothing for readers.
+   */
+  private async pruneEmptyDirectories(directory: string): Promise<void> {
+    for (let current = directory; this.isBelowRoot(current); current = dirname(current)) {
+      try {
+        await rmdir(current);
+      } catch (error) {
+        // Gone already (another delete pruned it): its parent may be empty now too.
+        if (isNodeError(error) && error.code === 'ENOENT') continue;
+        return;
+      }
+    }
+  }
+
+  private isBelowRoot(path: string): boolean {
+    const fromRoot = relative(this.rootDir, path);
+    return fromRoot !== '' && !fromRoot.startsWith('..') && !isAbsolute(fromRoot);
+  }
+
+  /**
+   * Runs `create` (open or rename a file into `directory`) after making the directory, again when a
+   * concurrent delete removed the directory as empty between the two (ENOENT while the directory
+   * is gone; an ENOENT with the directory in place is the caller's, e.g. a missing move source).
+   */
+  private async inDirectory<T>(directory: string, create: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(directory, { recursive: true });
+      try {
+        return await create();
+      } catch (error) {
+        const retry = attempt < CREATE_IN_DIRECTORY_ATTEMPTS && isMissing(error) && !(await isDirectory(directory));
+        if (!retry) throw error;
+      }
+    }
   }
 
   /** Writes every chunk, fsyncs, and returns the byte count. Body errors propagate as thrown. */
@@ -405,6 +519,13 @@ async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle?.close().catch(() => undefined);
   }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (stats) => stats.isDirectory(),
+    () => false,
+  );
 }
 
 function isNodeError(error: unknown): error is NodeJS.ErrnoException {

@@ -86,7 +86,9 @@ export class S3RetryStrategy implements SdkRetryStrategy {
     errorInfo: { errorType: string; retryAfterHint?: Date; error?: unknown },
   ): Promise<AttemptToken> {
     const retries = token.getRetryCount() + 1;
-    if (errorInfo.errorType === 'CLIENT_ERROR' || retries >= this.maxAttempts) {
+    // 501 Not Implemented is a server error that no retry changes (s3rver's ListMultipartUploads).
+    const status = (errorInfo.error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+    if (errorInfo.errorType === 'CLIENT_ERROR' || status === 501 || retries >= this.maxAttempts) {
       return Promise.reject(errorInfo.error instanceof Error ? errorInfo.error : new Error(`no retry left after ${retries} attempts`));
     }
     const throttled = errorInfo.errorType === 'THROTTLING';

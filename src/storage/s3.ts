@@ -5,15 +5,18 @@
  * operation, the s3:// URI and the attempt count, never credentials or signed URLs.
  */
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   S3Client,
   paginateListObjectsV2,
   type CompleteMultipartUploadCommandInput,
   type GetObjectCommandOutput,
+  type ListMultipartUploadsCommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -27,6 +30,7 @@ import {
   UsageError,
   describeError,
 } from '../errors.js';
+import { assertFolderPrefix, sortedKeys } from './folder-prefix.js';
 import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
 import { resumableBody, type BodyPart } from './resumable-body.js';
 import { PartHasher, isPlainMd5, multipartEtag } from './multipart-etag.js';
@@ -39,7 +43,7 @@ import {
   retryDelayMs,
   type RetryTiming,
 } from './retry-policy.js';
-import type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
+import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
 
 /** What the CompleteMultipartUpload of one write() sent: the part ETags, in part order, unquoted. */
 interface CompletionRecord {
@@ -52,6 +56,14 @@ interface CompletionRecord {
  * the write's async context.
  */
 const completionRecords = new AsyncLocalStorage<CompletionRecord>();
+
+/**
+ * Why a client cannot list or abort multipart uploads in a bucket, once the store has said so
+ * (s3rver 3.7.1 answers ListMultipartUploads with 501 NotImplemented, which the SDK retries as a
+ * server error): asked once per client and bucket, so the curated and metrics stores of a run,
+ * which share both, pay for it once per process instead of before every delete.
+ */
+const uploadsUnsupportedByClient = new WeakMap<S3Client, Map<string, string>>();
 
 /** Installs the `recordCompletedParts` middleware on a client (idempotent: it replaces itself). */
 function recordCompletedParts(client: S3Client): void {
@@ -88,6 +100,9 @@ const DELETE_BATCH_SIZE = 1000;
 
 /** ListObjectsV2 returns at most 1000 keys per page (S3 API limit). */
 const LIST_PAGE_SIZE = 1000;
+
+/** ListMultipartUploads returns at most 1000 uploads per page (S3 API limit). */
+const UPLOADS_PAGE_SIZE = 1000;
 
 /** Creates an S3 client for the settings; credentials come from the default AWS chain. */
 export function createS3Client(settings: S3Settings): S3Client {
@@ -562,36 +577,177 @@ export class S3ObjectStore implements ObjectStore {
   async delete(keys: readonly string[]): Promise<void> {
     for (const key of keys) assertRelativeKey(key, this.uri);
     for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) {
-      const batch = keys.slice(i, i + DELETE_BATCH_SIZE);
-      let failures: { key: string; code: string; message: string }[];
+      await this.deleteBatch(keys.slice(i, i + DELETE_BATCH_SIZE).map((key) => this.keyPrefix + key), 'delete');
+    }
+  }
+
+  /**
+   * Lists every key under the folder and groups them here, rather than asking for CommonPrefixes
+   * with a delimiter: s3rver 3.7.1 leaves out a common prefix whose keys all lie two or more levels
+   * down (a dead run's `<run>/stage=…/dt=…/part-00000.avro`), and the folders this serves (staging
+   * areas) hold few keys.
+   */
+  async listFolder(prefix: string): Promise<FolderListing> {
+    assertFolderPrefix(prefix, this.uri, 'listFolder');
+    const fullPrefix = this.keyPrefix + prefix;
+    const folders = new Set<string>();
+    const objects: string[] = [];
+    const place = (fullKey: string | undefined): void => {
+      if (fullKey?.startsWith(fullPrefix) !== true) return;
+      const rest = fullKey.slice(fullPrefix.length);
+      const slash = rest.indexOf('/');
+      if (slash !== -1) folders.add(prefix + rest.slice(0, slash + 1));
+      else if (rest.length > 0) objects.push(prefix + rest);
+    };
+    try {
+      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: LIST_PAGE_SIZE }, { Bucket: this.bucket, Prefix: fullPrefix })) {
+        for (const entry of page.Contents ?? []) place(entry.Key);
+      }
+    } catch (error) {
+      throw this.mapError(error, 'listFolder', prefix);
+    }
+    // A folder whose only content is an upload of a killed run has no object: ListObjectsV2 misses it.
+    for await (const page of this.uploadPages(prefix)) {
+      for (const upload of page.Uploads ?? []) if (upload.Key?.slice(fullPrefix.length).includes('/') === true) place(upload.Key);
+    }
+    return { folders: sortedKeys([...folders]), objects: sortedKeys(objects) };
+  }
+
+  async deleteUnder(prefix: string): Promise<DeleteUnderResult> {
+    assertFolderPrefix(prefix, this.uri, 'deleteUnder');
+    const fullPrefix = this.keyPrefix + prefix;
+    // Uploads first: an aborted upload can no longer complete into an object behind our delete.
+    let partial = 0;
+    for await (const page of this.uploadPages(prefix)) {
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || !upload.Key.startsWith(fullPrefix)) continue;
+        if (await this.abortUpload(upload.Key, upload.UploadId)) partial++;
+        if (this.uploadsUnsupported() !== undefined) break;
+      }
+      if (this.uploadsUnsupported() !== undefined) break;
+    }
+    // Then the objects, a page at a time (memory bounded by one page); S3 continues a listing after
+    // the last key returned, so deleting what a page listed does not disturb the next page.
+    let objects = 0;
+    try {
+      const pages = paginateListObjectsV2({ client: this.client, pageSize: LIST_PAGE_SIZE }, { Bucket: this.bucket, Prefix: fullPrefix });
+      for await (const page of pages) {
+        // Folder markers (`x/`, made by consoles) included: they are debris under the folder too.
+        const keys = (page.Contents ?? []).map((entry) => entry.Key).filter((key): key is string => key?.startsWith(fullPrefix) === true);
+        for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) await this.deleteBatch(keys.slice(i, i + DELETE_BATCH_SIZE), 'deleteUnder');
+        objects += keys.length;
+      }
+    } catch (error) {
+      throw this.mapError(error, 'deleteUnder', prefix);
+    }
+    const unlisted = this.uploadsUnsupported();
+    return { objects, partial, ...(unlisted === undefined ? {} : { partialUnlisted: unlisted }) };
+  }
+
+  /**
+   * The pages of ListMultipartUploads under the folder `prefix` (relative to the root). Ends
+   * without a page on a store that does not implement the call or forbids it (the reason is kept
+   * per client and bucket, see uploadsUnsupported, for deleteUnder's caller to log). MinIO answers
+   * an empty list for any prefix that is not an exact object name: there it finds nothing, and that
+   * is not an error.
+   */
+  private async *uploadPages(prefix: string): AsyncGenerator<ListMultipartUploadsCommandOutput> {
+    if (this.uploadsUnsupported() !== undefined) return;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page: ListMultipartUploadsCommandOutput;
       try {
-        const response = await this.client.send(
-          new DeleteObjectsCommand({
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
             Bucket: this.bucket,
-            Delete: { Objects: batch.map((key) => ({ Key: this.keyPrefix + key })), Quiet: true },
+            Prefix: this.keyPrefix + prefix,
+            MaxUploads: UPLOADS_PAGE_SIZE,
+            ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+            ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
           }),
         );
-        failures = (response.Errors ?? [])
-          .filter((entry) => entry.Code !== 'NoSuchKey')
-          .map((entry) => ({
-            key: (entry.Key ?? '').slice(this.keyPrefix.length),
-            code: entry.Code ?? 'Unknown',
-            message: entry.Message ?? '',
-          }));
       } catch (error) {
-        throw this.mapError(error, 'delete', batch[0]!);
+        if (this.markUploadsUnsupported(unsupportedReason(error, 'ListMultipartUploads'))) return;
+        throw this.mapError(error, 'listUploads', prefix);
       }
-      if (failures.length > 0) {
-        const shown = failures
-          .slice(0, 3)
-          .map((failure) => `${failure.key}: ${failure.code} ${failure.message}`.trim())
-          .join('; ');
+      yield page;
+      if (page.IsTruncated !== true) return;
+      // A page that says "more" without moving the markers would list forever.
+      if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) {
         throw new StorageError(
-          `S3 delete under ${this.uri} failed for ${failures.length} of ${batch.length} keys (${shown}${failures.length > 3 ? '; …' : ''}); ` +
-            'check the s3:DeleteObject permission and retry',
-          { operation: 'delete', uri: this.uri, keys: failures.slice(0, 10).map((failure) => failure.key), failed: failures.length },
+          `S3 ListMultipartUploads under ${this.uriOf(prefix)} returned a truncated page without new markers (after key ${JSON.stringify(keyMarker ?? '')}); the store is not S3-compatible here`,
+          { operation: 'listUploads', uri: this.uriOf(prefix), key: prefix },
         );
       }
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /** Why this client cannot list or abort uploads in this bucket, if it has found out. */
+  private uploadsUnsupported(): string | undefined {
+    return uploadsUnsupportedByClient.get(this.client)?.get(this.bucket);
+  }
+
+  /** Remembers `reason` (when there is one) for uploadsUnsupported; true when it did. */
+  private markUploadsUnsupported(reason: string | undefined): boolean {
+    if (reason === undefined) return false;
+    const byBucket = uploadsUnsupportedByClient.get(this.client) ?? new Map<string, string>();
+    byBucket.set(this.bucket, reason);
+    uploadsUnsupportedByClient.set(this.client, byBucket);
+    return true;
+  }
+
+  /** Aborts one multipart upload (full key); false when it was already gone or the store cannot abort. */
+  private async abortUpload(fullKey: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId }));
+      return true;
+    } catch (error) {
+      const { name, status } = sdkErrorDetails(error);
+      // Completed or aborted meanwhile (NoSuchUpload, 404): nothing left to remove.
+      if (name === 'NoSuchUpload' || (status === 404 && name !== 'NoSuchBucket')) return false;
+      if (this.markUploadsUnsupported(unsupportedReason(error, 'AbortMultipartUpload'))) return false;
+      throw this.mapError(error, 'abortUpload', fullKey.slice(this.keyPrefix.length));
+    }
+  }
+
+  /**
+   * One DeleteObjects request (at most DELETE_BATCH_SIZE full keys); a key reported missing counts
+   * as deleted. s3rver 3.7.1 deletes a batch's keys concurrently and then removes the folders they
+   * emptied, which fails (500 InternalError) when two keys empty the same folder at once; the SDK
+   * retries the request (a 5xx), and the retry finds the rest of the batch, so it converges.
+   */
+  private async deleteBatch(fullKeys: readonly string[], operation: string): Promise<void> {
+    let failures: { key: string; code: string; message: string }[];
+    try {
+      const response = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: fullKeys.map((key) => ({ Key: key })), Quiet: true },
+        }),
+      );
+      failures = (response.Errors ?? [])
+        .filter((entry) => entry.Code !== 'NoSuchKey')
+        .map((entry) => ({
+          key: (entry.Key ?? '').slice(this.keyPrefix.length),
+          code: entry.Code ?? 'Unknown',
+          message: entry.Message ?? '',
+        }));
+    } catch (error) {
+      throw this.mapError(error, operation, fullKeys[0]!.slice(this.keyPrefix.length));
+    }
+    if (failures.length > 0) {
+      const shown = failures
+        .slice(0, 3)
+        .map((failure) => `${failure.key}: ${failure.code} ${failure.message}`.trim())
+        .join('; ');
+      throw new StorageError(
+        `S3 delete under ${this.uri} failed for ${failures.length} of ${fullKeys.length} keys (${shown}${failures.length > 3 ? '; …' : ''}); ` +
+          'check the s3:DeleteObject permission and retry',
+        { operation, uri: this.uri, keys: failures.slice(0, 10).map((failure) => failure.key), failed: failures.length },
+      );
     }
   }
 
@@ -663,6 +819,10 @@ const API_NAMES: Record<string, string> = {
   writeConditional: 'conditional PutObject',
   move: 'CopyObject',
   delete: 'DeleteObjects',
+  deleteUnder: 'ListObjectsV2/DeleteObjects',
+  listFolder: 'ListObjectsV2',
+  listUploads: 'ListMultipartUploads',
+  abortUpload: 'AbortMultipartUpload',
 };
 
 function apiNameOf(operation: string): string {
@@ -712,6 +872,20 @@ function wayOut(details: SdkErrorDetails): string {
   if (name === 'InvalidRange' || status === 416) return 'the requested byte range starts past the end of the object';
   if (status !== undefined && status >= 500) return 'the store is unavailable or throttling; rerun the job later';
   return 'rerun the job; if it persists, check the store and the credentials';
+}
+
+/**
+ * Why a store cannot serve a multipart-upload call, or undefined for an ordinary failure: the call
+ * is not implemented (501 NotImplemented: s3rver 3.7.1 for ListMultipartUploads; 405
+ * MethodNotAllowed: s3rver for AbortMultipartUpload; a bare 404 from a store without the route) or
+ * not allowed (403: a policy without s3:ListBucketMultipartUploads / s3:AbortMultipartUpload).
+ * Cleanup then degrades to what the bucket's lifecycle rule removes, instead of failing the run.
+ */
+function unsupportedReason(error: unknown, api: string): string | undefined {
+  const { name, status } = sdkErrorDetails(error);
+  const permanent =
+    status === 501 || name === 'NotImplemented' || status === 405 || name === 'MethodNotAllowed' || status === 403 || name === 'AccessDenied' || (status === 404 && name !== 'NoSuchBucket');
+  return permanent ? `${api} answered ${name}${status === undefined ? '' : ` (HTTP ${status})`}` : undefined;
 }
 
 /** Never let signed-URL parameters or access key ids reach a message. */

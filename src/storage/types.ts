@@ -38,6 +38,32 @@ export interface ReadOptions {
 /** The precondition of ObjectStore.writeConditional. */
 export type WriteCondition = { ifNoneMatch: '*' } | { ifMatch: string };
 
+/**
+ * What ObjectStore.deleteUnder removed. "Partial writes" are what a process killed in the middle of
+ * a write leaves behind, invisible to `list`: on S3 incomplete multipart uploads (billed until
+ * aborted), on local files the temp file of an unfinished write (local.ts LOCAL_TEMP_PREFIX).
+ */
+export interface DeleteUnderResult {
+  /** Objects deleted (S3: keys, zero-byte folder markers included; local: files and symlinks). */
+  objects: number;
+  /** Partial writes removed: S3 multipart uploads aborted, local temp files deleted. */
+  partial: number;
+  /**
+   * Set when the store could not list or abort multipart uploads (s3rver: NotImplemented, a policy
+   * without s3:ListBucketMultipartUploads: AccessDenied): why, for the caller to log. Such uploads
+   * are left to the bucket's own cleanup (an AbortIncompleteMultipartUpload lifecycle rule).
+   */
+  partialUnlisted?: string;
+}
+
+/** One level below a folder prefix, like `ls`: the folders and the objects directly in it. */
+export interface FolderListing {
+  /** Sub-folder prefixes (`<prefix><name>/`), in UTF-8 byte order, including folders that hold only partial writes. */
+  folders: string[];
+  /** Keys of the objects directly under the prefix (not in a sub-folder), in UTF-8 byte order. */
+  objects: string[];
+}
+
 /** Settings for S3 clients, from config; credentials come from the standard AWS chain. */
 export interface S3Settings {
   /** Custom endpoint (MinIO, s3rver), e.g. `http://127.0.0.1:9000`. Undefined means AWS. */
@@ -99,7 +125,8 @@ export interface ObjectStore {
 
   /**
    * Moves an object to another key of the same store, replacing what is there: S3 a server-side
-   * CopyObject (single request, so objects up to 5 GiB) then a delete; local files a rename.
+   * CopyObject (single request, so objects up to 5 GiB) then a delete; local files a rename, after
+   * which the directories it left empty are removed (as by `delete`).
    */
   move(sourceKey: string, targetKey: string): Promise<void>;
 
@@ -113,6 +140,30 @@ export interface ObjectStore {
    */
   writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined>;
 
-  /** Deletes the keys; missing keys are not an error. */
+  /**
+   * Deletes the keys; missing keys are not an error. Local files: directories the deletes leave
+   * empty are removed up to (never including) the store root, as S3 has no empty folders.
+   */
   delete(keys: readonly string[]): Promise<void>;
+
+  /**
+   * One level below the folder `prefix` (a non-empty key prefix ending in `/`): its sub-folders and
+   * its direct objects. A sub-folder whose only content is partial writes (a process killed while
+   * writing) is listed too, where the store can see them (local files always; S3 through
+   * ListMultipartUploads where the store implements it, AWS S3 does), so that such leftovers can
+   * be found and passed to deleteUnder.
+   */
+  listFolder(prefix: string): Promise<FolderListing>;
+
+  /**
+   * Deletes everything under the folder `prefix`: every object and every partial write (issue 5:
+   * no debris after a crash). `prefix` must be a non-empty key prefix ending in `/`, so `run-1/`
+   * never touches `run-10/`; anything else is an E_INTERNAL error (a bug in the caller). S3:
+   * aborts the incomplete multipart uploads first (so none can complete afterwards), then lists
+   * and deletes the objects 1000 per DeleteObjects request. Local: deletes the files (temp files
+   * included), then the emptied directories bottom-up, and the parents it leaves empty, never the
+   * store root nor a directory that still holds something; a file that vanishes or a directory
+   * that fills meanwhile (a concurrent writer) is not an error.
+   */
+  deleteUnder(prefix: string): Promise<DeleteUnderResult>;
 }

@@ -21,6 +21,7 @@ export const OPERATION_ACTIONS: Record<string, readonly string[]> = {
   UploadPart: ['s3:PutObject'],
   CompleteMultipartUpload: ['s3:PutObject'],
   AbortMultipartUpload: ['s3:AbortMultipartUpload'],
+  ListMultipartUploads: ['s3:ListBucketMultipartUploads'],
 };
 
 /** The operations lib-storage's Upload makes: PutObject for one part, the multipart calls otherwise, Abort on failure. */
@@ -129,6 +130,10 @@ export function checksOf(request: ObservedRequest): { operation: string; checks:
       operation = 'DeleteObjects';
       const keys = [...(request.body ?? '').matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'"));
       checks = keys.map((k) => check('s3:DeleteObject', objectArn(k), operation));
+    } else if (request.method === 'GET' && q.has('uploads')) {
+      operation = 'ListMultipartUploads';
+      // A bucket-level action without an s3:prefix condition key.
+      checks = [check('s3:ListBucketMultipartUploads', bucketArn, operation)];
     } else {
       throw new Error(`unmapped bucket-level request ${request.method} ${request.path}?${q}: add it to checksOf and the policy's README`);
     }

@@ -5,7 +5,7 @@
  * Every scenario ends with exactly one committed result, byte-identical to an uninterrupted run,
  * the other run leaving with a clear message, and nothing under `_staging/`.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { leaseKey } from '../../src/dataset/layout.js';
@@ -57,11 +57,16 @@ function refusal(exit: WatchedExit): LogLine | undefined {
   return exit.logs.find((l) => l.event === 'not_ready' && l.reason === 'run_in_progress');
 }
 
-/** Exactly one committed result, byte-identical to the uninterrupted one, and an empty staging area. */
-async function expectOneResult(root: DatasetRoot): Promise<void> {
+/**
+ * Exactly one committed result, byte-identical to the uninterrupted one, and an empty staging area:
+ * no object, and on a local folder no `_staging` directory either (no temp file, no empty folder).
+ */
+async function expectOneResult(root: DatasetRoot & { path?: string }): Promise<void> {
   const state = await snapshot(root, PARTITION);
   for (const dataset of DATASETS) expect(classify(state[dataset], undefined, fresh[dataset]), dataset).toBe('new');
   for (const dataset of DATASETS) expect((await root.store(dataset).list('_staging/')).map((o) => o.key), `${dataset} staging`).toEqual([]);
+  if (root.path === undefined) return;
+  for (const dataset of DATASETS) expect(await readdir(join(root.path, dataset)), `${dataset} on disk`).not.toContain('_staging');
 }
 
 beforeAll(async () => {
@@ -122,7 +127,7 @@ describe('two runs of the same date and stage at once (local folder)', () => {
     const rerun = await startCli(runArgs(root), ENV).exited;
     expect(rerun.code, describeExit(rerun)).toBe(0);
     expect(rerun.logs.find((l) => l.event === 'lease_taken_over')).toMatchObject({ reason: 'holder_exited' });
-    expect(rerun.logs.find((l) => l.event === 'stale_staging_removed')).toMatchObject({ objects: expect.any(Number) });
+    expect(rerun.logs.find((l) => l.event === 'stale_staging_removed')).toMatchObject({ objects: expect.any(Number), partial_uploads_aborted: expect.any(Number) });
     await expectOneResult(root);
   });
 

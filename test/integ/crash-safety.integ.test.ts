@@ -9,10 +9,12 @@
  * the old result whole, the new result whole, or has no `_SUCCESS` with data files all from the old
  * run or all from the new one — never a mix — and a committed metrics partition implies a committed
  * curated one of the same run. Then a rerun exits 0, its files are byte-identical to those of an
- * uninterrupted run, and no object is left under `_staging/`.
+ * uninterrupted run, and nothing at all is left under `_staging/`: no object, no lease, and on a
+ * local folder no temp file of an interrupted write and no directory (the `_staging` folder itself
+ * is gone). A dead run that left only a partial write is found and removed by the next run.
  */
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateSample } from '../../src/demo/generate.js';
@@ -61,8 +63,8 @@ interface Target {
   env: Record<string, string>;
   /** Removes every object of both output datasets, staging included. */
   clearOutputs(): Promise<void>;
-  /** Files under `_staging/` that the store does not list (local: orphans of in-flight writes). */
-  unlistedUnderStaging(): Promise<string[]>;
+  /** What the store holds under `_staging/` beyond listed objects (local: every file and directory, `_staging` itself included). */
+  leftUnderStaging(): Promise<string[]>;
 }
 
 /** Puts a snapshot's partitions back (staging is left as it is: leftovers of dead runs pile up). */
@@ -141,7 +143,7 @@ async function killChain(target: Target, points: readonly KillPoint[], old: Snap
       const rerun = await startCli(runArgs(target, NEW_AS_OF), target.env).exited;
       const after = await snapshot(target.root, PARTITION);
       const staged = [...(await target.root.store('curated').list('_staging/')), ...(await target.root.store('metrics').list('_staging/'))].map((o) => o.key);
-      return { rerun, after, staged, unlisted: await target.unlistedUnderStaging() };
+      return { rerun, after, staged, left: await target.leftUnderStaging() };
     })(),
     RUN_DEADLINE_MS * points.length,
   );
@@ -149,17 +151,29 @@ async function killChain(target: Target, points: readonly KillPoint[], old: Snap
     record(false, false, false, true);
     expect.fail(`the runs outlived ${RUN_DEADLINE_MS} ms each`);
   }
-  const { rerun, after, staged, unlisted } = outcome;
+  const { rerun, after, staged, left } = outcome;
   const converged = rerun.code === 0 && DATASETS.every((d) => classify(after[d], old[d], fresh[d]) === 'new');
-  record(rerun.code === 0, converged, staged.length === 0, false);
+  record(rerun.code === 0, converged, staged.length === 0 && left.length === 0, false);
   expect(rerun.code, describeExit(rerun)).toBe(0);
   expect(converged, `after the rerun: curated ${classify(after.curated, old.curated, fresh.curated)}, metrics ${classify(after.metrics, old.metrics, fresh.metrics)}`).toBe(true);
   // Each run after a kill removed what the dead run before it had staged.
   expect(staleRemoved + rerun.logs.filter((l) => l.event === 'stale_staging_removed').length, 'stale staging removed by the runs after the kills').toBeGreaterThan(0);
   expect(staged, 'no object left under _staging/').toEqual([]);
-  // The local store's in-flight temp files are not objects (never listed, never read); a SIGKILL
-  // mid-write leaves one that no ObjectStore operation can remove today (see the report of issue 5).
-  expect(unlisted.filter((path) => !path.split('/').at(-1)!.startsWith(LOCAL_TEMP_PREFIX))).toEqual([]);
+  // Temp files of writes a SIGKILL interrupted are removed with the dead run's folder
+  // (ObjectStore.deleteUnder), and emptied directories with the last file in them.
+  expect(left, 'nothing left under _staging/ on disk').toEqual([]);
+}
+
+/** Every path under `<root>/<dataset>/_staging`, that folder itself included when it exists. */
+async function pathsUnderStaging(rootPath: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const dataset of DATASETS) {
+    const staging = join(rootPath, dataset, '_staging');
+    const entries = await readdir(staging, { recursive: true, withFileTypes: true }).catch(() => undefined);
+    if (entries === undefined) continue;
+    found.push(staging, ...entries.map((entry) => join(entry.parentPath, entry.name)));
+  }
+  return found;
 }
 
 let directory: { path: string; remove: () => Promise<void> };
@@ -177,14 +191,7 @@ beforeAll(async () => {
     clearOutputs: async () => {
       await Promise.all(DATASETS.map((d) => rm(join(directory.path, d), { recursive: true, force: true })));
     },
-    unlistedUnderStaging: async () => {
-      const found: string[] = [];
-      for (const dataset of DATASETS) {
-        const entries = await readdir(join(directory.path, dataset, '_staging'), { recursive: true, withFileTypes: true }).catch(() => []);
-        for (const entry of entries) if (entry.isFile()) found.push(join(entry.parentPath, entry.name));
-      }
-      return found;
-    },
+    leftUnderStaging: () => pathsUnderStaging(directory.path),
   };
   await generateSample(root.store('predictions'), root.store('labels'), SAMPLE);
   // The uninterrupted result, and the earlier one every scenario starts from (same key and
@@ -202,6 +209,29 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await directory?.remove();
+});
+
+describe('partial writes of dead runs (issue 5)', () => {
+  it('on a local folder: a dead run that left only a temp file and empty folders is found and removed', async () => {
+    // What a SIGKILL in the middle of the first staged write leaves (local.ts write): a temp file in
+    // the run's folder, which no listing shows, and on the other dataset the folders made so far.
+    const deadRun = '0badc0de-dead-4bad-8bad-000000000001';
+    const runFolder = (dataset: string): string => join(directory.path, dataset, '_staging', PARTITION, deadRun);
+    const temp = join(runFolder('curated'), PARTITION, `${LOCAL_TEMP_PREFIX}0123456789abcdef`);
+    await mkdir(dirname(temp), { recursive: true });
+    await writeFile(temp, Buffer.alloc(64 * 1024, 1));
+    await mkdir(join(runFolder('metrics'), PARTITION), { recursive: true });
+    // The outputs of OLD_AS_OF are committed (beforeAll): the run is "already done" and only sweeps
+    // staging, where an object listing finds nothing but a folder listing finds the dead run.
+    const exit = await runToEnd(local, OLD_AS_OF);
+    expect(exit.logs.find((l) => l.event === 'already_done'), describeExit(exit)).toBeDefined();
+    const removed = exit.logs.filter((l) => l.event === 'stale_staging_removed');
+    expect(removed, describeExit(exit)).toEqual([
+      expect.objectContaining({ uri: expect.stringContaining('/curated/_staging/'), objects: 0, partial_uploads_aborted: 1, runs: [deadRun] }),
+      expect.objectContaining({ uri: expect.stringContaining('/metrics/_staging/'), objects: 0, partial_uploads_aborted: 0, runs: [deadRun] }),
+    ]);
+    expect(await pathsUnderStaging(directory.path)).toEqual([]);
+  }, 120_000);
 });
 
 describe('SIGKILL at any point (issue 5)', () => {
@@ -226,7 +256,7 @@ describe('SIGKILL at any point (issue 5)', () => {
             if (keys.length > 0) await store.delete(keys);
           }
         },
-        unlistedUnderStaging: async () => [],
+        leftUnderStaging: async () => [],
       };
       await generateSample(root.store('predictions'), root.store('labels'), SAMPLE);
       await killChain(target, S3_POINTS, old, fresh);

@@ -55,6 +55,15 @@ describe('S3RetryStrategy', () => {
     await expect(strategy.refreshRetryTokenForRetry(await strategy.acquireInitialRetryToken(), { errorType: 'CLIENT_ERROR', error })).rejects.toBe(error);
   });
 
+  it('never retries 501 Not Implemented, a server error no retry changes', async () => {
+    const strategy = new S3RetryStrategy(5, timing);
+    const notImplemented = Object.assign(new Error('NotImplemented'), { $metadata: { httpStatusCode: 501 } });
+    const start = await strategy.acquireInitialRetryToken();
+    await expect(strategy.refreshRetryTokenForRetry(start, { errorType: 'SERVER_ERROR', error: notImplemented })).rejects.toBe(notImplemented);
+    const unavailable = Object.assign(new Error('ServiceUnavailable'), { $metadata: { httpStatusCode: 503 } });
+    await expect(strategy.refreshRetryTokenForRetry(start, { errorType: 'SERVER_ERROR', error: unavailable })).resolves.toBeDefined();
+  });
+
   it('honours a Retry-After hint, up to the cap', async () => {
     const strategy = new S3RetryStrategy(5, timing, () => 0);
     const start = await strategy.acquireInitialRetryToken();
