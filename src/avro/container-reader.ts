@@ -7,11 +7,23 @@
  * Input is any AsyncIterable of byte chunks (S3 body, file stream, test array). Only the unconsumed
  * tail is kept; a block is decoded once all its bytes arrived, so memory is bounded by the largest
  * block (itself bounded by DecodeLimits).
+ *
+ * Every damaged or hostile object (issue 5) fails with a CorruptObjectError naming the key, the
+ * header or block index and the byte offset: lengths, counts and schemas are checked against
+ * DecodeLimits and against the bytes present before anything is allocated for them.
  */
 import type { Type, types } from 'avsc';
 import { SchemaIncompatibleError, StorageError } from '../errors.js';
-import { describeType, parseAvroType } from './avro-types.js';
-import { codecFor, isOutputLimitError, type AvroCodec } from './codecs.js';
+import {
+  decodeRecords,
+  describeType,
+  jsonNestingDepth,
+  parseAvroType,
+  schemaDepth,
+  ValueLimitError,
+  type Resolver,
+} from './avro-types.js';
+import { codecFor, isOutputLimitError, type AvroDecompressor } from './codecs.js';
 import {
   ByteCursor,
   corruptObject,
@@ -24,28 +36,59 @@ import {
 } from './container-format.js';
 import { schemaFingerprint } from './schemas.js';
 
-/** avsc's resolver of a writer type into a reader type (opaque; pass it to `type.decode`). */
-export type Resolver = ReturnType<Type['createResolver']>;
+export type { Resolver } from './avro-types.js';
 
-/** Bounds that keep a corrupt or hostile object from exhausting memory or CPU. */
+/**
+ * Bounds that keep a corrupt or hostile object from exhausting memory or CPU (issue 5). An object
+ * past one fails as corrupt (E_CORRUPT_OBJECT), naming the limit; each has a CLI flag.
+ */
 export interface DecodeLimits {
-  /** Largest header (magic, metadata, sync) accepted, in bytes. */
+  /** Largest header (magic, metadata, sync) accepted, in bytes (`--avro-max-header-mb`). */
   maxHeaderBytes: number;
-  /** Largest block data accepted as stored (compressed), in bytes; this much is buffered at most. */
+  /** Largest block accepted as stored (compressed), in bytes; this much is buffered at most (`--avro-max-block-mb`). */
   maxBlockBytes: number;
-  /** Largest record count a block may declare. */
+  /** Largest record count a block may declare (`--avro-max-block-records`). */
   maxBlockRecords: number;
-  /** Largest block data accepted once decompressed, in bytes (guards against deflate bombs). */
+  /** Largest block accepted once decompressed, in bytes: guards against compression bombs (`--avro-max-inflated-block-mb`). */
   maxDecompressedBlockBytes: number;
+  /** Largest string or bytes value in a record, in bytes (`--avro-max-string-mb`). */
+  maxStringBytes: number;
+  /** Largest item count of one array/map block, and of all arrays and maps of one record together (`--avro-max-items`). */
+  maxCollectionItems: number;
+  /** Deepest nesting of the writer schema: records, arrays, maps, unions, default values (`--avro-max-schema-depth`). */
+  maxSchemaDepth: number;
 }
 
-/** Defaults far above what writers produce (Java and avsc write blocks of 16 KiB to a few MiB). */
+/**
+ * Defaults far above what writers produce: Java and avsc write headers of a few KiB and blocks of
+ * 16 KiB to a few MiB, real schemas nest about ten levels; yet low enough that one object cannot
+ * take more than a few GiB of memory (10^8 items of one array would).
+ */
 export const defaultDecodeLimits: DecodeLimits = Object.freeze({
   maxHeaderBytes: 16 * 1024 * 1024,
   maxBlockBytes: 256 * 1024 * 1024,
   maxBlockRecords: 10_000_000,
   maxDecompressedBlockBytes: 512 * 1024 * 1024,
+  maxStringBytes: 64 * 1024 * 1024,
+  maxCollectionItems: 10_000_000,
+  maxSchemaDepth: 128,
 });
+
+/** The flag that raises each limit, named in the message of an object past it (the way out for genuine data). */
+const limitFlags: Readonly<Record<keyof DecodeLimits, string>> = {
+  maxHeaderBytes: '--avro-max-header-mb',
+  maxBlockBytes: '--avro-max-block-mb',
+  maxBlockRecords: '--avro-max-block-records',
+  maxDecompressedBlockBytes: '--avro-max-inflated-block-mb',
+  maxStringBytes: '--avro-max-string-mb',
+  maxCollectionItems: '--avro-max-items',
+  maxSchemaDepth: '--avro-max-schema-depth',
+};
+
+/** "maxBlockBytes (268435456; raise it with --avro-max-block-mb if the object is genuine)". */
+function limitText(limits: DecodeLimits, name: keyof DecodeLimits): string {
+  return `${name} (${limits[name]}; raise it with ${limitFlags[name]} if the object is genuine)`;
+}
 
 /** What a container file's header says. */
 export interface ContainerHeader {
@@ -84,12 +127,12 @@ export interface DecodeOptions {
 }
 
 function resolveLimits(limits: Partial<DecodeLimits> | undefined): DecodeLimits {
-  return {
-    maxHeaderBytes: limits?.maxHeaderBytes ?? defaultDecodeLimits.maxHeaderBytes,
-    maxBlockBytes: limits?.maxBlockBytes ?? defaultDecodeLimits.maxBlockBytes,
-    maxBlockRecords: limits?.maxBlockRecords ?? defaultDecodeLimits.maxBlockRecords,
-    maxDecompressedBlockBytes: limits?.maxDecompressedBlockBytes ?? defaultDecodeLimits.maxDecompressedBlockBytes,
-  };
+  const resolved = { ...defaultDecodeLimits };
+  for (const name of Object.keys(defaultDecodeLimits) as Array<keyof DecodeLimits>) {
+    const value = limits?.[name];
+    if (value !== undefined) resolved[name] = value;
+  }
+  return resolved;
 }
 
 /**
@@ -183,6 +226,13 @@ interface RawHeader {
   headerBytes: number;
 }
 
+/**
+ * Most metadata entries a header may hold. Writers put a handful there (avro.schema, avro.codec, a
+ * few of their own), but each entry costs a string and a Buffer on the heap: 16 MiB of tiny entries
+ * would take gigabytes and half a minute to read. Far above any writer, far below that.
+ */
+export const MAX_METADATA_ENTRIES = 10_000;
+
 /** Parses the header (Avro 1.11: magic, map<bytes> metadata, 16-byte sync) from a buffer holding its start. */
 function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {
   const seen = Math.min(buf.length, MAGIC.length);
@@ -195,12 +245,14 @@ function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {
   const cursor = new ByteCursor(buf);
   cursor.bytes(MAGIC.length);
   const metadata = new Map<string, Buffer>();
-  const checkLength = (length: number, what: string, at: number): void => {
+  /** Refuses a negative length, or one that would take the header past maxHeaderBytes before its bytes are read. */
+  const checkLength = (length: number, what: string, at: number, bytes = length): void => {
     if (length < 0) throw new MalformedBytes(`negative ${what} ${length}`, at);
-    if (cursor.pos + length > limits.maxHeaderBytes) {
-      throw new MalformedBytes(`${what} ${length} makes the header larger than maxHeaderBytes (${limits.maxHeaderBytes})`, at);
+    if (cursor.pos + bytes > limits.maxHeaderBytes) {
+      throw new MalformedBytes(`${what} ${length} makes the header larger than ${limitText(limits, 'maxHeaderBytes')}`, at);
     }
   };
+  let entries = 0;
   for (;;) {
     const countAt = cursor.pos;
     let count = cursor.long('metadata block count');
@@ -211,7 +263,11 @@ function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {
       checkLength(cursor.long('metadata block size'), 'metadata block size', countAt);
     }
     // Every entry takes at least two bytes (two length varints).
-    checkLength(count * 2, 'metadata entry count', countAt);
+    checkLength(count, 'metadata entry count', countAt, count * 2);
+    entries += count;
+    if (entries > MAX_METADATA_ENTRIES) {
+      throw new MalformedBytes(`the metadata holds more than ${MAX_METADATA_ENTRIES} entries (a writer puts a handful there)`, countAt);
+    }
     for (let i = 0; i < count; i++) {
       const keyAt = cursor.pos;
       const keyLength = cursor.long('metadata key length');
@@ -223,16 +279,29 @@ function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {
       metadata.set(metadataKey, Buffer.from(cursor.bytes(valueLength)));
     }
   }
+  if (cursor.pos + SYNC_SIZE > limits.maxHeaderBytes) {
+    throw new MalformedBytes(`the header is larger than ${limitText(limits, 'maxHeaderBytes')}`, 0);
+  }
   const sync = Buffer.from(cursor.bytes(SYNC_SIZE));
   return { metadata, sync, headerBytes: cursor.pos };
 }
 
+/**
+ * Levels of JSON a schema within maxSchemaDepth can take: schemaDepth counts a record field one
+ * level although its JSON nests three deep (the fields array, the field object, its type).
+ */
+const JSON_LEVELS_PER_SCHEMA_LEVEL = 3;
+
 /** Interprets the metadata: schema, codec, fingerprint. */
-function interpretHeader(raw: RawHeader, key: string): ContainerHeader {
+function interpretHeader(raw: RawHeader, key: string, limits: DecodeLimits): ContainerHeader {
   const site: CorruptionSite = { key, offset: 0 };
   const schemaBytes = raw.metadata.get('avro.schema');
   if (schemaBytes === undefined) {
     throw corruptObject(site, 'the header has no avro.schema entry, so its records cannot be decoded');
+  }
+  const tooDeep = `avro.schema nests deeper than ${limitText(limits, 'maxSchemaDepth')}`;
+  if (jsonNestingDepth(schemaBytes, JSON_LEVELS_PER_SCHEMA_LEVEL * limits.maxSchemaDepth) > JSON_LEVELS_PER_SCHEMA_LEVEL * limits.maxSchemaDepth) {
+    throw corruptObject(site, tooDeep);
   }
   let writerSchema: unknown;
   try {
@@ -240,34 +309,40 @@ function interpretHeader(raw: RawHeader, key: string): ContainerHeader {
   } catch (error) {
     throw corruptObject(site, `avro.schema is not valid JSON (${(error as Error).message})`, error);
   }
-  let writerType: Type;
-  try {
-    writerType = parseAvroType(writerSchema);
-  } catch (error) {
-    throw corruptObject(site, `avro.schema is not a valid Avro schema (${(error as Error).message})`, error);
-  }
+  const depth = schemaDepth(writerSchema, limits.maxSchemaDepth);
+  if (depth > limits.maxSchemaDepth) throw corruptObject(site, tooDeep);
   const codecBytes = raw.metadata.get('avro.codec');
   // Avro 1.11: "If codec is absent, it is assumed to be 'null'".
   const codec = codecBytes === undefined ? 'null' : codecBytes.toString('utf8');
   codecFor(codec, key);
-  return {
-    writerSchema,
-    writerType,
-    codec,
-    metadata: raw.metadata,
-    sync: raw.sync,
-    headerBytes: raw.headerBytes,
-    fingerprint: schemaFingerprint(writerType),
-  };
+  let writerType: Type;
+  let fingerprint: string;
+  try {
+    writerType = parseAvroType(writerSchema);
+    fingerprint = schemaFingerprint(writerType);
+  } catch (error) {
+    throw corruptObject(site, `avro.schema is not a valid Avro schema (${(error as Error).message})`, error);
+  }
+  return { writerSchema, writerType, codec, metadata: raw.metadata, sync: raw.sync, headerBytes: raw.headerBytes, fingerprint };
 }
 
-/** Reads the header from the front of `input`, pulling only as many chunks as it needs. */
+/**
+ * Reads the header from the front of `input`. The header's length is only known once it is parsed,
+ * so a parse that runs out of bytes is retried with more; each retry waits for at least twice the
+ * bytes of the last one, so a header of many small entries costs a few parses, not one per chunk
+ * (which made a 6 MB header take 80 s). It reads at most about twice the header.
+ */
 async function readHeader(input: ChunkPuller, key: string, limits: DecodeLimits): Promise<ContainerHeader> {
   const { queue } = input;
+  /** Bytes the next parse cannot do without. */
   let needed = 1;
+  /** Bytes the last parse saw. */
+  let attempted = 0;
   for (;;) {
-    while (queue.length < needed) {
+    const wanted = Math.max(needed, Math.min(2 * attempted, limits.maxHeaderBytes));
+    while (queue.length < wanted) {
       if (await input.pull()) continue;
+      if (queue.length >= needed) break;
       if (queue.length === 0) {
         throw corruptObject({ key, offset: 0 }, 'the object is empty (0 bytes); a container file starts with a header');
       }
@@ -276,19 +351,20 @@ async function readHeader(input: ChunkPuller, key: string, limits: DecodeLimits)
         `the file ends after ${queue.length} bytes, inside its header (truncated object?)`,
       );
     }
+    attempted = queue.length;
+    let raw: RawHeader;
     try {
-      return interpretHeader(parseRawHeader(queue.peek(queue.length), limits), key);
+      raw = parseRawHeader(queue.peek(queue.length), limits);
     } catch (error) {
       if (error instanceof MalformedBytes) throw corruptObject({ key, offset: error.offset }, error.detail, error);
       if (!(error instanceof NeedMoreBytes)) throw error;
       if (error.needed > limits.maxHeaderBytes) {
-        throw corruptObject(
-          { key, offset: 0 },
-          `the header is larger than maxHeaderBytes (${limits.maxHeaderBytes})`,
-        );
+        throw corruptObject({ key, offset: 0 }, `the header is larger than ${limitText(limits, 'maxHeaderBytes')}`);
       }
       needed = error.needed;
+      continue;
     }
+    return interpretHeader(raw, key, limits);
   }
 }
 
@@ -396,26 +472,53 @@ function logicalTypeOf(schema: unknown): string | undefined {
   return undefined;
 }
 
+/** A reader field holding a timestamp: its name, the names it matches and its unit. */
+interface TimestampField {
+  name: string;
+  names: string[];
+  logicalType: string;
+}
+
+/** The timestamp fields of each reader type, found once (a reader's schema never changes). */
+const readerTimestampFields = new WeakMap<Type, TimestampField[]>();
+
+function timestampFieldsOf(readerType: Type): TimestampField[] {
+  let found = readerTimestampFields.get(readerType);
+  if (found === undefined) {
+    const fields = (readerType.schema({ exportAttrs: true }) as { fields?: Array<{ name: string; aliases?: string[]; type: unknown }> }).fields ?? [];
+    found = [];
+    for (const field of fields) {
+      const logicalType = logicalTypeOf(field.type);
+      if (logicalType !== undefined && logicalType.startsWith('timestamp-')) found.push({ name: field.name, names: [field.name, ...(field.aliases ?? [])], logicalType });
+    }
+    readerTimestampFields.set(readerType, found);
+  }
+  return found;
+}
+
 /**
  * Schema resolution ignores logical types, so a `timestamp-millis` writer field would silently be
  * read as microseconds — every delay off by a factor of 1000. A timestamp field whose writer states
- * another unit is refused; a plain long is taken to be in the reader's unit.
+ * another unit is refused; a plain long is taken to be in the reader's unit. The Parsing Canonical
+ * Form drops logicalType, so this is checked for every object, whatever its fingerprint.
  */
-function findTimestampUnitMismatch(readerType: Type, writerSchema: unknown): { field: string; detail: string } | undefined {
-  const readerFields = (readerType.schema({ exportAttrs: true }) as { fields?: Array<{ name: string; aliases?: string[]; type: unknown }> }).fields ?? [];
-  const writerFields = (writerSchema as { fields?: unknown }).fields;
-  if (!Array.isArray(writerFields)) return undefined;
-  for (const readerField of readerFields) {
-    const expected = logicalTypeOf(readerField.type);
-    if (expected === undefined || !expected.startsWith('timestamp-')) continue;
-    const names = [readerField.name, ...(readerField.aliases ?? [])];
-    const writerField = (writerFields as Array<{ name?: unknown; type?: unknown }>).find((f) => typeof f.name === 'string' && names.includes(f.name));
-    const actual = writerField === undefined ? undefined : logicalTypeOf(writerField.type);
-    if (actual !== undefined && actual !== expected) {
-      return { field: readerField.name, detail: `field "${readerField.name}" is ${actual} in the writer, expected ${expected} (a long of that unit); convert the producer's timestamps` };
+function checkTimestampUnits(readerType: Type, header: ContainerHeader, key: string): void {
+  const writerFields = (header.writerSchema as { fields?: unknown }).fields;
+  if (!Array.isArray(writerFields)) return;
+  for (const readerField of timestampFieldsOf(readerType)) {
+    const writerField = (writerFields as Array<{ name?: unknown; type?: unknown } | null>).find(
+      (f) => typeof f?.name === 'string' && readerField.names.includes(f.name),
+    );
+    const actual = writerField === undefined || writerField === null ? undefined : logicalTypeOf(writerField.type);
+    if (actual !== undefined && actual !== readerField.logicalType) {
+      throw new SchemaIncompatibleError(
+        `object "${key}": writer schema is incompatible with ${readerType.name ?? describeType(readerType)}: ` +
+          `field "${readerField.name}" is ${actual} in the writer, expected ${readerField.logicalType} (a long of that unit); ` +
+          "convert the producer's timestamps; an incompatible object is never skipped",
+        { key, field: readerField.name },
+      );
     }
   }
-  return undefined;
 }
 
 function shortName(name: string): string {
@@ -423,20 +526,60 @@ function shortName(name: string): string {
 }
 
 /**
- * SPEC §2: the writer's record name and namespace need not match ours. Namespaces are ignored by
- * resolving with `ignoreNamespaces`; for a different name the writer type is re-parsed under the
- * reader's short name (same fields, same bytes), so the resolver stays bound to `readerType` itself.
+ * A copy of a schema whose record fields named like Object.prototype members ("constructor",
+ * "toString", "__proto__") get a trailing "_" until unique; undefined when it has none. avsc 5.7
+ * keys fields by name in plain objects when it resolves records (RecordType._update) and throws a
+ * TypeError on such a name. Field names do not change the bytes, and no reader of ours has such a
+ * field, so the renamed writer fields are skipped exactly as the originals would be.
+ */
+function withoutPrototypeFieldNames(schema: unknown): unknown {
+  let changed = false;
+  const copy = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(copy);
+    if (value === null || typeof value !== 'object') return value;
+    const result: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+    for (const child of ['type', 'items', 'values']) if (child in result) result[child] = copy(result[child]);
+    const fields = result['fields'];
+    if (Array.isArray(fields)) {
+      const taken = new Set(fields.map((field) => (field as { name?: unknown } | null)?.name));
+      result['fields'] = fields.map((field: unknown) => {
+        if (field === null || typeof field !== 'object') return field;
+        const renamed: Record<string, unknown> = { ...(field as Record<string, unknown>), type: copy((field as { type?: unknown }).type) };
+        const original = renamed['name'];
+        if (typeof original === 'string' && original in Object.prototype) {
+          changed = true;
+          let name = `${original}_`;
+          while (taken.has(name) || name in Object.prototype) name = `${name}_`;
+          taken.add(name);
+          renamed['name'] = name;
+        }
+        return renamed;
+      });
+    }
+    return result;
+  };
+  const result = copy(schema);
+  return changed ? result : undefined;
+}
+
+/**
+ * The writer type to resolve against `readerType`. SPEC §2: the writer's record name and namespace
+ * need not match ours. Namespaces are ignored by resolving with `ignoreNamespaces`; for a different
+ * name the writer type is re-parsed under the reader's short name (same fields, same bytes), so the
+ * resolver stays bound to `readerType` itself. Fields avsc cannot resolve by name are renamed too.
  */
 function writerNamedLikeReader(readerType: Type, header: ContainerHeader): Type {
   const writerType = header.writerType;
   if (!isRecord(readerType) || !isRecord(writerType) || writerType.name === undefined) return writerType;
+  let schema = (withoutPrototypeFieldNames(header.writerSchema) ?? header.writerSchema) as Record<string, unknown>;
   const accepted = [readerType.name ?? '', ...(readerType.aliases ?? [])].map(shortName);
-  if (accepted.includes(shortName(writerType.name))) return writerType;
-  const schema = header.writerSchema as Record<string, unknown>;
-  const writerName = String(schema['name']);
-  const renamed = writerName.slice(0, writerName.lastIndexOf('.') + 1) + shortName(readerType.name ?? '');
+  if (!accepted.includes(shortName(writerType.name))) {
+    const writerName = String(schema['name']);
+    schema = { ...schema, name: writerName.slice(0, writerName.lastIndexOf('.') + 1) + shortName(readerType.name ?? '') };
+  }
+  if (schema === header.writerSchema) return writerType;
   try {
-    return parseAvroType({ ...schema, name: renamed });
+    return parseAvroType(schema);
   } catch {
     // A recursive writer schema refers to its own name; resolution then reports the name mismatch.
     return writerType;
@@ -450,16 +593,10 @@ const RESOLVER_CACHE_SIZE = 64;
 
 /** Resolves a file's writer schema against our reader type; SchemaIncompatibleError naming key, field path, writer type and reader type. */
 export function resolveWriter(readerType: Type, header: ContainerHeader, key: string): Resolver {
+  checkTimestampUnits(readerType, header, key);
   let cache = resolverCache.get(readerType);
   const cached = cache?.get(header.fingerprint);
   if (cached !== undefined) return cached;
-  const unitMismatch = findTimestampUnitMismatch(readerType, header.writerSchema);
-  if (unitMismatch !== undefined) {
-    throw new SchemaIncompatibleError(
-      `object "${key}": writer schema is incompatible with ${readerType.name ?? describeType(readerType)}: ${unitMismatch.detail}; an incompatible object is never skipped`,
-      { key, field: unitMismatch.field },
-    );
-  }
   const writerType = writerNamedLikeReader(readerType, header);
   let resolver: Resolver;
   try {
@@ -506,7 +643,7 @@ function fingerprintOf(type: Type): string {
 interface BlockContext {
   key: string;
   header: ContainerHeader;
-  codec: AvroCodec;
+  codec: AvroDecompressor;
   readerType: Type;
   /** undefined when the writer schema equals the reader schema: the reader type decodes the bytes as is. */
   resolver: Resolver | undefined;
@@ -524,42 +661,42 @@ interface BlockHead {
 async function readBlockHead(input: ChunkPuller, context: BlockContext, site: CorruptionSite): Promise<BlockHead | undefined> {
   const { queue } = input;
   const { limits } = context;
-  for (;;) {
-    if (queue.length === 0 && !(await input.pull())) return undefined;
-    const front = queue.peek(Math.min(queue.length, 2 * MAX_VARINT_BYTES));
-    const cursor = new ByteCursor(front);
-    let count: number;
-    let size: number;
-    try {
-      count = cursor.long('block record count');
-      size = cursor.long('block size');
-    } catch (error) {
-      if (error instanceof MalformedBytes) throw corruptObject(site, error.detail, error);
-      if (!(error instanceof NeedMoreBytes)) throw error;
-      if (await input.pull()) continue;
-      throw corruptObject(
-        site,
-        `the file ends ${queue.length} bytes after the last complete block, inside a block header ` +
-          `(truncated object, or trailing bytes ${hex(queue.peek(Math.min(queue.length, 8)))})`,
-      );
-    }
-    if (count < 0) {
-      const concatenated = front.length >= MAGIC.length && front.subarray(0, MAGIC.length).equals(MAGIC);
-      throw corruptObject(
-        site,
-        `negative block record count ${count}` +
-          (concatenated ? ' (the bytes are the magic of another container file: concatenated files are not valid Avro)' : ''),
-      );
-    }
-    if (count > limits.maxBlockRecords) {
-      throw corruptObject(site, `block declares ${count} records, more than maxBlockRecords (${limits.maxBlockRecords})`);
-    }
-    if (size < 0) throw corruptObject(site, `negative block size ${size}`);
-    if (size > limits.maxBlockBytes) {
-      throw corruptObject(site, `block declares ${size} bytes, more than maxBlockBytes (${limits.maxBlockBytes})`);
-    }
-    return { count, size, headBytes: cursor.pos };
+  if (queue.length === 0 && !(await input.pull())) return undefined;
+  // Two varints of at most 10 bytes each, so that much is in hand (unless the file ends first);
+  // it also holds the 4 bytes that tell another file's magic apart.
+  while (queue.length < 2 * MAX_VARINT_BYTES && (await input.pull()));
+  const front = queue.peek(Math.min(queue.length, 2 * MAX_VARINT_BYTES));
+  const cursor = new ByteCursor(front);
+  let count: number;
+  let size: number;
+  try {
+    count = cursor.long('block record count');
+    size = cursor.long('block size');
+  } catch (error) {
+    if (error instanceof MalformedBytes) throw corruptObject(site, error.detail, error);
+    if (!(error instanceof NeedMoreBytes)) throw error;
+    throw corruptObject(
+      site,
+      `the file ends ${queue.length} bytes after the last complete block, inside a block header ` +
+        `(truncated object, or trailing bytes ${hex(queue.peek(Math.min(queue.length, 8)))})`,
+    );
   }
+  if (count < 0) {
+    const concatenated = front.length >= MAGIC.length && front.subarray(0, MAGIC.length).equals(MAGIC);
+    throw corruptObject(
+      site,
+      `negative block record count ${count}` +
+        (concatenated ? ' (the bytes are the magic of another container file: concatenated files are not valid Avro)' : ''),
+    );
+  }
+  if (count > limits.maxBlockRecords) {
+    throw corruptObject(site, `block declares ${count} records, more than ${limitText(limits, 'maxBlockRecords')}`);
+  }
+  if (size < 0) throw corruptObject(site, `negative block size ${size}`);
+  if (size > limits.maxBlockBytes) {
+    throw corruptObject(site, `block declares ${size} bytes, more than ${limitText(limits, 'maxBlockBytes')}`);
+  }
+  return { count, size, headBytes: cursor.pos };
 }
 
 /** A block read whole, its sync marker checked and its records decompressed, not yet decoded. */
@@ -591,8 +728,9 @@ async function readBlock(input: ChunkPuller, context: BlockContext, site: Corrup
       `sync marker mismatch: expected ${hex(context.header.sync)}, found ${hex(sync)}`,
     );
   }
-  // The queue's chunks are never written to, so the view stays valid after skip.
-  const data = count === 0 ? Buffer.alloc(0) : decompressBlock(bytes.subarray(headBytes, headBytes + size), context, site);
+  // The queue's chunks are never written to, so the view stays valid after skip. A block of 0
+  // records is decompressed too: it must hold no record bytes (decodeBatches checks), whatever its codec.
+  const data = decompressBlock(bytes.subarray(headBytes, headBytes + size), context, site);
   queue.skip(total);
   return { count, data };
 }
@@ -604,13 +742,10 @@ function decompressBlock(stored: Buffer, context: BlockContext, site: Corruption
     data = context.codec.decompress(stored, context.limits.maxDecompressedBlockBytes);
   } catch (error) {
     if (isOutputLimitError(error)) {
-      throw corruptObject(
-        site,
-        `block decompresses to more than maxDecompressedBlockBytes (${context.limits.maxDecompressedBlockBytes})`,
-        error,
-      );
+      throw corruptObject(site, `block decompresses to more than ${limitText(context.limits, 'maxDecompressedBlockBytes')}`, error);
     }
-    throw corruptObject(site, `${context.header.codec} block cannot be decompressed (${(error as Error).message})`, error);
+    // Any other codec failure (bad data, bad checksum) is the object's: the codec's message is the reason.
+    throw corruptObject(site, `${context.header.codec} block cannot be decompressed (${errorText(error)})`, error);
   }
   return data;
 }
@@ -622,38 +757,43 @@ function decompressBlock(stored: Buffer, context: BlockContext, site: Corruption
  */
 const RECORDS_PER_BATCH = 1024;
 
+/** The message of anything thrown, including non-Error values and errors without a message. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+}
+
 /** Decodes exactly `count` records spanning exactly the block's bytes, in batches. */
 function* decodeBatches(block: PreparedBlock, context: BlockContext, site: CorruptionSite): Generator<unknown[]> {
-  const { readerType, resolver } = context;
+  const { readerType, resolver, limits } = context;
   const { count, data } = block;
   // A plain loop over type.decode: measured as fast as driving avsc's internal Tap directly
   // (record and map allocation dominate), so the public API is kept.
-  let pos = 0;
+  const cursor = { pos: 0 };
   let index = 0;
   while (index < count) {
     const records: unknown[] = [];
     const end = Math.min(count, index + RECORDS_PER_BATCH);
     try {
-      for (; index < end; index++) {
-        const result = readerType.decode(data, pos, resolver);
-        if (result.offset < 0) break;
-        pos = result.offset;
-        records.push(result.value);
-      }
+      decodeRecords(readerType, resolver, data, cursor, end - index, limits, records);
     } catch (error) {
-      throw corruptObject(site, `record ${index} of ${count} cannot be decoded (${(error as Error).message})`, error);
+      // A stack overflow (a recursive writer type nested deeper than the stack) lands here too.
+      const failed = index + records.length;
+      const way = error instanceof ValueLimitError ? ` (raise it with ${limitFlags[error.limit]} if the object is genuine)` : '';
+      throw corruptObject(
+        site,
+        `record ${failed} of ${count}, which starts at byte ${cursor.pos} of the block's ${data.length} decoded bytes, cannot be decoded (${errorText(error)})${way}`,
+        error,
+      );
     }
+    index += records.length;
     if (index < end) break;
     yield records;
   }
   if (index < count) {
-    throw corruptObject(
-      site,
-      `block declares ${count} records but its ${data.length} bytes end inside record ${index}`,
-    );
+    throw corruptObject(site, `block declares ${count} records but its ${data.length} bytes end inside record ${index}`);
   }
-  if (pos !== data.length) {
-    throw corruptObject(site, `block declares ${count} records that take ${pos} bytes, but it holds ${data.length}`);
+  if (cursor.pos !== data.length) {
+    throw corruptObject(site, `block declares ${count} records that take ${cursor.pos} bytes, but it holds ${data.length}`);
   }
 }
 
@@ -669,23 +809,32 @@ export async function* decodeContainer(
     const header = await readHeader(input, key, limits);
     input.queue.skip(header.headerBytes);
     options.onHeader?.(header);
-    const resolver =
-      header.fingerprint === fingerprintOf(readerType) ? undefined : resolveWriter(readerType, header, key);
+    let resolver: Resolver | undefined;
+    if (header.fingerprint === fingerprintOf(readerType)) checkTimestampUnits(readerType, header, key);
+    else resolver = resolveWriter(readerType, header, key);
     const context: BlockContext = { key, header, codec: codecFor(header.codec, key), readerType, resolver, limits };
     options.onProgress?.(input.queue.consumed);
     for (let block = 0; ; block++) {
       const site: CorruptionSite = { key, offset: input.queue.consumed, block };
       const prepared = await readBlock(input, context, site);
+      const { consumed } = input.queue;
       if (prepared === undefined) {
-        if (options.expectedBytes !== undefined && input.queue.consumed !== options.expectedBytes) {
+        if (options.expectedBytes !== undefined && consumed !== options.expectedBytes) {
           throw new StorageError(
-            `object "${key}" ended after ${input.queue.consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
-            { key, offset: input.queue.consumed, operation: 'GetObject' },
+            `object "${key}" ended after ${consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
+            { key, offset: consumed, operation: 'GetObject' },
           );
         }
         return;
       }
-      options.onProgress?.(input.queue.consumed);
+      if (options.expectedBytes !== undefined && consumed > options.expectedBytes) {
+        // Checked before the block's records are used: they are not part of the object that was listed.
+        throw new StorageError(
+          `object "${key}" holds more than the ${options.expectedBytes} bytes it was listed with (block ${block} ends at byte ${consumed}): the object changed; rerun`,
+          { key, offset: site.offset, block, operation: 'GetObject' },
+        );
+      }
+      options.onProgress?.(consumed);
       yield* decodeBatches(prepared, context, site);
     }
   } finally {

@@ -30,7 +30,7 @@ export const decodeLimitFlags: ReadonlyArray<{ name: string; field: keyof Decode
   { name: 'avro-max-inflated-block-mb', field: 'maxDecompressedBlockBytes', unitBytes: MIB, description: 'largest Avro block accepted once decompressed (guards against compression bombs)' },
   { name: 'avro-max-block-records', field: 'maxBlockRecords', unitBytes: 1, description: 'largest record count one Avro block may declare' },
   { name: 'avro-max-string-mb', field: 'maxStringBytes', unitBytes: MIB, description: 'largest string or bytes value in a record' },
-  { name: 'avro-max-items', field: 'maxCollectionItems', unitBytes: 1, description: 'largest item count of an array or map in a record' },
+  { name: 'avro-max-items', field: 'maxCollectionItems', unitBytes: 1, description: 'largest item count of an array or map in one block, or of all arrays and maps of a record together' },
   { name: 'avro-max-schema-depth', field: 'maxSchemaDepth', unitBytes: 1, description: 'deepest nesting of types in a writer schema' },
 ];
 

@@ -1,11 +1,25 @@
 /** Shared helpers of the avro-*.test.ts files: sample records, byte sources, hand-built containers. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import avro from 'avsc';
 import type { Type } from 'avsc';
+import { expect } from 'vitest';
+import { parseAvroType } from '../../src/avro/avro-types.js';
 import { ContainerEncoder, type ContainerEncoderOptions } from '../../src/avro/container-writer.js';
 import { decodeContainer, type DecodeLimits } from '../../src/avro/container-reader.js';
+import { schemasDir } from '../../src/avro/schemas.js';
 
-/** A PredictionEvent with three segment keys; values vary with `i`. */
+/**
+ * PredictionEvent v1, the schema of SPEC §2 as first published: the container tests read and write
+ * with this fixed type, so they do not change meaning when a newer reader schema is added.
+ */
+export const predictionV1Type: Type = parseAvroType(JSON.parse(fs.readFileSync(path.join(schemasDir, 'prediction', 'v1.avsc'), 'utf8')));
+
+/** The writer schema JSON of predictionV1Type, as a header carries it. */
+export const predictionV1SchemaJson = JSON.stringify(predictionV1Type.schema({ exportAttrs: true }));
+
+/** A PredictionEvent (v1) with three segment keys; values vary with `i`. */
 export function samplePrediction(i: number): Record<string, unknown> {
   return {
     prediction_id: `pred-${i.toString(16).padStart(8, '0')}`,
@@ -64,11 +78,11 @@ export async function* chunksOf(bytes: Buffer, chunkSize = 64 * 1024): AsyncGene
 export async function readAll(
   bytes: Buffer,
   readerType: Type,
-  options: { key?: string; chunkSize?: number; limits?: Partial<DecodeLimits> } = {},
+  options: { key?: string; chunkSize?: number; limits?: Partial<DecodeLimits>; expectedBytes?: number } = {},
 ): Promise<unknown[]> {
   const records: unknown[] = [];
   const source = chunksOf(bytes, options.chunkSize);
-  const decodeOptions = { key: options.key ?? 'dt=2026-01-01/a.avro', readerType, limits: options.limits };
+  const decodeOptions = { key: options.key ?? 'dt=2026-01-01/a.avro', readerType, limits: options.limits, expectedBytes: options.expectedBytes };
   for await (const block of decodeContainer(source, decodeOptions)) records.push(...block);
   return records;
 }
@@ -126,6 +140,51 @@ export function rawHeader(metadata: Record<string, string>, sync: Buffer = Buffe
 /** A block built by hand: count, size, data, sync. */
 export function rawBlock(count: number, data: Buffer, sync: Buffer = Buffer.alloc(16, 7)): Buffer {
   return Buffer.concat([varint(count), varint(data.length), data, sync]);
+}
+
+/** Where and how an object is expected to fail in expectCorrupt. */
+export interface ExpectedCorruption {
+  /** Byte offset named in the message and the context; undefined to skip that check. */
+  offset?: number;
+  /** Block index named in the message, or 'header'. */
+  block: number | 'header';
+  /** What the message must say about the cause. */
+  detail: RegExp;
+  key?: string;
+  readerType?: Type;
+  limits?: Partial<DecodeLimits>;
+  /** Chunk sizes to feed the bytes in; each must fail the same way. */
+  chunkSizes?: number[];
+}
+
+/**
+ * Reads `bytes`, expecting E_CORRUPT_OBJECT with the key, the block index (or "header") and the byte
+ * offset in both the message and the context (issue 5: every corruption fails cleanly, saying where).
+ */
+export async function expectCorrupt(bytes: Buffer, expected: ExpectedCorruption): Promise<Error & { code?: string; context?: Record<string, unknown> }> {
+  const key = expected.key ?? 'dt=2026-01-01/hostile.avro';
+  let last: (Error & { code?: string; context?: Record<string, unknown> }) | undefined;
+  for (const chunkSize of expected.chunkSizes ?? [64 * 1024, 7]) {
+    const error = await failure(() => readAll(bytes, expected.readerType ?? predictionV1Type, { key, chunkSize, limits: expected.limits }));
+    expect(error.code, `${error.name}: ${error.message}`).toBe('E_CORRUPT_OBJECT');
+    expect(error.message).toContain(`corrupt Avro object "${key}"`);
+    expect(error.message).toMatch(expected.detail);
+    expect(error.message).toContain('--on-corrupt skip');
+    expect(error.context?.['key']).toBe(key);
+    if (expected.block === 'header') {
+      expect(error.message).toContain('(header)');
+      expect(error.context?.['block']).toBeUndefined();
+    } else {
+      expect(error.message).toContain(`(block ${expected.block})`);
+      expect(error.context?.['block']).toBe(expected.block);
+    }
+    if (expected.offset !== undefined) {
+      expect(error.message).toContain(`at byte ${expected.offset} (`);
+      expect(error.context?.['offset']).toBe(expected.offset);
+    }
+    last = error;
+  }
+  return last!;
 }
 
 /** Runs `action`, expecting it to throw; returns the error for assertions. */
