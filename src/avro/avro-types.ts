@@ -404,6 +404,15 @@ function boundedTypesHook(schema: Schema, opts: { namespace?: string }): Type | 
   }
 }
 
+/** Avro 1.11 "Schema Resolution" promotions: the writer types each reader type accepts besides itself. */
+export const AVRO_PROMOTIONS: Readonly<Record<string, readonly string[]>> = {
+  long: ['int'],
+  float: ['int', 'long'],
+  double: ['int', 'long', 'float'],
+  string: ['bytes'],
+  bytes: ['string'],
+};
+
 /** Parses an Avro schema (JSON value) into an avsc Type the way model-metrics reads and writes data. */
 export function parseAvroType(schema: unknown): Type {
   const type = avro.Type.forSchema(schema as Schema, {

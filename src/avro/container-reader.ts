@@ -15,6 +15,7 @@
 import type { Type, types } from 'avsc';
 import { SchemaIncompatibleError, StorageError } from '../errors.js';
 import {
+  AVRO_PROMOTIONS,
   decodeRecords,
   describeType,
   jsonNestingDepth,
@@ -382,14 +383,6 @@ export async function readContainerHeader(
   }
 }
 
-/** Avro 1.11 "Schema Resolution" promotions: writer types each reader type accepts besides itself. */
-const PROMOTABLE_FROM: Readonly<Record<string, readonly string[]>> = {
-  long: ['int'],
-  float: ['int', 'long'],
-  double: ['int', 'long', 'float'],
-  string: ['bytes'],
-  bytes: ['string'],
-};
 
 function baseTypeName(type: Type): string {
   const underlying = (type as types.LogicalType).underlyingType;
@@ -410,7 +403,7 @@ function promotionHint(readerType: Type): string {
   const hints: string[] = [];
   for (const branch of branches) {
     const target = baseTypeName(branch);
-    const sources = PROMOTABLE_FROM[target];
+    const sources = AVRO_PROMOTIONS[target];
     if (sources === undefined) continue;
     hints.push(`${isUnion(readerType) ? target : 'it'}: ${sources.join(', ')}`);
   }

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DayOutcome } from '../../jobs/outcome.js';
-import type { RawOptions } from '../config/resolve.js';
+import { type RawOptions, isHttpUrl } from '../config/resolve.js';
 import { ExitCode, UsageError } from '../errors.js';
 import type { Stage } from '../join/records.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
@@ -45,13 +45,7 @@ export function reportingOf(raw: RawOptions, command: string, stages: Stage[]): 
   const url = raw.pushgateway as string | undefined;
   let push: PushTarget | undefined;
   if (url !== undefined) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    if (!isHttpUrl(url)) {
       throw new UsageError(`--pushgateway must be an http(s) URL such as http://pushgateway:9091, got ${JSON.stringify(redactedUrl(url))}`, { option: '--pushgateway' });
     }
     const job = (raw['pushgateway-job'] as string | undefined) ?? 'model_metrics';

@@ -151,6 +151,16 @@ export function oneOf<T extends string>(raw: RawOptions, name: string, choices: 
   return value as T;
 }
 
+/** True when `text` parses as an http: or https: URL. */
+export function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /** Environment variables the config layer reads besides MODEL_METRICS_* (the AWS endpoint convention). */
 export function s3EndpointFromEnv(env: NodeJS.ProcessEnv): string | undefined {
   return env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
@@ -192,13 +202,7 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
 
   const endpoint = (raw['s3-endpoint'] as string | undefined) ?? s3EndpointFromEnv(env);
   if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    if (!isHttpUrl(endpoint)) {
       throw new UsageError(`--s3-endpoint must be an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(endpoint)}`, { option: '--s3-endpoint' });
     }
   }

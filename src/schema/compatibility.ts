@@ -11,7 +11,7 @@
  * read every value off by a factor of 1000; the job refuses such files too (SPEC §2).
  */
 import type { Type, types } from 'avsc';
-import { describeType, parseAvroType } from '../avro/avro-types.js';
+import { AVRO_PROMOTIONS, describeType, parseAvroType } from '../avro/avro-types.js';
 
 /** The incompatibility kinds of SchemaCompatibility.java, plus the two this checker adds. */
 export type IncompatibilityType =
@@ -112,14 +112,6 @@ function kindOf(type: Type): string {
   return name === 'error' ? 'record' : name;
 }
 
-/** Avro 1.11 "Schema Resolution" promotions: writer kinds each reader kind accepts besides itself. */
-const PROMOTIONS: Readonly<Record<string, readonly string[]>> = {
-  long: ['int'],
-  float: ['int', 'long'],
-  double: ['int', 'long', 'float'],
-  bytes: ['string'],
-  string: ['bytes'],
-};
 
 /** Logical types that fix the unit of a long or int; two different ones cannot stand for each other. */
 const TIME_UNIT_LOGICAL_TYPES = new Set([
@@ -220,12 +212,12 @@ class CompatibilityChecker {
         message: `the reader's union has no branch that can read the writer's ${writerKind}; add one`,
       }];
     }
-    if (PROMOTIONS[readerKind]?.includes(writerKind) === true) return this.checkTimeUnits(reader, writer);
+    if (AVRO_PROMOTIONS[readerKind]?.includes(writerKind) === true) return this.checkTimeUnits(reader, writer);
     return [this.typeMismatch(reader, writer, readerKind, writerKind)];
   }
 
   private typeMismatch(reader: Type, writer: Type, readerKind: string, writerKind: string): Finding {
-    const promotable = PROMOTIONS[readerKind];
+    const promotable = AVRO_PROMOTIONS[readerKind];
     const hint = promotable === undefined ? '' : ` (a reader ${readerKind} accepts ${[readerKind, ...promotable].join(', ')})`;
     return {
       type: 'TYPE_MISMATCH',

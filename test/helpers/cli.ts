@@ -104,6 +104,12 @@ export interface RecordedRequest {
   /** Decoded path, e.g. `/bucket/prefix/curated/stage=final/dt=2026-03-02/part-00000.avro`. */
   path: string;
   query: URLSearchParams;
+  /** `x-amz-copy-source`, decoded, when present (CopyObject). */
+  copySource: string | undefined;
+  /** The upstream response's status; 0 until it arrives. */
+  status: number;
+  /** The request body, kept for DeleteObjects only (the keys it deletes). */
+  body: string | undefined;
 }
 
 /**
@@ -122,10 +128,25 @@ export class RecordingProxy {
     const target = new URL(upstream);
     this.server = http.createServer((request, response) => {
       const url = new URL(request.url ?? '/', 'http://proxy');
-      this.requests.push({ method: request.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams });
+      const copySource = request.headers['x-amz-copy-source'];
+      const recorded: RecordedRequest = {
+        method: request.method ?? 'GET',
+        path: decodeURIComponent(url.pathname),
+        query: url.searchParams,
+        copySource: typeof copySource === 'string' ? decodeURIComponent(copySource) : undefined,
+        status: 0,
+        body: undefined,
+      };
+      this.requests.push(recorded);
+      if (url.searchParams.has('delete')) {
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.on('end', () => (recorded.body = Buffer.concat(chunks).toString('utf8')));
+      }
       const forward = http.request(
         { host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers, agent: this.agent },
         (upstreamResponse) => {
+          recorded.status = upstreamResponse.statusCode ?? 0;
           response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
           pipeline(upstreamResponse, response, () => undefined);
         },

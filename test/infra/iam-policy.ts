@@ -5,6 +5,7 @@
  * string conditions the policy uses), and the mapping of a recorded HTTP request to the
  * authorisation checks S3 makes for it.
  */
+import type { RecordedRequest } from '../helpers/cli.js';
 import { readFileSync } from 'node:fs';
 import { repoPath } from './infra-helpers.js';
 
@@ -97,22 +98,8 @@ export function isAllowed(policy: PolicyDocument, check: AuthCheck): boolean {
   return allowed;
 }
 
-/** One request as the recording proxy saw it (path-style: `/bucket/key`). */
-export interface ObservedRequest {
-  method: string;
-  /** Decoded path. */
-  path: string;
-  query: URLSearchParams;
-  /** `x-amz-copy-source`, decoded, when present. */
-  copySource: string | undefined;
-  /** The response status. */
-  status: number;
-  /** The request body, kept for DeleteObjects only. */
-  body: string | undefined;
-}
-
 /** The S3 operation of a request, and the authorisation checks S3 makes for it. */
-export function checksOf(request: ObservedRequest): { operation: string; checks: AuthCheck[] } {
+export function checksOf(request: RecordedRequest): { operation: string; checks: AuthCheck[] } {
   const [, bucket = '', ...rest] = request.path.split('/');
   const key = rest.join('/');
   const q = request.query;

@@ -6,80 +6,22 @@
  * missing-key 404s included; every action on every prefix the policy grants must be used by one of
  * them (AbortMultipartUpload, a failure path, is tied to lib-storage in iam.test.ts).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateSample } from '../../src/demo/generate.js';
 import { S3ObjectStore } from '../../src/storage/s3.js';
-import { cliEnv, describeRun, runCli, testClient } from '../helpers/cli.js';
+import { RecordingProxy, cliEnv, describeRun, runCli, testClient } from '../helpers/cli.js';
 import { createTestBucket } from '../helpers/s3rver.js';
-import { type AuthCheck, type ObservedRequest, checksOf, isAllowed, listOf, readJobPolicy, withBucket } from './iam-policy.js';
+import { type AuthCheck, checksOf, isAllowed, listOf, readJobPolicy, withBucket } from './iam-policy.js';
 import { CLI_TESTS_TIMEOUT_MS, SAMPLE_FROM } from './infra-helpers.js';
 
 /** The policy's bucket (the aws overlay's); the tests' bucket replaces it. */
 const POLICY_BUCKET = 'model-metrics-data';
 const PREFIX = 'ml';
 
-/** A loopback proxy in front of the S3 server that records each request with what the policy check needs. */
-class PolicyRecordingProxy {
-  readonly requests: ObservedRequest[] = [];
-  private readonly agent = new http.Agent({ keepAlive: true });
-  private readonly server: http.Server;
-
-  constructor(upstream: string) {
-    const target = new URL(upstream);
-    this.server = http.createServer((request, response) => {
-      const url = new URL(request.url ?? '/', 'http://proxy');
-      const copySource = request.headers['x-amz-copy-source'];
-      const observed: ObservedRequest = {
-        method: request.method ?? 'GET',
-        path: decodeURIComponent(url.pathname),
-        query: url.searchParams,
-        copySource: typeof copySource === 'string' ? decodeURIComponent(copySource) : undefined,
-        status: 0,
-        body: undefined,
-      };
-      this.requests.push(observed);
-      if (url.searchParams.has('delete')) {
-        const chunks: Buffer[] = [];
-        request.on('data', (chunk: Buffer) => chunks.push(chunk));
-        request.on('end', () => (observed.body = Buffer.concat(chunks).toString('utf8')));
-      }
-      const forward = http.request(
-        { host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers, agent: this.agent },
-        (upstreamResponse) => {
-          observed.status = upstreamResponse.statusCode ?? 0;
-          response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
-          pipeline(upstreamResponse, response, () => undefined);
-        },
-      );
-      forward.on('error', (error) => {
-        if (!response.headersSent) response.writeHead(502);
-        response.end(String(error));
-      });
-      pipeline(request, forward, () => undefined);
-    });
-  }
-
-  /** Listens on a free loopback port; returns the endpoint for --s3-endpoint. */
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  /** Stops listening and drops the upstream connections. */
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.agent.destroy();
-  }
-}
-
 describe('the requests of real runs against S3', { timeout: CLI_TESTS_TIMEOUT_MS }, () => {
   let endpoint: string;
   let bucket: string;
-  let proxy: PolicyRecordingProxy;
+  let proxy: RecordingProxy;
   let proxyEndpoint: string;
   const checks: AuthCheck[] = [];
   const operations = new Set<string>();
@@ -98,8 +40,8 @@ describe('the requests of real runs against S3', { timeout: CLI_TESTS_TIMEOUT_MS
     } finally {
       client.destroy();
     }
-    proxy = new PolicyRecordingProxy(endpoint);
-    proxyEndpoint = await proxy.start();
+    proxy = await RecordingProxy.start(endpoint);
+    proxyEndpoint = proxy.endpoint;
   });
   afterAll(async () => {
     await proxy?.close();
