@@ -4,8 +4,10 @@
  *
  * Departures from avsc's defaults, each for a reason:
  * - unions are never wrapped (`wrapUnions: false`): `["null","double"]` decodes to `null` or a number;
- * - `timestamp-micros` is kept as a plain number of microseconds (safe below 2^53, i.e. until year
- *   2255) instead of a Date, while the logicalType attribute still round-trips into written headers;
+ * - `timestamp-micros` is kept as a plain number of microseconds instead of a Date (avsc 5.7's long
+ *   writes exactly within ±2^52: it refuses 2^53 − 1 and flips the sign below −2^52; for
+ *   microseconds that is the years 1827 to 2112), while the logicalType attribute still
+ *   round-trips into written headers;
  * - every length and count read from the data is checked before it is used (issue 5, hostile Avro):
  *   stock avsc 5.7 trusts a map/array block count, so one corrupt varint (a count of 2^62) makes it
  *   spin for ever on a tiny buffer, and a block of 10^8 claimed items allocates them all. Strings,
