@@ -135,8 +135,8 @@ const HELP_FOOTER = `
 Options also come from MODEL_METRICS_<OPTION> environment variables and from --config FILE (JSON or
 YAML, keys are option names without --); flags beat environment beat file beat defaults.
 Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage or config,
-3 not ready (the final label window is still open), 143/130 stopped by SIGTERM/SIGINT (nothing
-committed). Logs: JSON lines on stderr; summary on stdout.`;
+3 not ready, nothing done, retry later (the final label window is still open, or another run of
+the same date and stage holds its lease), 143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs: JSON lines on stderr; summary on stdout.`;
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
