@@ -232,7 +232,7 @@ interface RawHeader {
  * few of their own), but each entry costs a string and a Buffer on the heap: 16 MiB of tiny entries
  * would take gigabytes and half a minute to read. Far above any writer, far below that.
  */
-export const MAX_METADATA_ENTRIES = 10_000;
+const MAX_METADATA_ENTRIES = 10_000;
 
 /** Parses the header (Avro 1.11: magic, map<bytes> metadata, 16-byte sync) from a buffer holding its start. */
 function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {

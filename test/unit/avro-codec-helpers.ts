@@ -1,11 +1,8 @@
 /** Helpers of the avro-codecs*.test.ts and avro-interop.test.ts files: containers in any codec, external compressors. */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Type } from 'avsc';
-import { parseAvroType } from '../../src/avro/avro-types.js';
 import { ContainerEncoder } from '../../src/avro/container-writer.js';
-import { schemasDir } from '../../src/avro/schemas.js';
+import { loadSchemaVersion, schemaVersions } from '../../src/avro/schemas.js';
 import { rawBlock, rawHeader } from './avro-helpers.js';
 
 /** Sync marker of the hand-framed containers. */
@@ -64,17 +61,8 @@ export function xzProgram(data: Buffer): Buffer {
 
 /** Every `schemas/<name>/vN.avsc` of the package, oldest first, parsed as the job parses schemas. */
 export function schemaFileVersions(name: 'prediction' | 'label'): { version: number; type: Type }[] {
-  const dir = path.join(schemasDir, name);
-  return fs
-    .readdirSync(dir)
-    .map((file) => /^v(\d+)\.avsc$/.exec(file))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => ({
-      version: Number(match[1]),
-      type: parseAvroType(JSON.parse(fs.readFileSync(path.join(dir, match[0]), 'utf8'))),
-    }))
-    .sort((a, b) => a.version - b.version);
+  return schemaVersions[name].map(({ version }) => ({ version, type: loadSchemaVersion(name, version) }));
 }
 
 /** PredictionEvent v1 (`schemas/prediction/v1.avsc`), the shape of avro-helpers' samplePredictions. */
-export const predictionV1Type: Type = schemaFileVersions('prediction')[0]!.type;
+export { predictionV1Type } from './avro-helpers.js';

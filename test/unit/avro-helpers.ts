@@ -1,20 +1,17 @@
 /** Shared helpers of the avro-*.test.ts files: sample records, byte sources, hand-built containers. */
-import fs from 'node:fs';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import avro from 'avsc';
 import type { Type } from 'avsc';
 import { expect } from 'vitest';
-import { parseAvroType } from '../../src/avro/avro-types.js';
 import { ContainerEncoder, type ContainerEncoderOptions } from '../../src/avro/container-writer.js';
 import { decodeContainer, type DecodeLimits } from '../../src/avro/container-reader.js';
-import { schemasDir } from '../../src/avro/schemas.js';
+import { loadSchemaVersion } from '../../src/avro/schemas.js';
 
 /**
  * PredictionEvent v1, the schema of SPEC §2 as first published: the container tests read and write
  * with this fixed type, so they do not change meaning when a newer reader schema is added.
  */
-export const predictionV1Type: Type = parseAvroType(JSON.parse(fs.readFileSync(path.join(schemasDir, 'prediction', 'v1.avsc'), 'utf8')));
+export const predictionV1Type: Type = loadSchemaVersion('prediction', 1);
 
 /** The writer schema JSON of predictionV1Type, as a header carries it. */
 export const predictionV1SchemaJson = JSON.stringify(predictionV1Type.schema({ exportAttrs: true }));
