@@ -53,8 +53,6 @@ function startCompression(part: OpenPart, block: RawBlock): void {
 export class AvroFilesWriter {
   private part: OpenPart | undefined;
   private readonly outputs: ManifestOutput[] = [];
-  /** Every key this writer started (staged keys when staging), for cleanup after a failure. */
-  readonly startedKeys: string[] = [];
 
   constructor(
     private readonly store: ObjectStore,
@@ -116,7 +114,6 @@ export class AvroFilesWriter {
     const upload = this.store.write(storedKey, channel, 'avro/binary');
     // A failed upload must reach the producer, which may be waiting in push().
     upload.catch((error: unknown) => channel.fail(error));
-    this.startedKeys.push(storedKey);
     const part: OpenPart = { key, encoder, channel, upload, records: 0, inFlight: [] };
     this.part = part;
     await channel.push(encoder.header());

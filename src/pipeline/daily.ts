@@ -117,8 +117,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   // A final result does not depend on when it runs, only on the window: its as-of is the window's close.
   const asOf = labelsThrough;
   const partition = outputPartition(request.stage, request.date);
-  const curatedSuccess = `${partition}${SUCCESS_FILE}`;
-  const metricsSuccess = `${partition}${SUCCESS_FILE}`;
+  // The same key in both output datasets: each partition's commit point.
+  const successKey = `${partition}${SUCCESS_FILE}`;
 
   const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date], config.decodeLimits);
   if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
@@ -161,8 +161,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     label_coverage: null,
     curated_files: 0,
     metrics_records: 0,
-    curated_manifest: stores.curated.uriOf(curatedSuccess),
-    metrics_manifest: stores.metrics.uriOf(metricsSuccess),
+    curated_manifest: stores.curated.uriOf(successKey),
+    metrics_manifest: stores.metrics.uriOf(successKey),
     duration_s: (Date.now() - startedAt.getTime()) / 1000,
     ...figures,
   });
@@ -170,7 +170,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   /** The committed result, when it has this run's fingerprint and every file it lists is still there. */
   const committedResult = async (): Promise<DayResult | undefined> => {
     if (config.force) return undefined;
-    const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, curatedSuccess), readManifest(stores.metrics, metricsSuccess)]);
+    const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, successKey), readManifest(stores.metrics, successKey)]);
     if (oldCurated?.fingerprint !== fingerprint || oldMetrics?.fingerprint !== fingerprint || !(await outputsIntact(stores, oldCurated, oldMetrics))) return undefined;
     log.info({ event: 'already_done', fingerprint }, 'outputs already committed for the same inputs and options; nothing to do (--force recomputes)');
     const stats = oldCurated.stats ?? {};
@@ -304,8 +304,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       lease.assertHeld();
       log.info({ event: 'commit_started', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'commit started');
       unpublished = true;
-      await stores.metrics.delete([metricsSuccess]);
-      await stores.curated.delete([curatedSuccess]);
+      await stores.metrics.delete([successKey]);
+      await stores.curated.delete([successKey]);
       log.info({ event: 'commit_unpublished' }, 'previous _SUCCESS removed; the partitions are not there until the new _SUCCESS');
       await lease.ensureHeld();
       const removed = (await removeData(stores.curated, partition)) + (await removeData(stores.metrics, partition));
@@ -352,9 +352,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       });
       // The commit points, written last (SPEC §1).
       await lease.ensureHeld();
-      await stores.curated.write(curatedSuccess, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
+      await stores.curated.write(successKey, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
       await lease.ensureHeld();
-      await stores.metrics.write(metricsSuccess, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
+      await stores.metrics.write(successKey, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
 
       const result = summary('done', {
         skipped_objects: skipped.length,
@@ -376,8 +376,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         // Failed during the commit: uncommit both (a failure between the two _SUCCESS writes must
         // not leave one behind) and drop the new files already moved into place.
         await stores.metrics
-          .delete([metricsSuccess])
-          .then(() => stores.curated.delete([curatedSuccess]))
+          .delete([successKey])
+          .then(() => stores.curated.delete([successKey]))
           .catch(() => undefined);
       }
       await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
@@ -500,7 +500,7 @@ async function sweepStaging(area: StagingArea, leaseOptions: LeaseOptions, log: 
   try {
     const prefix = stagingPartition(area.stage, area.date);
     // listFolder, not hasAny: a folder holding only partial writes has no object to find.
-    const levels = await Promise.all(area.stores.map((store) => store.listFolder(prefix)));
+    const levels = await Promise.all(distinctStores(area.stores).map((store) => store.listFolder(prefix)));
     if (!levels.some((level) => level.folders.length > 0 || level.objects.length > 0)) return;
     let lease: RunLease;
     try {

@@ -11,8 +11,7 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { mapBounded } from '../concurrency.js';
 import { ConcurrentChangeError, ModelMetricsError, NotFoundError, StorageError } from '../errors.js';
-import { assertFolderPrefix, sortedKeys } from './folder-prefix.js';
-import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
+import { READ_SMALL_LIMIT_BYTES, assertFolderPrefix, assertRelativeKey, checkRange, sortByKeyBytes, sortedKeys } from './store-rules.js';
 import { mapStreamErrors } from './streams.js';
 import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, WriteCondition, WriteResult } from './types.js';
 

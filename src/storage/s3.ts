@@ -30,8 +30,7 @@ import {
   UsageError,
   describeError,
 } from '../errors.js';
-import { assertFolderPrefix, sortedKeys } from './folder-prefix.js';
-import { READ_SMALL_LIMIT_BYTES, assertRelativeKey, checkRange, sortByKeyBytes } from './store-rules.js';
+import { READ_SMALL_LIMIT_BYTES, assertFolderPrefix, assertRelativeKey, checkRange, sortByKeyBytes, sortedKeys } from './store-rules.js';
 import { resumableBody, type BodyPart } from './resumable-body.js';
 import { PartHasher, isPlainMd5, multipartEtag } from './multipart-etag.js';
 import {
