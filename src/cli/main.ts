@@ -14,19 +14,19 @@ import { buildReport } from '../../jobs/report.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
 import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
-import { type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
+import { type JobConfig, type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
-import { sanitizeForLog } from '../observability/log.js';
+import type { Stage } from '../join/records.js';
+import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
-import type { DayResult } from '../pipeline/daily.js';
+import type { DayResult, RunContext } from '../pipeline/daily.js';
 import { destroyStores } from '../storage/index.js';
 import { commandLogger, createRunContext, openStores } from './context.js';
 import { reportFormats } from './format.js';
 import { renderReport } from './report-view.js';
 import { registerSchemaCommand } from './schema-command.js';
 import { type Reporting, finishReporting, reportingOf, shardOf } from './reporting.js';
-import type { Logger } from '../observability/log.js';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -158,6 +158,14 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     summary = machine;
     io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
   };
+  /** Validates a computing command's reporting options, then opens its run context and logger. */
+  const startReporting = (raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): { ctx: RunContext; report: Reporting } => {
+    const report = reportingOf(raw, command, stages);
+    reporting = report;
+    const ctx = createRunContext(config, command, interrupt.signal);
+    report.logger = ctx.logger;
+    return { ctx, report };
+  };
 
   const program = new Command('model-metrics')
     .description('Joins model predictions with late labels and publishes preliminary and final regression metrics.')
@@ -188,11 +196,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const config = resolveJobConfig(raw, io.env);
-    reporting = reportingOf(raw, 'run', [stage]);
-    const ctx = createRunContext(config, 'run', interrupt.signal);
-    reporting.logger = ctx.logger;
+    const { ctx, report } = startReporting(raw, config, 'run', [stage]);
     const result = await dailyRun(ctx, { date, stage, asOfMicros: asOfOf(raw) });
-    reporting.outcomes = [{ date, stage, status: result.status, result }];
+    report.outcomes = [{ date, stage, status: result.status, result }];
     print(describeResult(result), result);
   });
 
@@ -213,11 +219,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       // Caught here rather than as one failed day each: the whole range is a usage mistake.
       throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
     }
-    reporting = reportingOf(raw, 'backfill', [stage]);
-    const ctx = createRunContext(config, 'backfill', interrupt.signal);
-    reporting.logger = ctx.logger;
+    const { ctx, report } = startReporting(raw, config, 'backfill', [stage]);
     const outcomes = await backfill(ctx, { from, to, stage, asOfMicros, concurrency, shard });
-    reporting.outcomes = outcomes;
+    report.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
     exitCode = combinedExitCode(outcomes);
   });
@@ -234,11 +238,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
     }
     const config = resolveJobConfig(raw, io.env);
-    reporting = reportingOf(raw, 'scheduled', ['preliminary', 'final']);
-    const ctx = createRunContext(config, 'scheduled', interrupt.signal);
-    reporting.logger = ctx.logger;
+    const { ctx, report } = startReporting(raw, config, 'scheduled', ['preliminary', 'final']);
     const outcomes = await scheduled(ctx, { asOfMicros: asOfOf(raw), lookbackMicros });
-    reporting.outcomes = outcomes;
+    report.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
     exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
   });

@@ -7,6 +7,7 @@
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { DayOutcome } from '../../jobs/outcome.js';
 import type { Stage } from '../join/records.js';
+import type { DayResult } from '../pipeline/daily.js';
 
 /** Where and under which job name to push. */
 export interface PushTarget {
@@ -33,48 +34,38 @@ export interface RunFigures {
 
 const dayStatuses = ['done', 'already_done', 'not_ready', 'failed'] as const;
 
+/** Each summed figure and the count of a computed day's result that it sums. */
+const summedCounts = {
+  predictionObjects: 'prediction_objects',
+  labelObjects: 'label_objects',
+  skippedObjects: 'skipped_objects',
+  predictionsRead: 'predictions_read',
+  predictionsKept: 'predictions_kept',
+  labeled: 'labeled',
+  curatedFiles: 'curated_files',
+  metricsRecords: 'metrics_records',
+} as const satisfies Record<string, keyof DayResult>;
+const summedFields = Object.keys(summedCounts) as (keyof typeof summedCounts)[];
+
 /** The sums over one stage's outcomes that the push reports. */
-export interface StageFigures {
+export type StageFigures = Record<keyof typeof summedCounts, number> & {
   days: Record<(typeof dayStatuses)[number], number>;
-  predictionObjects: number;
-  labelObjects: number;
-  skippedObjects: number;
-  predictionsRead: number;
-  predictionsKept: number;
-  labeled: number;
-  curatedFiles: number;
-  metricsRecords: number;
   /** True when the command exited 0 and computed or confirmed at least one day of this stage. */
   succeeded: boolean;
-}
+};
 
 /** Sums one stage's outcomes (pure, so the figures are testable without a gateway). */
 export function stageFigures(run: RunFigures, stage: Stage): StageFigures {
-  const figures: StageFigures = {
+  const figures = {
     days: { done: 0, already_done: 0, not_ready: 0, failed: 0 },
-    predictionObjects: 0,
-    labelObjects: 0,
-    skippedObjects: 0,
-    predictionsRead: 0,
-    predictionsKept: 0,
-    labeled: 0,
-    curatedFiles: 0,
-    metricsRecords: 0,
+    ...(Object.fromEntries(summedFields.map((field) => [field, 0])) as Record<keyof typeof summedCounts, number>),
     succeeded: false,
   };
   for (const outcome of run.outcomes) {
     if (outcome.stage !== stage) continue;
     figures.days[outcome.status] += 1;
     if (!('result' in outcome) || outcome.status !== 'done') continue;
-    const r = outcome.result;
-    figures.predictionObjects += r.prediction_objects;
-    figures.labelObjects += r.label_objects;
-    figures.skippedObjects += r.skipped_objects;
-    figures.predictionsRead += r.predictions_read;
-    figures.predictionsKept += r.predictions_kept;
-    figures.labeled += r.labeled;
-    figures.curatedFiles += r.curated_files;
-    figures.metricsRecords += r.metrics_records;
+    for (const field of summedFields) figures[field] += outcome.result[summedCounts[field]];
   }
   figures.succeeded = run.exitCode === 0 && figures.days.done + figures.days.already_done > 0;
   return figures;
