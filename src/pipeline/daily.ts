@@ -457,9 +457,10 @@ async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logge
     const level = await store.listFolder(prefix);
     const deadRuns = level.folders.filter((folder) => folder !== own);
     const strays = level.objects.filter((key) => key !== leaseObject);
-    if (deadRuns.length === 0 && strays.length === 0) continue;
+    const partialStrays = level.partial ?? [];
+    if (deadRuns.length === 0 && strays.length === 0 && partialStrays.length === 0) continue;
     let objects = strays.length;
-    let partial = 0;
+    let partial = partialStrays.length;
     let unlisted: string | undefined;
     for (const folder of deadRuns) {
       lease.assertHeld();
@@ -468,7 +469,7 @@ async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logge
       partial += removed.partial;
       unlisted ??= removed.partialUnlisted;
     }
-    if (strays.length > 0) await store.delete(strays);
+    if (strays.length + partialStrays.length > 0) await store.delete([...strays, ...partialStrays]);
     const runs = deadRuns.map((folder) => folder.slice(prefix.length, -1));
     log.info(
       {
@@ -501,7 +502,7 @@ async function sweepStaging(area: StagingArea, leaseOptions: LeaseOptions, log: 
     const prefix = stagingPartition(area.stage, area.date);
     // listFolder, not hasAny: a folder holding only partial writes has no object to find.
     const levels = await Promise.all(distinctStores(area.stores).map((store) => store.listFolder(prefix)));
-    if (!levels.some((level) => level.folders.length > 0 || level.objects.length > 0)) return;
+    if (!levels.some((level) => level.folders.length > 0 || level.objects.length > 0 || (level.partial?.length ?? 0) > 0)) return;
     let lease: RunLease;
     try {
       lease = await RunLease.acquire(leaseOptions);

@@ -18,6 +18,20 @@ import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOpt
 /** Name prefix of in-flight write files; listings never show them (nor orphans left by a crash). */
 export const LOCAL_TEMP_PREFIX = '.tmp-model-metrics-';
 
+/**
+ * The temp name of one write: LOCAL_TEMP_PREFIX, this process's pid, random hex. The pid lets
+ * listFolder leave this process's own writes in flight out of `partial` (the lease heartbeat may be
+ * renewing right beside the folder being cleaned), while those of a dead process are reported.
+ */
+function tempNameOfThisProcess(): string {
+  return `${LOCAL_TEMP_PREFIX}${process.pid}-${randomBytes(8).toString('hex')}`;
+}
+
+/** True for a temp file that a write of this process may still be filling. */
+function isOwnTempFile(name: string): boolean {
+  return name.startsWith(`${LOCAL_TEMP_PREFIX}${process.pid}-`);
+}
+
 /** Read chunk size: large enough that per-chunk overhead vanishes next to Avro decoding. */
 const READ_HIGH_WATER_MARK = 256 * 1024;
 
@@ -148,7 +162,7 @@ export class LocalObjectStore implements ObjectStore {
     const target = this.pathOf(key);
     const directory = dirname(target);
     // Same directory as the target, so the rename below stays on one filesystem and is atomic (POSIX rename(2)).
-    const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const temp = join(directory, tempNameOfThisProcess());
     let handle: FileHandle | undefined;
     try {
       handle = await this.inDirectory(directory, () => open(temp, 'wx')).catch((error: unknown) => {
@@ -184,7 +198,7 @@ export class LocalObjectStore implements ObjectStore {
     if ('ifMatch' in condition && (await this.head(key))?.etag !== condition.ifMatch) return undefined;
     const target = this.pathOf(key);
     const directory = dirname(target);
-    const temp = join(directory, `${LOCAL_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const temp = join(directory, tempNameOfThisProcess());
     let handle: FileHandle | undefined;
     try {
       handle = await this.inDirectory(directory, () => open(temp, 'wx'));
@@ -262,14 +276,16 @@ export class LocalObjectStore implements ObjectStore {
     }
     const folders: string[] = [];
     const objects: string[] = [];
+    const partial: string[] = [];
     for (const entry of entries) {
       const key = prefix + entry.name;
       // A directory is a folder even when it holds only temp files or nothing: both are debris to find.
       if (entry.isDirectory()) folders.push(`${key}/`);
-      else if (entry.name.startsWith(LOCAL_TEMP_PREFIX)) continue;
-      else if (entry.isFile() || (entry.isSymbolicLink() && (await this.statFile(key)) !== undefined)) objects.push(key);
+      else if (entry.name.startsWith(LOCAL_TEMP_PREFIX)) {
+        if (!isOwnTempFile(entry.name)) partial.push(key);
+      } else if (entry.isFile() || (entry.isSymbolicLink() && (await this.statFile(key)) !== undefined)) objects.push(key);
     }
-    return { folders: sortedKeys(folders), objects: sortedKeys(objects) };
+    return { folders: sortedKeys(folders), objects: sortedKeys(objects), ...(partial.length === 0 ? {} : { partial: sortedKeys(partial) }) };
   }
 
   async deleteUnder(prefix: string): Promise<DeleteUnderResult> {

@@ -62,6 +62,14 @@ export interface FolderListing {
   folders: string[];
   /** Keys of the objects directly under the prefix (not in a sub-folder), in UTF-8 byte order. */
   objects: string[];
+  /**
+   * Keys of partial writes directly under the prefix that no live write of this process owns, in
+   * UTF-8 byte order; absent when there are none. Local files: the temp file of a write a SIGKILL
+   * interrupted beside its target (a lease write, issue 10), which `delete` removes like an object.
+   * S3 leaves it absent: a multipart upload is only ever started for a data file, which lives in a
+   * run's own sub-folder and goes with it (deleteUnder).
+   */
+  partial?: string[];
 }
 
 /** Settings for S3 clients, from config; credentials come from the standard AWS chain. */

@@ -45,6 +45,9 @@ const atPart = (part: number): KillPoint => ({ name: `curated_part_started ${par
 /** During the reads, between data files, and at every step of the commit. */
 const LOCAL_POINTS: KillPoint[] = [
   at('labels_indexed'),
+  // As the first curated part starts: where a lease renewal in flight left its temp file beside
+  // the lease (issue 10).
+  atPart(0),
   atPart(1),
   atPart(3),
   at('commit_started'),
@@ -229,6 +232,24 @@ describe('partial writes of dead runs (issue 5)', () => {
     expect(removed, describeExit(exit)).toEqual([
       expect.objectContaining({ uri: expect.stringContaining('/curated/_staging/'), objects: 0, partial_uploads_aborted: 1, runs: [deadRun] }),
       expect.objectContaining({ uri: expect.stringContaining('/metrics/_staging/'), objects: 0, partial_uploads_aborted: 0, runs: [deadRun] }),
+    ]);
+    expect(await pathsUnderStaging(directory.path)).toEqual([]);
+  }, 120_000);
+});
+
+describe('temp files of dead processes beside the lease (issue 10)', () => {
+  it('on a local folder: a lease write a SIGKILL interrupted leaves a temp file in the partition folder, which the next run removes', async () => {
+    // What a kill during a lease write leaves (local.ts writeConditional): a temp file beside
+    // `_lease.json`, in no run's folder. One of a dead process (pid that does not run) and one
+    // named as releases before issue 10 named them (no pid).
+    const folder = join(directory.path, 'curated', '_staging', PARTITION);
+    await mkdir(folder, { recursive: true });
+    const names = [`${LOCAL_TEMP_PREFIX}999999999-00112233aabbccdd`, `${LOCAL_TEMP_PREFIX}0123456789abcdef`];
+    for (const name of names) await writeFile(join(folder, name), Buffer.alloc(300, 1));
+    const exit = await runToEnd(local, OLD_AS_OF);
+    expect(exit.logs.find((l) => l.event === 'already_done'), describeExit(exit)).toBeDefined();
+    expect(exit.logs.filter((l) => l.event === 'stale_staging_removed'), describeExit(exit)).toEqual([
+      expect.objectContaining({ uri: expect.stringContaining('/curated/_staging/'), objects: 0, partial_uploads_aborted: 2, runs: [] }),
     ]);
     expect(await pathsUnderStaging(directory.path)).toEqual([]);
   }, 120_000);

@@ -464,6 +464,26 @@ describe('LocalObjectStore specifics', () => {
     expect((await store.readSmall('dt=1/out.avro'))?.toString()).toBe('first half, second half');
   });
 
+  it("listFolder reports a dead process's temp file beside the folder's objects as partial, never this process's own write in flight, and delete removes it (issue 10)", async () => {
+    const store = openStore(join(parent, 'partial'), {}, '--root');
+    await store.write('st/_lease.json', Buffer.from('{}'));
+    // A temp file of an older release (no pid) and one of a process that no longer runs.
+    const dead = [`${LOCAL_TEMP_PREFIX}0123456789abcdef`, `${LOCAL_TEMP_PREFIX}999999999-0123456789abcdef`];
+    for (const name of dead) await writeFile(join(parent, 'partial', 'st', name), 'half a lease');
+    let duringWrite: unknown;
+    async function* observed(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('first half,');
+      duringWrite = await store.listFolder('st/');
+      yield Buffer.from(' second half');
+    }
+    await store.write('st/own.json', observed());
+    const partial = dead.map((name) => `st/${name}`).sort();
+    expect(duringWrite).toEqual({ folders: [], objects: ['st/_lease.json'], partial });
+    await store.delete(partial);
+    expect(await store.listFolder('st/')).toEqual({ folders: [], objects: ['st/_lease.json', 'st/own.json'] });
+    expect((await readdir(join(parent, 'partial', 'st'))).sort()).toEqual(['_lease.json', 'own.json']);
+  });
+
   it('reports a missing root as empty, and uses file:// URIs', async () => {
     const store = openStore(join(parent, 'does-not-exist'), {}, '--root');
     expect(await store.list('')).toEqual([]);
