@@ -6,6 +6,7 @@
  * stripped of them.
  */
 import { ConfigError, StorageError, UsageError } from '../errors.js';
+import { type RetryTiming, retryWaitMs } from '../storage/retry-policy.js';
 import { labelledSchema } from './check.js';
 import type { SchemaHistory } from './history.js';
 
@@ -25,17 +26,21 @@ export interface RegistryOptions {
 /** Statuses worth retrying: the registry or a proxy in front of it is briefly unavailable. */
 const TRANSIENT_STATUSES = new Set([429, 500, 502, 503, 504]);
 
-/** Longest wait between attempts, whatever Retry-After asks. */
-const MAX_RETRY_DELAY_MS = 10_000;
+/**
+ * How the registry client backs off: the shared policy (storage/retry-policy.ts, full-jitter
+ * exponential) from a 250 ms step, no wait beyond 10 s whatever Retry-After asks. A registry is one
+ * shared service, so its first step is longer than S3's 100 ms.
+ */
+export const REGISTRY_RETRY_TIMING: RetryTiming = { baseDelayMs: 250, maxDelayMs: 10_000 };
 
 /**
- * Delay before retry number `attempt` (1 for the first retry): the registry's Retry-After in
- * seconds when it sent one, else exponential from 250 ms, capped at MAX_RETRY_DELAY_MS.
+ * Delay before retry number `attempt` (1 for the first retry): retryWaitMs of the shared policy,
+ * with the registry's Retry-After (in seconds; an HTTP date or garbage is ignored) as a lower bound.
  */
-export function retryDelayMs(attempt: number, retryAfter: string | null): number {
+export function retryDelayMs(attempt: number, retryAfter: string | null, random: () => number = Math.random): number {
   const seconds = retryAfter === null ? Number.NaN : Number(retryAfter.trim());
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, MAX_RETRY_DELAY_MS);
-  return Math.min(250 * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+  const hinted = Number.isFinite(seconds) && seconds >= 0 && retryAfter?.trim() !== '';
+  return retryWaitMs(attempt, REGISTRY_RETRY_TIMING, { random, ...(hinted ? { retryAfterMs: seconds * 1000 } : {}) });
 }
 
 /** The URL without credentials, query or trailing slash, for requests and messages; and the credentials it carried. */

@@ -1,8 +1,10 @@
 /**
- * Retry policy of the S3 store (issue 5), pure so it is tested without a server: how long to wait
- * before attempt N, and the SDK retry strategy built on it, so the SDK's request retries and our
+ * Retry policy of every remote service the job talks to (issue 5, issue 10), pure so it is tested
+ * without a server: how long to wait before attempt N (retryDelayMs, or retryWaitMs with a server's
+ * Retry-After hint), and the S3 SDK retry strategy built on it, so the SDK's request retries and our
  * own (GetObject body resumes, conditional-write conflicts) share one attempt budget per operation
- * and one backoff curve.
+ * and one backoff curve. The schema registry client (schema/registry.ts) waits by retryWaitMs too.
+ * Only a type comes from the AWS SDK, so importing this module does not load the SDK.
  */
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
@@ -44,6 +46,23 @@ export function retryDelayMs(attempt: number, timing: RetryTiming, throttled = f
   // 2^30 already exceeds any sane cap; clamping the exponent keeps the product finite.
   const ceiling = Math.min(timing.maxDelayMs, base * 2 ** Math.min(attempt - 1, 30));
   return Math.floor(random() * ceiling);
+}
+
+/**
+ * Milliseconds to wait before attempt `attempt + 1`: retryDelayMs, or the server's hint
+ * (Retry-After) when it asks for longer, never beyond `timing.maxDelayMs`. A hint is honoured as a
+ * lower bound, not as the wait itself, so a server answering `Retry-After: 0` to a burst of
+ * clients still gets them spread out by the jitter.
+ */
+export function retryWaitMs(
+  attempt: number,
+  timing: RetryTiming,
+  options: { throttled?: boolean; retryAfterMs?: number; random?: () => number } = {},
+): number {
+  const delay = retryDelayMs(attempt, timing, options.throttled ?? false, options.random);
+  const hint = options.retryAfterMs;
+  if (hint === undefined || !Number.isFinite(hint)) return delay;
+  return Math.max(delay, Math.min(timing.maxDelayMs, Math.max(0, hint)));
 }
 
 /** The SDK's retry token: how many retries so far, and how long to wait before the next. */
@@ -91,11 +110,11 @@ export class S3RetryStrategy implements SdkRetryStrategy {
     if (errorInfo.errorType === 'CLIENT_ERROR' || status === 501 || retries >= this.maxAttempts) {
       return Promise.reject(errorInfo.error instanceof Error ? errorInfo.error : new Error(`no retry left after ${retries} attempts`));
     }
-    const throttled = errorInfo.errorType === 'THROTTLING';
-    let delay = retryDelayMs(retries, this.timing, throttled, this.random);
-    if (errorInfo.retryAfterHint !== undefined) {
-      delay = Math.max(delay, Math.min(this.timing.maxDelayMs, errorInfo.retryAfterHint.getTime() - Date.now()));
-    }
+    const delay = retryWaitMs(retries, this.timing, {
+      throttled: errorInfo.errorType === 'THROTTLING',
+      random: this.random,
+      ...(errorInfo.retryAfterHint === undefined ? {} : { retryAfterMs: errorInfo.retryAfterHint.getTime() - Date.now() }),
+    });
     return Promise.resolve(new AttemptToken(retries, delay));
   }
 

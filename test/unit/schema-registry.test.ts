@@ -1,21 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { retryDelayMs, splitRegistryUrl } from '../../src/schema/registry.js';
 
+// Issue 10: the registry backs off by the shared policy (full jitter), so each case fixes `random`;
+// before, it waited exactly 250 ms × 2^(n−1) and exactly Retry-After.
 describe('retryDelayMs', () => {
-  it('backs off exponentially from 250 ms, capped at 10 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => retryDelayMs(attempt, null))).toEqual([250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+  const almostOne = 1 - Number.EPSILON;
+  it('backs off exponentially from 250 ms with full jitter, capped at 10 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => retryDelayMs(attempt, null, () => almostOne))).toEqual([249, 499, 999, 1999, 3999, 7999, 9999, 9999]);
+    expect([1, 2, 3].map((attempt) => retryDelayMs(attempt, null, () => 0))).toEqual([0, 0, 0]);
+    expect(retryDelayMs(3, null, () => 0.5)).toBe(500);
   });
 
-  it('follows Retry-After in seconds, capped at 10 s', () => {
-    expect(retryDelayMs(1, '2')).toBe(2000);
-    expect(retryDelayMs(3, ' 0 ')).toBe(0);
-    expect(retryDelayMs(1, '3600')).toBe(10_000);
+  it('waits at least Retry-After in seconds, capped at 10 s', () => {
+    expect(retryDelayMs(1, '2', () => almostOne)).toBe(2000);
+    expect(retryDelayMs(3, ' 0 ', () => 0)).toBe(0);
+    expect(retryDelayMs(3, ' 0 ', () => 0.5)).toBe(500);
+    expect(retryDelayMs(1, '3600', () => 0)).toBe(10_000);
   });
 
-  it('ignores a Retry-After it cannot read (an HTTP date, garbage, a negative number)', () => {
-    expect(retryDelayMs(2, 'Wed, 21 Oct 2026 07:28:00 GMT')).toBe(500);
-    expect(retryDelayMs(2, 'soon')).toBe(500);
-    expect(retryDelayMs(2, '-5')).toBe(500);
+  it('ignores a Retry-After it cannot read (an HTTP date, garbage, a negative number, blank)', () => {
+    for (const header of ['Wed, 21 Oct 2026 07:28:00 GMT', 'soon', '-5', ' ']) expect(retryDelayMs(2, header, () => 0.5), header).toBe(250);
   });
 });
 

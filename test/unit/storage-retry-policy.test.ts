@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_RETRY_DELAY_MS, S3RetryStrategy, THROTTLING_DELAY_FACTOR, retryDelayMs } from '../../src/storage/retry-policy.js';
+import { MAX_RETRY_DELAY_MS, S3RetryStrategy, THROTTLING_DELAY_FACTOR, retryDelayMs, retryWaitMs } from '../../src/storage/retry-policy.js';
 
 const timing = { baseDelayMs: 100, maxDelayMs: 20_000 };
 /** The largest value Math.random can return. */
@@ -72,5 +72,21 @@ describe('S3RetryStrategy', () => {
     expect(soon.getRetryDelay()).toBeLessThanOrEqual(5000);
     const late = await strategy.refreshRetryTokenForRetry(start, { errorType: 'THROTTLING', error, retryAfterHint: new Date(Date.now() + 3_600_000) });
     expect(late.getRetryDelay()).toBe(timing.maxDelayMs);
+  });
+});
+
+describe('retryWaitMs (issue 10: one policy for S3 and the schema registry)', () => {
+  const timing = { baseDelayMs: 100, maxDelayMs: 1000 };
+  it('is retryDelayMs without a hint, or with a hint that is not a number', () => {
+    expect(retryWaitMs(3, timing, { random: () => 0.5 })).toBe(retryDelayMs(3, timing, false, () => 0.5));
+    expect(retryWaitMs(3, timing, { random: () => 0.5, retryAfterMs: Number.NaN })).toBe(200);
+    expect(retryWaitMs(1, timing, { random: () => 0.5, throttled: true })).toBe(retryDelayMs(1, timing, true, () => 0.5));
+  });
+
+  it('takes a longer hint as its wait, capped at maxDelayMs; a shorter or negative one leaves the jitter', () => {
+    expect(retryWaitMs(1, timing, { random: () => 0, retryAfterMs: 700 })).toBe(700);
+    expect(retryWaitMs(1, timing, { random: () => 0, retryAfterMs: 60_000 })).toBe(1000);
+    expect(retryWaitMs(3, timing, { random: () => 0.5, retryAfterMs: 10 })).toBe(200);
+    expect(retryWaitMs(3, timing, { random: () => 0.5, retryAfterMs: -500 })).toBe(200);
   });
 });
