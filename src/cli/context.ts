@@ -7,7 +7,7 @@ import type { JobConfig } from '../config/resolve.js';
 import { createLogger, type Logger } from '../observability/log.js';
 import { Progress } from '../observability/progress.js';
 import type { RunContext, Stores } from '../pipeline/daily.js';
-import { openStore } from '../storage/index.js';
+import { openStore } from '../storage/open.js';
 import { JOB_VERSION } from '../package-root.js';
 import { leaseTimingOf } from '../pipeline/lease-policy.js';
 

@@ -21,7 +21,7 @@ import type { Stage } from '../join/records.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
 import type { DayResult, RunContext } from '../pipeline/daily.js';
-import { destroyStores } from '../storage/index.js';
+import { destroyStores } from '../storage/open.js';
 import { commandLogger, createRunContext, openStores } from './context.js';
 import { reportFormats } from './format.js';
 import { renderReport } from './report-view.js';

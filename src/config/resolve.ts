@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, UsageError } from '../errors.js';
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/index.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';

@@ -1,9 +1,11 @@
 /**
- * Entry point of the storage folder: opens the right ObjectStore for a dataset URI and owns the S3
- * clients, one per distinct client configuration, so every store against one endpoint shares a
- * connection pool.
+ * Entry point of the storage folder for tests, benchmarks and tools: opens the right ObjectStore
+ * for a dataset URI with its S3 client created at once (so a caller can add middleware to the
+ * client it finds in its cache). This module loads the AWS SDK; the CLI opens stores through
+ * open.ts instead, which loads it only when a store is s3:// (issue 9: start-up).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { clientFor, defaultClients } from './client-cache.js';
 import { LocalObjectStore } from './local.js';
 import { S3ObjectStore, createS3Client } from './s3.js';
 import type { ObjectStore, S3Settings } from './types.js';
@@ -13,10 +15,8 @@ export type { ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, 
 export { joinUri, parseStoreUri, type StoreLocation } from './uri.js';
 export { LocalObjectStore } from './local.js';
 export { S3ObjectStore, createS3Client } from './s3.js';
+export { destroyStores } from './client-cache.js';
 export { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from './retry-policy.js';
-
-/** Clients shared by every openStore call that passes no cache of its own; released by destroyStores. */
-const defaultClients = new Map<string, S3Client>();
 
 /**
  * Opens the store for `uri` (given for `option`, e.g. `--root`, named in E_USAGE errors). S3 stores
@@ -30,26 +30,5 @@ export function openStore(
 ): ObjectStore {
   const location = parseStoreUri(uri, option);
   if (location.kind === 'local') return new LocalObjectStore(location.path);
-  // Upload sizes are per store, not per client, so they are not part of the client's identity;
-  // retries and timeouts are configured on the client, so they are.
-  const clientKey = JSON.stringify([
-    settings.endpoint ?? null,
-    settings.forcePathStyle ?? false,
-    settings.region ?? null,
-    settings.maxAttempts ?? null,
-    settings.idleTimeoutMs ?? null,
-    settings.retryBaseDelayMs ?? null,
-  ]);
-  let client = clientCache.get(clientKey);
-  if (client === undefined) {
-    client = createS3Client(settings);
-    clientCache.set(clientKey, client);
-  }
-  return new S3ObjectStore(client, location.bucket, location.prefix, settings);
-}
-
-/** Closes the S3 clients of `clientCache` (their keep-alive sockets), so the process can exit promptly. */
-export function destroyStores(clientCache: Map<string, S3Client> = defaultClients): void {
-  for (const client of clientCache.values()) client.destroy();
-  clientCache.clear();
+  return new S3ObjectStore(clientFor(settings, clientCache, createS3Client), location.bucket, location.prefix, settings);
 }

@@ -42,6 +42,7 @@ import {
   retryDelayMs,
   type RetryTiming,
 } from './retry-policy.js';
+import { s3ObjectUri, s3RootUri } from './uri.js';
 import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
 
 /** What the CompleteMultipartUpload of one write() sent: the part ETags, in part order, unquoted. */
@@ -194,7 +195,7 @@ export class S3ObjectStore implements ObjectStore {
   ) {
     const trimmed = prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
-    this.uri = trimmed === '' ? `s3://${bucket}` : `s3://${bucket}/${trimmed}`;
+    this.uri = s3RootUri(bucket, prefix);
     this.partSize = settings.uploadPartSize ?? DEFAULT_PART_SIZE;
     this.queueSize = settings.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
     ({ maxAttempts: this.maxAttempts, idleTimeoutMs: this.idleTimeoutMs, timing: this.retryTiming } = resilienceOf(settings));
@@ -214,7 +215,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   uriOf(key: string): string {
-    return `s3://${this.bucket}/${this.keyPrefix}${key}`;
+    return s3ObjectUri(this.bucket, this.keyPrefix, key);
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {

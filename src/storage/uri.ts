@@ -147,3 +147,15 @@ function stripTrailingSeparators(path: string): string {
   const stripped = path.replace(/\/+$/, '');
   return stripped.length === 0 ? '/' : stripped;
 }
+
+/** The root URI of the S3 store at `bucket` and `prefix` (`s3://bucket/prefix`, or `s3://bucket` at the bucket root). */
+export function s3RootUri(bucket: string, prefix: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? `s3://${bucket}` : `s3://${bucket}/${trimmed}`;
+}
+
+/** The URI of `key` in the S3 store at `bucket` and `prefix`: `s3://bucket/prefix/key`. */
+export function s3ObjectUri(bucket: string, prefix: string, key: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  return `s3://${bucket}/${trimmed === '' ? '' : `${trimmed}/`}${key}`;
+}
