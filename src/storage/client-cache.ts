@@ -35,6 +35,11 @@ export function clientFor(settings: S3Settings, clientCache: Map<string, S3Clien
   return client;
 }
 
+/** StoreCapabilities.conditionalWrites of an S3 store with these settings (S3Settings.conditionalWrites). */
+export function conditionalWritesOf(settings: S3Settings): boolean {
+  return settings.conditionalWrites ?? settings.endpoint === undefined;
+}
+
 /** Closes the S3 clients of `clientCache` (their keep-alive sockets), so the process can exit promptly. */
 export function destroyStores(clientCache: Map<string, S3Client> = defaultClients): void {
   for (const client of clientCache.values()) client.destroy();

@@ -50,6 +50,8 @@ const CREATE_IN_DIRECTORY_ATTEMPTS = 5;
 /** An object store rooted at an absolute local directory. */
 export class LocalObjectStore implements ObjectStore {
   readonly uri: string;
+  /** link(2) makes If-None-Match atomic, but If-Match is a stat then a rename (writeConditional): not enforced. */
+  readonly capabilities = { conditionalWrites: false } as const;
 
   constructor(readonly rootDir: string) {
     if (!isAbsolute(rootDir)) {

@@ -7,7 +7,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { clientFor, defaultClients } from './client-cache.js';
+import { clientFor, conditionalWritesOf, defaultClients } from './client-cache.js';
 import { LocalObjectStore } from './local.js';
 import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
 import { parseStoreUri, s3ObjectUri, s3RootUri } from './uri.js';
@@ -31,6 +31,7 @@ export function openStore(uri: string, settings: S3Settings, option: string, cli
  */
 export class DeferredS3ObjectStore implements ObjectStore {
   readonly uri: string;
+  readonly capabilities: { conditionalWrites: boolean };
   private backend: Promise<ObjectStore> | undefined;
 
   constructor(
@@ -40,6 +41,7 @@ export class DeferredS3ObjectStore implements ObjectStore {
     private readonly clientCache: Map<string, S3Client>,
   ) {
     this.uri = s3RootUri(bucket, prefix);
+    this.capabilities = { conditionalWrites: conditionalWritesOf(settings) };
   }
 
   uriOf(key: string): string {

@@ -43,6 +43,7 @@ import {
   type RetryTiming,
 } from './retry-policy.js';
 import { s3ObjectUri, s3RootUri } from './uri.js';
+import { conditionalWritesOf } from './client-cache.js';
 import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
 
 /** What the CompleteMultipartUpload of one write() sent: the part ETags, in part order, unquoted. */
@@ -179,6 +180,7 @@ function regionFromChainOrFallback(): () => Promise<string> {
 /** An object store rooted at `s3://bucket/prefix`. */
 export class S3ObjectStore implements ObjectStore {
   readonly uri: string;
+  readonly capabilities: { conditionalWrites: boolean };
   /** `prefix/`, or '' at the bucket root: prepended to every key. */
   private readonly keyPrefix: string;
   private readonly partSize: number;
@@ -196,6 +198,7 @@ export class S3ObjectStore implements ObjectStore {
     const trimmed = prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
     this.uri = s3RootUri(bucket, prefix);
+    this.capabilities = { conditionalWrites: conditionalWritesOf(settings) };
     this.partSize = settings.uploadPartSize ?? DEFAULT_PART_SIZE;
     this.queueSize = settings.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
     ({ maxAttempts: this.maxAttempts, idleTimeoutMs: this.idleTimeoutMs, timing: this.retryTiming } = resilienceOf(settings));
@@ -512,8 +515,11 @@ export class S3ObjectStore implements ObjectStore {
   async writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined> {
     assertRelativeKey(key, this.uri);
     const operation = 'writeConditional';
-    const before = await this.head(key);
-    if ('ifNoneMatch' in condition ? before !== undefined : before?.etag !== condition.ifMatch) return undefined;
+    const enforced = this.capabilities.conditionalWrites;
+    if (!enforced) {
+      const before = await this.head(key);
+      if ('ifNoneMatch' in condition ? before !== undefined : before?.etag !== condition.ifMatch) return undefined;
+    }
     for (let attempt = 1; ; attempt++) {
       let etag: string;
       try {
@@ -546,6 +552,8 @@ export class S3ObjectStore implements ObjectStore {
         }
         throw this.mapError(error, operation, key, undefined, attempt > 1 ? attempt : undefined);
       }
+      // A store that evaluated the condition answered 200 only to the winner, with its ETag.
+      if (enforced && etag !== '') return { key, size: body.byteLength, etag };
       const after = await this.head(key);
       if (after === undefined || (etag !== '' && after.etag !== etag)) return undefined;
       return { key, size: body.byteLength, etag: after.etag };

@@ -96,12 +96,35 @@ export interface S3Settings {
    * long. Default 100 ms, as the AWS SDKs. Not a CLI option: fault-injection tests set it to 1.
    */
   retryBaseDelayMs?: number;
+  /**
+   * Whether the store evaluates conditional writes itself (StoreCapabilities.conditionalWrites).
+   * Default: true on AWS (no `endpoint`), false on a custom endpoint, since s3rver 3.7.1 and older
+   * MinIO ignore the headers; set true for a MinIO or other store known to enforce them.
+   */
+  conditionalWrites?: boolean;
+}
+
+/**
+ * What a store enforces itself (issue 10), so callers emulate only what it does not. Declared by
+ * the store from its settings, never probed: a store that ignores a precondition answers 200 just
+ * like one that evaluated it.
+ */
+export interface StoreCapabilities {
+  /**
+   * `If-None-Match: *` and `If-Match` on writes are evaluated atomically by the server (AWS S3
+   * since 2024-11, recent MinIO). Then writeConditional sends the PUT alone and its answer is the
+   * verdict; otherwise it brackets the PUT with HEADs and the lease reads its writes back.
+   */
+  conditionalWrites: boolean;
 }
 
 /** An object store rooted at one URI. */
 export interface ObjectStore {
   /** The root URI, e.g. `s3://bucket/prefix/predictions` or `file:///data/predictions`. */
   readonly uri: string;
+
+  /** What this store enforces (StoreCapabilities). */
+  readonly capabilities: StoreCapabilities;
 
   /** The URI of one key, for messages and manifests. */
   uriOf(key: string): string;

@@ -559,22 +559,56 @@ describe('LocalObjectStore specifics', () => {
 });
 
 describe('S3ObjectStore failures', () => {
-  it('refuses a wrong Content-Range instead of returning the wrong bytes (s3rver answers bytes=0-0 with the whole object)', async () => {
+  /** Runs `body` with a fresh s3rver bucket, s3rver credentials in the environment and a client cache, released after. */
+  async function withTestBucket(body: (endpoint: string, bucket: string, clients: Map<string, S3Client>) => Promise<void>): Promise<void> {
     const endpoint = inject('s3Endpoint');
     const bucket = await createTestBucket(endpoint);
     vi.stubEnv('AWS_ACCESS_KEY_ID', S3RVER_CREDENTIALS.accessKeyId);
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', S3RVER_CREDENTIALS.secretAccessKey);
     const clients = new Map<string, S3Client>();
     try {
+      await body(endpoint, bucket, clients);
+    } finally {
+      destroyStores(clients);
+      vi.unstubAllEnvs();
+    }
+  }
+
+  it('refuses a wrong Content-Range instead of returning the wrong bytes (s3rver answers bytes=0-0 with the whole object)', async () => {
+    await withTestBucket(async (endpoint, bucket, clients) => {
       const store = openStore(`s3://${bucket}`, { endpoint, forcePathStyle: true }, '--root', clients);
       await store.write('r.txt', Buffer.from('0123456789'));
       const error = (await store.read('r.txt', { start: 0, end: 0 }).catch((caught: unknown) => caught)) as ModelMetricsError;
       expect(error.code).toBe('E_STORAGE');
       expect(error.context).toMatchObject({ operation: 'read', uri: `s3://${bucket}/r.txt`, contentRange: 'bytes 0-9/10' });
-    } finally {
-      destroyStores(clients);
-      vi.unstubAllEnvs();
-    }
+    });
+  });
+
+  it('emulates conditional writes with a HEAD before and after the PUT unless the store declares it enforces them (issue 10)', async () => {
+    await withTestBucket(async (endpoint, bucket, clients) => {
+      const sent: string[] = [];
+      const emulating = openStore(`s3://${bucket}/emulated`, { endpoint, forcePathStyle: true }, '--root', clients);
+      // s3rver evaluates no precondition, so "enforcing" here only shows which requests are sent;
+      // that AWS S3 and MinIO answer 412 to the loser is their documented behaviour, not tested here.
+      const enforcing = openStore(`s3://${bucket}/enforced`, { endpoint, forcePathStyle: true, conditionalWrites: true }, '--root', clients);
+      expect([emulating.capabilities.conditionalWrites, enforcing.capabilities.conditionalWrites]).toEqual([false, true]);
+      expect(clients.size).toBe(1);
+      for (const client of clients.values()) {
+        client.middlewareStack.add((next, context) => (args) => {
+          sent.push(context.commandName ?? 'unknown');
+          return next(args);
+        }, { step: 'initialize', name: 'countConditionalWrites' });
+      }
+      const created = await emulating.writeConditional('lease.json', Buffer.from('a'), { ifNoneMatch: '*' });
+      expect(sent.splice(0)).toEqual(['HeadObjectCommand', 'PutObjectCommand', 'HeadObjectCommand']);
+      expect(await emulating.writeConditional('lease.json', Buffer.from('b'), { ifNoneMatch: '*' })).toBeUndefined();
+      expect(sent.splice(0)).toEqual(['HeadObjectCommand']);
+      const enforcedCreate = await enforcing.writeConditional('lease.json', Buffer.from('a'), { ifNoneMatch: '*' });
+      await enforcing.writeConditional('lease.json', Buffer.from('c'), { ifMatch: enforcedCreate!.etag });
+      expect(sent.splice(0)).toEqual(['PutObjectCommand', 'PutObjectCommand']);
+      expect(enforcedCreate).toEqual({ key: 'lease.json', size: 1, etag: created!.etag });
+      expect((await enforcing.readSmall('lease.json'))?.toString()).toBe('c');
+    });
   });
 
   it('maps a missing bucket to E_NOT_FOUND naming the bucket', async () => {
