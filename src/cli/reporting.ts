@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../pipeline/outcome.js';
 import { type RawOptions, isHttpUrl } from '../config/resolve.js';
 import { ExitCode, UsageError } from '../errors.js';
 import type { Stage } from '../join/records.js';
