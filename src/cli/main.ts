@@ -13,7 +13,7 @@ import { type DayOutcome, combinedExitCode } from '../pipeline/outcome.js';
 import { buildReport } from '../../jobs/report.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
-import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, envNameOf, optionsOf } from '../config/options.js';
+import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, defaultOf, envNameOf, optionsOf } from '../config/options.js';
 import { type JobConfig, coerceAll, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../config/resolve.js';
 import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
@@ -38,7 +38,7 @@ export interface CliIo {
 function addOptions(command: Command, specs: readonly OptionSpec[]): Command {
   for (const spec of specs) {
     const flags = spec.kind === 'boolean' ? `--${spec.name}` : `--${spec.name} <${spec.arg ?? 'VALUE'}>`;
-    const marks = [spec.required === true ? 'required' : undefined, spec.defaultText === undefined ? undefined : `default: ${spec.defaultText}`].filter((m) => m !== undefined);
+    const marks = [spec.required === true ? 'required' : undefined, spec.default !== undefined ? `default: ${spec.default}` : spec.defaultText === undefined ? undefined : `default: ${spec.defaultText}`].filter((m) => m !== undefined);
     const description = `${spec.description}${marks.length > 0 ? ` (${marks.join('; ')})` : ''} [env ${envNameOf(spec)}]`;
     command.addOption(new Option(flags, description));
   }
@@ -249,7 +249,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     const from = raw.from as string;
     const to = raw.to as string;
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
-    const concurrency = (raw.concurrency as number | undefined) ?? 1;
+    const concurrency = (raw.concurrency as number | undefined) ?? defaultOf<number>('concurrency', 'backfill');
     if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
     const shard = shardOf(raw, io.env);
     const config = resolveJobConfig(raw, io.env);
@@ -268,7 +268,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   });
 
   define('scheduled', 'CronJob entry: preliminary for yesterday, final for every closed window without one', async ({ raw, warnings }) => {
-    const lookbackIso = (raw.lookback as string | undefined) ?? 'P30D';
+    const lookbackIso = (raw.lookback as string | undefined) ?? defaultOf<string>('lookback', 'scheduled');
     let lookbackMicros: number;
     try {
       lookbackMicros = parseLabelWindow(lookbackIso).micros;
@@ -289,8 +289,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   define('report', 'print the metrics of a date range as a table (or csv, md, json)', async ({ raw, warnings }) => {
     const from = raw.from as string;
     const to = raw.to as string;
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, 'final');
-    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : 'table');
+    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, defaultOf<string>('stage', 'report'));
+    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : defaultOf<string>('format', 'report'));
     const metrics = openStore(datasetUri(raw, 'metrics'), s3SettingsOf(raw, io.env), '--metrics');
     warnAll(commandLogger(logSettingsOf(raw), 'report'), warnings);
     const report = await buildReport(metrics, { from, to, stage });
@@ -298,8 +298,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   });
 
   define('demo', 'generate sample data locally, run both stages and print the tables (no server, no credentials)', async ({ raw, warnings }) => {
-    const dir = resolvePath((raw.dir as string | undefined) ?? './model-metrics-demo');
-    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? 'warn', ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
+    const dir = resolvePath((raw.dir as string | undefined) ?? defaultOf<string>('dir', 'demo'));
+    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? defaultOf<string>('log-level', 'demo'), ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
     const ctx = createRunContext(config, 'demo', interrupt.signal);
     warnAll(ctx.logger, warnings);
     const result = await demo(ctx);

@@ -4,13 +4,12 @@
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/index.js';
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
 import { writableCodecs } from '../avro/codecs.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
-import { type OptionSpec, decodeLimitFlags } from './options.js';
+import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
@@ -97,7 +96,7 @@ function positiveInt(raw: RawOptions, name: string, fallback: number, max: numbe
 }
 
 /** One of a fixed set of values, or a UsageError naming the option and the choices. */
-export function oneOf<T extends string>(raw: RawOptions, name: string, choices: readonly T[], fallback?: T): T {
+export function oneOf<T extends string>(raw: RawOptions, name: string, choices: readonly T[], fallback?: string): T {
   const value = raw[name] ?? fallback;
   if (value === undefined) throw new UsageError(`--${name} is required: one of ${choices.join(', ')}`, { option: `--${name}` });
   if (!choices.includes(value as T)) {
@@ -154,13 +153,13 @@ export function s3SettingsOf(raw: RawOptions, env: NodeJS.ProcessEnv): S3Setting
   if (raw['s3-region'] !== undefined) s3.region = raw['s3-region'] as string;
   // The AWS convention AWS_MAX_ATTEMPTS still counts, below our own flag and variable.
   const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
-  s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', DEFAULT_MAX_ATTEMPTS, 100);
-  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', DEFAULT_IDLE_TIMEOUT_MS / 1000, 86_400) * 1000;
+  s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', defaultOf('s3-max-attempts'), 100);
+  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', defaultOf('s3-idle-timeout-seconds'), 86_400) * 1000;
   return s3;
 }
 
 /** The log settings of any command. */
-export function logSettingsOf(raw: RawOptions, fallbackLevel: JobConfig['logLevel'] = 'info'): Pick<JobConfig, 'logLevel' | 'logFormat'> {
+export function logSettingsOf(raw: RawOptions, fallbackLevel: JobConfig['logLevel'] = defaultOf('log-level')): Pick<JobConfig, 'logLevel' | 'logFormat'> {
   const format = raw['log-format'] === undefined ? undefined : oneOf(raw, 'log-format', logFormats);
   return { logLevel: oneOf(raw, 'log-level', logLevels, fallbackLevel), ...(format === undefined ? {} : { logFormat: format }) };
 }
@@ -173,10 +172,10 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
   const uris = Object.fromEntries(datasetNames.map((name) => [name, datasetUri(raw, name)])) as Record<DatasetName, string>;
   checkOutputsApart(uris, new Set(datasetNames.filter((name) => raw[name] !== undefined)));
 
-  const windowIso = (raw['label-window'] as string | undefined) ?? 'P7D';
+  const windowIso = (raw['label-window'] as string | undefined) ?? defaultOf<string>('label-window');
   const labelWindow = parseLabelWindow(windowIso);
 
-  const codec = (raw.codec as string | undefined) ?? 'deflate';
+  const codec = (raw.codec as string | undefined) ?? defaultOf<string>('codec');
   const codecs = writableCodecs();
   if (!codecs.includes(codec)) {
     throw new UsageError(`--codec must be one of ${codecs.join(', ')}, got ${JSON.stringify(codec)}`, { option: '--codec' });
@@ -198,17 +197,17 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     ...uris,
     labelWindow,
     sliceKeys,
-    maxSliceValues: positiveInt(raw, 'max-slice-values', 100, 1_000_000),
+    maxSliceValues: positiveInt(raw, 'max-slice-values', defaultOf('max-slice-values'), 1_000_000),
     codec,
     // Parts are moved into place with one CopyObject each, which S3 allows up to 5 GiB.
-    partBytes: positiveInt(raw, 'part-size-mb', 128, 4096) * 1024 * 1024,
-    readAhead: positiveInt(raw, 'read-ahead', 4, 64),
+    partBytes: positiveInt(raw, 'part-size-mb', defaultOf('part-size-mb'), 4096) * 1024 * 1024,
+    readAhead: positiveInt(raw, 'read-ahead', defaultOf('read-ahead'), 64),
     s3,
     // At least 10 s: renewals every quarter of it must stay far above one request's latency.
-    leaseTtlMs: positiveInt(raw, 'lease-ttl', 60, 3600, 10) * 1000,
+    leaseTtlMs: positiveInt(raw, 'lease-ttl', defaultOf('lease-ttl'), 3600, 10) * 1000,
     decodeLimits,
     force: raw.force === true,
-    onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, 'fail'),
+    onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, defaultOf<string>('on-corrupt')),
     json: raw.json === true,
     ...logSettingsOf(raw),
   };
