@@ -7,7 +7,7 @@ import { mapBounded } from '../src/concurrency.js';
 import { dateRange } from '../src/config/dates.js';
 import type { RunContext } from '../src/pipeline/daily.js';
 import type { Stage } from '../src/join/records.js';
-import { type DayOutcome, runDayOutcome } from './outcome.js';
+import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
 
 /** What to backfill. */
 export interface BackfillRequest {

@@ -8,7 +8,7 @@ import { generateSample, type SampleSummary } from '../src/demo/generate.js';
 import { dayWindow } from '../src/join/policy.js';
 import type { RunContext } from '../src/pipeline/daily.js';
 import { type Report, buildReport } from './report.js';
-import { type DayOutcome, runDayOutcome } from './outcome.js';
+import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
 
 /** The demo's fixed calendar: five weekdays, so every run of the demo prints the same numbers. */
 export const DEMO_FROM = '2026-03-02';

@@ -8,7 +8,7 @@ import { addDays, dateOfMicros } from '../src/config/dates.js';
 import { SUCCESS_FILE, inputPartition, outputPartition } from '../src/dataset/layout.js';
 import { dayWindow, finalReadyAtMicros } from '../src/join/policy.js';
 import type { RunContext } from '../src/pipeline/daily.js';
-import { type DayOutcome, runDayOutcome } from './outcome.js';
+import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
 
 /** When and how far back. */
 export interface ScheduledRequest {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { JobConfig } from '../config/resolve.js';
-import { createLogger, type Logger } from '../observability/log.js';
+import { type LogFormat, createLogger, type Logger } from '../observability/log.js';
 import { Progress } from '../observability/progress.js';
 import type { RunContext, Stores } from '../pipeline/daily.js';
 import { openStore } from '../storage/open.js';
@@ -23,8 +23,13 @@ export function openStores(config: JobConfig): Stores {
 }
 
 /** A logger for a command, with a run id on every line; clears the progress line before each log line. */
-export function commandLogger(config: Pick<JobConfig, 'logLevel'>, command: string, progress?: { clearLine(): void }): Logger {
-  return createLogger(config.logLevel, { run_id: randomUUID(), command, job_version: JOB_VERSION }, progress === undefined ? undefined : () => progress.clearLine());
+export function commandLogger(config: Pick<JobConfig, 'logLevel' | 'logFormat'>, command: string, progress?: { clearLine(): void }): Logger {
+  return createLogger(config.logLevel, { run_id: randomUUID(), command, job_version: JOB_VERSION }, progress === undefined ? undefined : () => progress.clearLine(), logFormatOf(config));
+}
+
+/** The log format: as asked, else pretty for a person at a terminal and JSON lines for anything else (SPEC §6). */
+export function logFormatOf(config: Pick<JobConfig, 'logFormat'>): LogFormat {
+  return config.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
 }
 
 /** The full context of a job command. */

@@ -9,20 +9,21 @@ import { Command, CommanderError, Option } from 'commander';
 import { backfill } from '../../jobs/backfill.js';
 import { dailyRun } from '../../jobs/daily-run.js';
 import { demo } from '../../jobs/demo.js';
-import { type DayOutcome, combinedExitCode } from '../../jobs/outcome.js';
+import { type DayOutcome, combinedExitCode } from '../pipeline/outcome.js';
 import { buildReport } from '../../jobs/report.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
-import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
-import { type JobConfig, type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
+import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, defaultOf, envNameOf, optionsOf } from '../config/options.js';
+import { type JobConfig, coerceAll, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../config/resolve.js';
+import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
 import type { DayResult, RunContext } from '../pipeline/daily.js';
-import { destroyStores } from '../storage/open.js';
-import { commandLogger, createRunContext, openStores } from './context.js';
+import { destroyStores, openStore } from '../storage/open.js';
+import { commandLogger, createRunContext } from './context.js';
 import { reportFormats } from './format.js';
 import { renderReport } from './report-view.js';
 import { registerSchemaCommand } from './schema-command.js';
@@ -34,75 +35,69 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-const stageSpec: OptionSpec = { name: 'stage', kind: 'string', arg: 'STAGE', description: 'preliminary (labels so far) or final (label window closed)' };
-const asOfSpec: OptionSpec = { name: 'as-of', kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z', defaultText: 'now' };
-
-const summaryFileSpec: OptionSpec = { name: 'summary-file', kind: 'string', arg: 'PATH', description: 'also write the JSON summary (the --json document) to this file, e.g. /airflow/xcom/return.json' };
-const pushgatewaySpecs: OptionSpec[] = [
-  { name: 'pushgateway', kind: 'string', arg: 'URL', description: 'push run metrics (duration, records, exit code, last success per stage) to this Prometheus Pushgateway' },
-  { name: 'pushgateway-job', kind: 'string', arg: 'NAME', description: 'job label of the pushed metrics', defaultText: 'model_metrics' },
-];
-/** What every computing command (run, backfill, scheduled) adds to its own options. */
-const reportingSpecs: OptionSpec[] = [summaryFileSpec, ...pushgatewaySpecs];
-
-const commandSpecs = {
-  run: [{ name: 'date', kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute' }, stageSpec, asOfSpec, ...reportingSpecs],
-  backfill: [
-    { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
-    { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
-    stageSpec,
-    asOfSpec,
-    { name: 'concurrency', kind: 'integer', arg: 'N', description: 'days computed at once (each holds its own label index in memory)', defaultText: '1' },
-    { name: 'shard-count', kind: 'integer', arg: 'N', description: 'split the range over N workers, dealing days round-robin (day k of the range goes to shard k mod N)', defaultText: '1' },
-    { name: 'shard-index', kind: 'integer', arg: 'I', description: 'this worker\'s shard, 0 to N-1', defaultText: 'env JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' },
-    ...reportingSpecs,
-  ],
-  scheduled: [asOfSpec, { name: 'lookback', kind: 'string', arg: 'ISO', description: 'how far back to look for days whose final is due', defaultText: 'P30D' }, ...reportingSpecs],
-  report: [
-    { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
-    { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
-    { ...stageSpec, defaultText: 'final' },
-    { name: 'format', kind: 'string', arg: 'FORMAT', description: `output format: ${reportFormats.join(', ')}`, defaultText: 'table' },
-  ],
-  demo: [{ name: 'dir', kind: 'string', arg: 'PATH', description: 'folder for the sample data and outputs', defaultText: './model-metrics-demo' }],
-} satisfies Record<string, OptionSpec[]>;
-
 function addOptions(command: Command, specs: readonly OptionSpec[]): Command {
   for (const spec of specs) {
     const flags = spec.kind === 'boolean' ? `--${spec.name}` : `--${spec.name} <${spec.arg ?? 'VALUE'}>`;
-    const description = `${spec.description}${spec.defaultText ? ` (default: ${spec.defaultText})` : ''} [env ${envNameOf(spec)}]`;
+    const marks = [spec.required === true ? 'required' : undefined, spec.default !== undefined ? `default: ${spec.default}` : spec.defaultText === undefined ? undefined : `default: ${spec.defaultText}`].filter((m) => m !== undefined);
+    const description = `${spec.description}${marks.length > 0 ? ` (${marks.join('; ')})` : ''} [env ${envNameOf(spec)}]`;
     command.addOption(new Option(flags, description));
   }
-  command.addOption(new Option('--config <FILE>', 'JSON or YAML file with the same options (keys without --); flags beat env beat file'));
+  command.addOption(new Option('--config <FILE>', `JSON or YAML file with the same options (keys without --; a section named after a command holds that command's own keys); flags beat env beat file [env ${CONFIG_ENV}]`));
   return command;
 }
 
-/** Raw options in precedence order, coerced to their kinds. */
-function gatherOptions(flags: Record<string, unknown>, specs: readonly OptionSpec[], env: NodeJS.ProcessEnv): RawOptions {
-  const fromFlags: RawOptions = {};
-  for (const spec of specs) {
-    const value = flags[camelNameOf(spec.name)];
-    if (value !== undefined) fromFlags[spec.name] = value;
-  }
-  const configPath = (flags.config as string | undefined) ?? env.MODEL_METRICS_CONFIG;
-  const fromFile = configPath === undefined ? {} : readConfigFile(configPath, specs);
-  return coerceAll(mergeOptions(fromFile, readEnvOptions(env, specs), fromFlags), specs);
+/** A command's options from every source, coerced to their kinds, with the source of each value. */
+interface GatheredOptions {
+  raw: RawOptions;
+  sources: OptionSources;
+  /** Warnings to log once the command has a logger (unknown MODEL_METRICS_* names). */
+  warnings: string[];
 }
 
-function required(raw: RawOptions, name: string, example: string): string {
-  const value = raw[name];
-  if (value === undefined) throw new UsageError(`--${name} is required, e.g. --${name} ${example}`, { option: `--${name}` });
-  return value as string;
+/** Raw options in precedence order, coerced to their kinds. */
+function gatherOptions(command: CommandName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv): GatheredOptions {
+  const specs = optionsOf(command);
+  const fromFlags: SourcedOptions = { values: {}, sources: {} };
+  for (const spec of specs) {
+    const value = flags[camelNameOf(spec.name)];
+    if (value !== undefined) {
+      fromFlags.values[spec.name] = value;
+      fromFlags.sources[spec.name] = `--${spec.name}`;
+    }
+  }
+  const configPath = (flags.config as string | undefined) ?? env[CONFIG_ENV];
+  const fromFile = configPath === undefined ? { values: {}, sources: {} } : readConfigFile(configPath, command);
+  const fromEnv = readEnvOptions(env, command);
+  const merged = mergeSources(fromFile, fromEnv, fromFlags);
+  const raw = coerceAll(merged.values, specs, merged.sources);
+  checkRequired(command, raw, EXAMPLES);
+  return { raw, sources: merged.sources, warnings: fromEnv.warnings };
 }
+
+/** Example values of required options, for the message that lists the missing ones. */
+const EXAMPLES: Record<string, string> = { date: '2026-03-02', from: '2026-03-02', to: '2026-03-08', stage: 'preliminary' };
+
+/** How far ahead of this host's clock `--as-of` may lie: clock skew between hosts, not a future run. */
+export const AS_OF_SKEW_MICROS = 5 * 60 * 1_000_000;
 
 function nowMicros(): number {
   // Whole seconds: a default as-of that prints cleanly and reruns within the same second agree.
   return Math.floor(Date.now() / 1000) * 1_000_000;
 }
 
+/** The run's as-of: `--as-of`, at most AS_OF_SKEW_MICROS ahead of the clock (SPEC §3), else now. */
 function asOfOf(raw: RawOptions): number {
   const text = raw['as-of'] as string | undefined;
-  return text === undefined ? nowMicros() : parseTimestamp(text, '--as-of');
+  if (text === undefined) return nowMicros();
+  const asOf = parseTimestamp(text, '--as-of');
+  const now = Date.now() * 1000;
+  if (asOf > now + AS_OF_SKEW_MICROS) {
+    throw new UsageError(
+      `--as-of ${formatMicros(asOf)} lies in the future (the clock reads ${formatMicros(Math.floor(now / 1_000_000) * 1_000_000)}; up to 5 minutes of skew are allowed): labels not yet arrived would be taken as absent, and a final published before its window really closed; leave --as-of out to use now`,
+      { option: '--as-of' },
+    );
+  }
+  return asOf;
 }
 
 function describeResult(r: DayResult): string {
@@ -123,20 +118,35 @@ function describeOutcomes(outcomes: readonly DayOutcome[]): string {
 }
 
 /** A commander parse error (unknown option or command, missing value) as a UsageError naming the option. */
-function usageErrorOf(error: CommanderError, program: Command): UsageError {
+function usageErrorOf(error: CommanderError, program: Command, commandName: string | undefined): UsageError {
   if (error.code === 'commander.help') {
     return new UsageError(`a command is required: one of ${program.commands.map((c) => c.name()).join(', ')}; add --help for usage`, { commander_code: error.code });
   }
   const option = /'(--?[\w-]+)/.exec(error.message)?.[1];
-  return new UsageError(`${error.message.replace(/^error: /, '')}; add --help for usage`, { ...(option === undefined ? {} : { option }), commander_code: error.code });
+  // Commander puts its suggestion on a line of its own: "error: unknown option '--codex'\n(Did you mean --codec?)".
+  const text = error.message.replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean ([^)]*?)\?\)/, '; did you mean $1?').replace(/\s*\n\s*/g, '; ');
+  const command = program.commands.find((c) => c.name() === commandName)?.name();
+  const others = option === undefined ? [] : commandsUsing(option.replace(/^--/, ''));
+  if (error.code === 'commander.unknownOption' && command !== undefined && others.length > 0) {
+    return new UsageError(`${command} does not use ${option} (an option of ${others.join(', ')}); leave it out, or see ${command} --help`, { option, command, commander_code: error.code });
+  }
+  return new UsageError(`${command === undefined ? '' : `${command}: `}${text}${text.endsWith('?') ? ' Add' : '; add'} --help for usage`, { ...(option === undefined ? {} : { option }), commander_code: error.code });
 }
 
 const HELP_FOOTER = `
 Options also come from MODEL_METRICS_<OPTION> environment variables and from --config FILE (JSON or
-YAML, keys are option names without --); flags beat environment beat file beat defaults.
+YAML, keys are option names without --, shared by every command; a section named after a command,
+e.g. "report:", holds that command's own keys); flags beat environment beat file beat defaults.
+A command refuses an option it does not use, from any source (exit 2).
 Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage or config,
 3 not ready, nothing done, retry later (the final label window is still open, or another run of
-the same date and stage holds its lease), 143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs: JSON lines on stderr; summary on stdout.`;
+the same date and stage holds its lease, or the day's predictions partition does not exist yet),
+143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs on stderr: readable lines at a terminal,
+JSON lines otherwise (--log-format); a failure ends with one line "model-metrics: error: ...".
+Summary on stdout.`;
+
+/** How the last line of a failed command begins, whatever the log format. */
+export const FAILURE_PREFIX = 'model-metrics: error: ';
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
@@ -154,6 +164,9 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   // Set by a computing command once its options are valid: where its summary and run metrics go.
   let reporting: Reporting | undefined;
   let summary: unknown;
+  // The log settings once the options parsed (the failure line uses them), and the last line of a failure.
+  let logSettings: Pick<JobConfig, 'logLevel' | 'logFormat'> | undefined;
+  let finalSentence: string | undefined;
   const print = (human: string, machine: unknown): void => {
     summary = machine;
     io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
@@ -182,34 +195,61 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       outputError: () => undefined,
     });
 
-  const setup = (name: keyof typeof commandSpecs, extraCommon: boolean): { specs: OptionSpec[]; command: Command } => {
-    const specs = extraCommon ? [...commandSpecs[name], ...commonOptions] : [...commandSpecs[name], ...commonOptions.filter((s) => s.name === 'log-level' || s.name === 'json')];
-    const command = addOptions(program.command(name), specs).exitOverride().addHelpText('after', HELP_FOOTER);
-    return { specs, command };
+  /** Logs the warnings of option gathering once the command's logger exists. */
+  const warnAll = (logger: Logger, warnings: readonly string[]): void => {
+    for (const warning of warnings) logger.warn({ event: 'config_warning', message: sanitizeForLog(warning) }, sanitizeForLog(warning));
+  };
+  /**
+   * Declares a command from the option table: its flags are the table's entries for it; its action
+   * gets the gathered options, and any usage error it throws is reworded to name the source of the
+   * value (environment variable or config file line).
+   */
+  const define = (name: CommandName, description: string, action: (options: GatheredOptions) => Promise<void>): Command =>
+    addOptions(program.command(name), optionsOf(name))
+      .description(description)
+      .exitOverride()
+      .addHelpText('after', HELP_FOOTER)
+      .action(async (flags: Record<string, unknown>) => {
+        json = flags.json === true;
+        let sources: OptionSources = {};
+        try {
+          const options = gatherOptions(name, flags, io.env);
+          sources = options.sources;
+          json = options.raw.json === true;
+          logSettings = logSettingsOf(options.raw);
+          await action(options);
+        } catch (error) {
+          throw attributeSource(error, sources);
+        }
+      });
+  /** The day outcomes' verdict for the last line of a failed multi-day command. */
+  const outcomesVerdict = (outcomes: readonly DayOutcome[]): void => {
+    exitCode = combinedExitCode(outcomes);
+    const notOk = outcomes.filter((o) => o.status === 'failed' || o.status === 'not_ready');
+    if (notOk.length > 0) {
+      const failed = notOk.filter((o) => o.status === 'failed').length;
+      finalSentence = `${failed} of ${outcomes.length} day(s) failed and ${notOk.length - failed} not ready (first: ${notOk[0]!.date} ${notOk[0]!.stage}: ${'error' in notOk[0]! ? notOk[0].error : ''})`;
+    }
   };
 
-  const run = setup('run', true);
-  run.command.description('compute one day and stage').action(async (flags: Record<string, unknown>) => {
-    const raw = gatherOptions(flags, run.specs, io.env);
-    json = raw.json === true;
-    const date = required(raw, 'date', '2026-03-02');
+  define('run', 'compute one day and stage', async ({ raw, warnings }) => {
+    const date = raw.date as string;
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
+    const asOfMicros = asOfOf(raw);
     const config = resolveJobConfig(raw, io.env);
     const { ctx, report } = startReporting(raw, config, 'run', [stage]);
-    const result = await dailyRun(ctx, { date, stage, asOfMicros: asOfOf(raw) });
+    warnAll(ctx.logger, warnings);
+    const result = await dailyRun(ctx, { date, stage, asOfMicros });
     report.outcomes = [{ date, stage, status: result.status, result }];
     print(describeResult(result), result);
   });
 
-  const bf = setup('backfill', true);
-  bf.command.description('compute every day of a range, several at once').action(async (flags: Record<string, unknown>) => {
-    const raw = gatherOptions(flags, bf.specs, io.env);
-    json = raw.json === true;
-    const from = required(raw, 'from', '2026-01-01');
-    const to = required(raw, 'to', '2026-03-31');
+  define('backfill', 'compute every day of a range, several at once', async ({ raw, warnings }) => {
+    const from = raw.from as string;
+    const to = raw.to as string;
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
-    const concurrency = (raw.concurrency as number | undefined) ?? 1;
+    const concurrency = (raw.concurrency as number | undefined) ?? defaultOf<number>('concurrency', 'backfill');
     if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
     const shard = shardOf(raw, io.env);
     const config = resolveJobConfig(raw, io.env);
@@ -220,50 +260,49 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
     }
     const { ctx, report } = startReporting(raw, config, 'backfill', [stage]);
+    warnAll(ctx.logger, warnings);
     const outcomes = await backfill(ctx, { from, to, stage, asOfMicros, concurrency, shard });
     report.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
-    exitCode = combinedExitCode(outcomes);
+    outcomesVerdict(outcomes);
   });
 
-  const sched = setup('scheduled', true);
-  sched.command.description('CronJob entry: preliminary for yesterday, final for every closed window without one').action(async (flags: Record<string, unknown>) => {
-    const raw = gatherOptions(flags, sched.specs, io.env);
-    json = raw.json === true;
-    const lookbackIso = (raw.lookback as string | undefined) ?? 'P30D';
+  define('scheduled', 'CronJob entry: preliminary for yesterday, final for every closed window without one', async ({ raw, warnings }) => {
+    const lookbackIso = (raw.lookback as string | undefined) ?? defaultOf<string>('lookback', 'scheduled');
     let lookbackMicros: number;
     try {
       lookbackMicros = parseLabelWindow(lookbackIso).micros;
     } catch (error) {
       throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
     }
+    const asOfMicros = asOfOf(raw);
     const config = resolveJobConfig(raw, io.env);
     const { ctx, report } = startReporting(raw, config, 'scheduled', ['preliminary', 'final']);
-    const outcomes = await scheduled(ctx, { asOfMicros: asOfOf(raw), lookbackMicros });
+    warnAll(ctx.logger, warnings);
+    const outcomes = await scheduled(ctx, { asOfMicros, lookbackMicros });
     report.outcomes = outcomes;
     print(describeOutcomes(outcomes), outcomes);
-    exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
+    // A day not ready yet is the normal state of a schedule (its next run catches up): only failures fail it.
+    outcomesVerdict(outcomes.filter((o) => o.status !== 'not_ready'));
   });
 
-  const rep = setup('report', true);
-  rep.command.description('print the metrics of a date range as a table (or csv, md, json)').action(async (flags: Record<string, unknown>) => {
-    const raw = gatherOptions(flags, rep.specs, io.env);
-    const from = required(raw, 'from', '2026-03-02');
-    const to = required(raw, 'to', '2026-03-08');
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, 'final');
-    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : 'table');
-    const config = resolveJobConfig(raw, io.env);
-    const report = await buildReport(openStores(config).metrics, { from, to, stage });
+  define('report', 'print the metrics of a date range as a table (or csv, md, json)', async ({ raw, warnings }) => {
+    const from = raw.from as string;
+    const to = raw.to as string;
+    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, defaultOf<string>('stage', 'report'));
+    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : defaultOf<string>('format', 'report'));
+    const metrics = openStore(datasetUri(raw, 'metrics'), s3SettingsOf(raw, io.env), '--metrics');
+    warnAll(commandLogger(logSettingsOf(raw), 'report'), warnings);
+    const report = await buildReport(metrics, { from, to, stage });
     io.stdout(`${renderReport(report, format)}\n`);
   });
 
-  const dm = setup('demo', false);
-  dm.command.description('generate sample data locally, run both stages and print the tables (no server, no credentials)').action(async (flags: Record<string, unknown>) => {
-    const raw = gatherOptions(flags, dm.specs, io.env);
-    json = raw.json === true;
-    const dir = resolvePath((raw.dir as string | undefined) ?? './model-metrics-demo');
-    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? 'warn' }, {});
-    const result = await demo(createRunContext(config, 'demo', interrupt.signal));
+  define('demo', 'generate sample data locally, run both stages and print the tables (no server, no credentials)', async ({ raw, warnings }) => {
+    const dir = resolvePath((raw.dir as string | undefined) ?? defaultOf<string>('dir', 'demo'));
+    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? defaultOf<string>('log-level', 'demo'), ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
+    const ctx = createRunContext(config, 'demo', interrupt.signal);
+    warnAll(ctx.logger, warnings);
+    const result = await demo(ctx);
     const failed = result.outcomes.filter((o) => o.status !== 'done' && o.status !== 'already_done');
     const human = [
       `sample data: ${result.sample.predictions.toLocaleString('en-US')} predictions in ${result.sample.predictionFiles} files, ${result.sample.labels.toLocaleString('en-US')} labels in ${result.sample.labelFiles} files under ${dir}`,
@@ -276,7 +315,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
     ].join('\n');
     print(human, result);
-    exitCode = combinedExitCode(result.outcomes);
+    outcomesVerdict(result.outcomes);
   });
 
   registerSchemaCommand(program, io);
@@ -289,27 +328,30 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     if (caught instanceof CommanderError) {
       // --help and --version end here with exit code 0; everything else is bad usage.
       if (caught.exitCode === 0) return ExitCode.ok;
-      error = usageErrorOf(caught, program);
+      error = usageErrorOf(caught, program, argv[0]);
     }
     const code = exitCodeOf(error);
     // The failure line is logged at any level but "silent" (the options may not have parsed, so argv is read as is).
     const levelAt = argv.indexOf('--log-level');
-    const silent = (levelAt >= 0 && argv[levelAt + 1] === 'silent') || io.env.MODEL_METRICS_LOG_LEVEL === 'silent';
-    logger = commandLogger({ logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
+    const silent = logSettings?.logLevel === 'silent' || (levelAt >= 0 && argv[levelAt + 1] === 'silent') || io.env.MODEL_METRICS_LOG_LEVEL === 'silent';
+    logger = commandLogger({ ...logSettings, logLevel: silent ? 'silent' : 'error' }, argv[0] ?? 'model-metrics');
     const message = sanitizeForLog(error instanceof Error ? error.message : String(error));
     const details = error instanceof ModelMetricsError ? error.toJSON() : { code: 'E_INTERNAL', stack: error instanceof Error ? error.stack : undefined };
     const status = code === ExitCode.notReady ? 'not_ready' : error instanceof InterruptedError ? 'interrupted' : 'failed';
     logger.error({ event: status === 'failed' ? 'command_failed' : status, exit_code: code, ...details, message }, message);
     summary = { status, exit_code: code, ...details, message };
     if (json) io.stdout(`${JSON.stringify(summary)}\n`);
-    else if (process.stderr.isTTY) process.stderr.write(`model-metrics: ${message}\n`);
+    finalSentence = message;
     exitCode = code;
   }
   try {
     if (reporting !== undefined) {
-      const fallbackLogger = (): Logger => logger ?? commandLogger({ logLevel: 'warn' }, argv[0] ?? 'model-metrics');
+      const fallbackLogger = (): Logger => logger ?? commandLogger({ ...logSettings, logLevel: 'warn' }, argv[0] ?? 'model-metrics');
       exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });
+      if (exitCode !== ExitCode.ok && finalSentence === undefined) finalSentence = 'the run succeeded but its summary or run metrics could not be written; see the log above';
     }
+    // Whatever the log format, a failed command ends with one plain sentence: what cron mail and CI show.
+    if (exitCode !== ExitCode.ok) process.stderr.write(`${FAILURE_PREFIX}${finalSentence ?? `exit ${exitCode}`}\n`);
     return exitCode;
   } finally {
     process.removeListener('SIGTERM', onTerm);

@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../pipeline/outcome.js';
+import { defaultOf } from '../config/options.js';
 import { type RawOptions, isHttpUrl } from '../config/resolve.js';
 import { ExitCode, UsageError } from '../errors.js';
 import type { Stage } from '../join/records.js';
@@ -48,7 +49,7 @@ export function reportingOf(raw: RawOptions, command: string, stages: Stage[]): 
     if (!isHttpUrl(url)) {
       throw new UsageError(`--pushgateway must be an http(s) URL such as http://pushgateway:9091, got ${JSON.stringify(redactedUrl(url))}`, { option: '--pushgateway' });
     }
-    const job = (raw['pushgateway-job'] as string | undefined) ?? 'model_metrics';
+    const job = (raw['pushgateway-job'] as string | undefined) ?? defaultOf<string>('pushgateway-job');
     // The job name is a path segment and a label value: keep it to Prometheus' label-value-safe set.
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(job)) {
       throw new UsageError(`--pushgateway-job must start with a letter or _ and hold only letters, digits, _ . -, got ${JSON.stringify(job)}`, { option: '--pushgateway-job' });

@@ -6,6 +6,7 @@
  * UsageError (exit 2). Nothing here touches a dataset.
  */
 import { Option, type Command } from 'commander';
+import { REGISTRY_USER_ENV } from '../config/sources.js';
 import { SchemaIncompatibleError, UsageError } from '../errors.js';
 import {
   compatibilityModes,
@@ -24,8 +25,8 @@ export interface SchemaCommandIo {
   env: NodeJS.ProcessEnv;
 }
 
-/** Environment variable with the registry's `USER:PASSWORD`: kept out of argv, shell history and CI logs. */
-export const REGISTRY_USER_ENV = 'MODEL_METRICS_REGISTRY_USER';
+
+export { REGISTRY_USER_ENV };
 
 /** Default per-request timeout of registry calls, in seconds. */
 const DEFAULT_REGISTRY_TIMEOUT_S = 30;

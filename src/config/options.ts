@@ -5,19 +5,41 @@
  */
 
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
 
 /** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
 export type OptionKind = 'string' | 'boolean' | 'integer' | 'list';
 
-/** One option shared by several commands. */
+/** The commands that take options from this table (`schema check` has its own flags). */
+export const commandNames = ['run', 'backfill', 'scheduled', 'report', 'demo'] as const;
+/** A command of the table. */
+export type CommandName = (typeof commandNames)[number];
+
+/** The commands that compute and publish days. */
+const COMPUTING: readonly CommandName[] = ['run', 'backfill', 'scheduled'];
+/** The commands that open the dataset stores. */
+const STORE_READERS: readonly CommandName[] = [...COMPUTING, 'report'];
+/** Every command. */
+const ALL: readonly CommandName[] = commandNames;
+
+/**
+ * One option: adding it to a command is adding the command to `commands` (one entry per option;
+ * an option whose meaning or default differs between commands gets one entry per meaning).
+ */
 export interface OptionSpec {
   /** Kebab-case name: the flag is `--name`, the env var `MODEL_METRICS_NAME`, the file key `name`. */
   name: string;
   kind: OptionKind;
+  /** The commands that use it; any other command refuses it (exit 2), from any source. */
+  commands: readonly CommandName[];
   /** Placeholder in `--help`. */
   arg?: string;
   description: string;
-  /** Default shown in `--help`; the real default lives in resolve.ts. */
+  /** Marked in `--help`; `run` reports every missing one at once. */
+  required?: boolean;
+  /** The value when no source gives one: the only place a default is stated (`--help` shows it). */
+  default?: string | number;
+  /** What `--help` says when there is no fixed default (computed, or absent means something). */
   defaultText?: string;
 }
 
@@ -38,44 +60,106 @@ function decodeLimitOptions(): OptionSpec[] {
   return decodeLimitFlags.map(({ name, field, unitBytes, description }) => ({
     name,
     kind: 'integer',
+    commands: COMPUTING,
     arg: unitBytes === 1 ? 'N' : 'MB',
     description: `${description}; an object past it is corrupt`,
     defaultText: String(defaultDecodeLimits[field] / unitBytes),
   }));
 }
 
-/** Options common to the job commands (run, backfill, scheduled, report). */
-export const commonOptions: OptionSpec[] = [
-  { name: 'root', kind: 'string', arg: 'URI', description: 'dataset root: s3://bucket/prefix, file:///path or a local path; the four datasets sit under it' },
-  { name: 'predictions', kind: 'string', arg: 'URI', description: 'predictions dataset', defaultText: '<root>/predictions' },
-  { name: 'labels', kind: 'string', arg: 'URI', description: 'labels dataset', defaultText: '<root>/labels' },
-  { name: 'curated', kind: 'string', arg: 'URI', description: 'curated output dataset', defaultText: '<root>/curated' },
-  { name: 'metrics', kind: 'string', arg: 'URI', description: 'metrics output dataset', defaultText: '<root>/metrics' },
-  { name: 'label-window', kind: 'string', arg: 'ISO', description: 'label window of the final stage, an ISO-8601 duration in weeks/days/hours/minutes/seconds', defaultText: 'P7D' },
-  { name: 'slice-keys', kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
-  { name: 'max-slice-values', kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', defaultText: '100' },
-  { name: 'codec', kind: 'string', arg: 'NAME', description: 'output Avro codec: null, deflate, snappy or zstandard (inputs may use any codec of Avro 1.11)', defaultText: 'deflate' },
-  { name: 'part-size-mb', kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', defaultText: '128' },
-  { name: 'read-ahead', kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', defaultText: '4' },
-  { name: 's3-endpoint', kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
-  { name: 's3-force-path-style', kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },
-  { name: 's3-region', kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
-  { name: 's3-max-attempts', kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', defaultText: '5' },
-  { name: 's3-idle-timeout-seconds', kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', defaultText: '60' },
+const stageDescription = 'preliminary (labels so far) or final (label window closed)';
+const asOfSpec: OptionSpec = { name: 'as-of', commands: COMPUTING, kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z; at most 5 minutes ahead of the clock', defaultText: 'now' };
+
+/**
+ * The one table of options, of every command. A command's flags, its `MODEL_METRICS_*` variables
+ * and the `--config` keys it reads are the entries that list it in `commands`.
+ */
+export const optionTable: readonly OptionSpec[] = [
+  { name: 'date', commands: ['run'], kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute', required: true },
+  { name: 'from', commands: ['backfill', 'report'], kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)', required: true },
+  { name: 'to', commands: ['backfill', 'report'], kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)', required: true },
+  { name: 'stage', commands: ['run', 'backfill'], kind: 'string', arg: 'STAGE', description: stageDescription, required: true },
+  { name: 'stage', commands: ['report'], kind: 'string', arg: 'STAGE', description: stageDescription, default: 'final' },
+  asOfSpec,
+  { name: 'concurrency', commands: ['backfill'], kind: 'integer', arg: 'N', description: 'days computed at once (each holds its own label index in memory)', default: 1 },
+  { name: 'shard-count', commands: ['backfill'], kind: 'integer', arg: 'N', description: 'split the range over N workers, dealing days round-robin (day k of the range goes to shard k mod N)', defaultText: '1' },
+  { name: 'shard-index', commands: ['backfill'], kind: 'integer', arg: 'I', description: "this worker's shard, 0 to N-1", defaultText: 'env JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' },
+  { name: 'lookback', commands: ['scheduled'], kind: 'string', arg: 'ISO', description: 'how far back to look for days whose final is due', default: 'P30D' },
+  { name: 'format', commands: ['report'], kind: 'string', arg: 'FORMAT', description: 'output format: table, csv, md, json', default: 'table' },
+  { name: 'dir', commands: ['demo'], kind: 'string', arg: 'PATH', description: 'folder for the sample data and outputs', default: './model-metrics-demo' },
+  { name: 'summary-file', commands: COMPUTING, kind: 'string', arg: 'PATH', description: 'also write the JSON summary (the --json document) to this file, e.g. /airflow/xcom/return.json' },
+  { name: 'pushgateway', commands: COMPUTING, kind: 'string', arg: 'URL', description: 'push run metrics (duration, records, exit code, last success per stage) to this Prometheus Pushgateway' },
+  { name: 'pushgateway-job', commands: COMPUTING, kind: 'string', arg: 'NAME', description: 'job label of the pushed metrics', default: 'model_metrics' },
+  { name: 'root', commands: STORE_READERS, kind: 'string', arg: 'URI', description: 'dataset root: s3://bucket/prefix, file:///path or a local path; the four datasets sit under it' },
+  { name: 'predictions', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'predictions dataset', defaultText: '<root>/predictions' },
+  { name: 'labels', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'labels dataset', defaultText: '<root>/labels' },
+  { name: 'curated', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'curated output dataset', defaultText: '<root>/curated' },
+  { name: 'metrics', commands: STORE_READERS, kind: 'string', arg: 'URI', description: 'metrics output dataset', defaultText: '<root>/metrics' },
+  { name: 'label-window', commands: COMPUTING, kind: 'string', arg: 'ISO', description: 'label window of the final stage, an ISO-8601 duration in weeks/days/hours/minutes/seconds', default: 'P7D' },
+  { name: 'slice-keys', commands: COMPUTING, kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
+  { name: 'max-slice-values', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', default: 100 },
+  { name: 'codec', commands: COMPUTING, kind: 'string', arg: 'NAME', description: 'output Avro codec: null, deflate, snappy or zstandard (inputs may use any codec of Avro 1.11)', default: 'deflate' },
+  { name: 'part-size-mb', commands: COMPUTING, kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', default: 128 },
+  { name: 'read-ahead', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', default: 4 },
+  { name: 's3-endpoint', commands: STORE_READERS, kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
+  { name: 's3-force-path-style', commands: STORE_READERS, kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },
+  { name: 's3-region', commands: STORE_READERS, kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
+  { name: 's3-max-attempts', commands: STORE_READERS, kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', default: DEFAULT_MAX_ATTEMPTS },
+  { name: 's3-idle-timeout-seconds', commands: STORE_READERS, kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', default: DEFAULT_IDLE_TIMEOUT_MS / 1000 },
   ...decodeLimitOptions(),
-  { name: 'lease-ttl', kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", defaultText: '60' },
-  { name: 'force', kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
-  { name: 'on-corrupt', kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', defaultText: 'fail' },
-  { name: 'json', kind: 'boolean', description: 'print the summary on stdout as JSON' },
-  { name: 'log-level', kind: 'string', arg: 'LEVEL', description: 'JSON log level on stderr: debug, info, warn, error, silent', defaultText: 'info' },
+  { name: 'lease-ttl', commands: COMPUTING, kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", default: 60 },
+  { name: 'force', commands: COMPUTING, kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
+  { name: 'on-corrupt', commands: COMPUTING, kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', default: 'fail' },
+  { name: 'json', commands: ALL, kind: 'boolean', description: 'print the summary on stdout as JSON' },
+  { name: 'log-level', commands: STORE_READERS, kind: 'string', arg: 'LEVEL', description: 'log level on stderr: debug, info, warn, error, silent', default: 'info' },
+  { name: 'log-level', commands: ['demo'], kind: 'string', arg: 'LEVEL', description: 'log level on stderr: debug, info, warn, error, silent', default: 'warn' },
+  { name: 'log-format', commands: ALL, kind: 'string', arg: 'FORMAT', description: 'log lines on stderr: pretty (one readable line each) or json (JSON lines)', defaultText: 'pretty at a terminal, else json' },
 ];
 
+/** The options of one command, in table order. */
+export function optionsOf(command: CommandName): OptionSpec[] {
+  return optionTable.filter((spec) => spec.commands.includes(command));
+}
+
+/** The default of an option for a command (run's, for the options every computing command shares). */
+export function defaultOf<T extends string | number>(name: string, command: CommandName = 'run'): T {
+  const spec = optionsOf(command).find((s) => s.name === name);
+  if (spec?.default === undefined) throw new Error(`internal: option --${name} of ${command} has no default in the option table`);
+  return spec.default as T;
+}
+
+/** The commands that use an option name (any entry), or [] when no command knows it. */
+export function commandsUsing(name: string): CommandName[] {
+  return commandNames.filter((command) => optionTable.some((spec) => spec.name === name && spec.commands.includes(command)));
+}
+
 /** The environment variable of an option. */
-export function envNameOf(spec: OptionSpec): string {
+export function envNameOf(spec: Pick<OptionSpec, 'name'>): string {
   return `MODEL_METRICS_${spec.name.replace(/-/g, '_').toUpperCase()}`;
 }
 
 /** The camelCase property name commander gives an option. */
 export function camelNameOf(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Edit distance of two short names (did-you-mean suggestions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The candidate closest to `name` when it is a plausible typo of it (distance ≤ a third of its length). */
+export function closestName(name: string, candidates: readonly string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (best === undefined || distance < best.distance) best = { candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(name.length / 3)) ? best.candidate : undefined;
 }

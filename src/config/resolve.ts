@@ -2,17 +2,15 @@
  * Parses and validates configuration once, at the edge, into one typed object. Nothing below the
  * CLI reads `process.env` or option strings: they receive a `JobConfig`.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, UsageError } from '../errors.js';
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
+import { UsageError } from '../errors.js';
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
 import { writableCodecs } from '../avro/codecs.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
-import { type OptionSpec, decodeLimitFlags, envNameOf } from './options.js';
+import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
+import type { OptionSources, RawOptions } from './sources.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -39,65 +37,21 @@ export interface JobConfig {
   onCorrupt: OnCorrupt;
   json: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Undefined: pretty at a terminal, JSON lines otherwise (decided in cli/context.ts). */
+  logFormat?: 'pretty' | 'json';
 }
 
-/** Raw option values by kebab-case name, before validation. */
-export type RawOptions = Record<string, unknown>;
+export type { RawOptions } from './sources.js';
 
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+const logFormats = ['pretty', 'json'] as const;
 
-/** Reads a `--config` file (JSON or YAML, by content) into raw options, rejecting unknown keys. */
-export function readConfigFile(path: string, known: readonly OptionSpec[]): RawOptions {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read config file "${path}": ${(error as Error).message}; check --config`, { option: '--config' }, { cause: error });
-  }
-  let parsed: unknown;
-  try {
-    // YAML is a superset of JSON, so one parser serves both formats.
-    parsed = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(`config file "${path}" is neither valid JSON nor YAML: ${(error as Error).message}`, { option: '--config' }, { cause: error });
-  }
-  if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigError(`config file "${path}" must hold a mapping of option names to values, found ${Array.isArray(parsed) ? 'a list' : typeof parsed}`, { option: '--config' });
-  }
-  const names = new Set(known.map((spec) => spec.name));
-  for (const key of Object.keys(parsed)) {
-    if (!names.has(key)) {
-      throw new ConfigError(`config file "${path}": unknown option "${key}"; known options: ${[...names].sort().join(', ')}`, { option: '--config', field: key });
-    }
-  }
-  return parsed as RawOptions;
-}
-
-/** Raw options from `MODEL_METRICS_*` environment variables. */
-export function readEnvOptions(env: NodeJS.ProcessEnv, known: readonly OptionSpec[]): RawOptions {
-  const out: RawOptions = {};
-  for (const spec of known) {
-    const value = env[envNameOf(spec)];
-    if (value !== undefined && value !== '') out[spec.name] = value;
-  }
-  return out;
-}
-
-/** Merges sources by precedence: flags beat environment beat file (SPEC §6). */
-export function mergeOptions(file: RawOptions, env: RawOptions, flags: RawOptions): RawOptions {
-  return { ...file, ...env, ...flags };
-}
-
-function sourceName(spec: OptionSpec): string {
-  return `--${spec.name} (or ${envNameOf(spec)}, or "${spec.name}" in --config)`;
-}
-
-/** Coerces one raw value to its kind; string values from env/flags are parsed here. */
-export function coerceOption(spec: OptionSpec, value: unknown): unknown {
+/** Coerces one raw value to its kind; string values from env/flags are parsed here. `source` names where it came from. */
+export function coerceOption(spec: OptionSpec, value: unknown, source = `--${spec.name}`): unknown {
   const option = `--${spec.name}`;
   const bad = (expected: string): never => {
-    throw new UsageError(`${sourceName(spec)}: expected ${expected}, got ${JSON.stringify(value)}`, { option });
+    const from = source === option ? option : `${option} (from ${source})`;
+    throw new UsageError(`${from}: expected ${expected}, got ${JSON.stringify(value)}`, { option, source });
   };
   switch (spec.kind) {
     case 'string':
@@ -123,10 +77,10 @@ export function coerceOption(spec: OptionSpec, value: unknown): unknown {
 }
 
 /** Coerces every known option present in `raw`. */
-export function coerceAll(raw: RawOptions, known: readonly OptionSpec[]): RawOptions {
+export function coerceAll(raw: RawOptions, known: readonly OptionSpec[], sources: OptionSources = {}): RawOptions {
   const out: RawOptions = {};
   for (const spec of known) {
-    if (raw[spec.name] !== undefined) out[spec.name] = coerceOption(spec, raw[spec.name]);
+    if (raw[spec.name] !== undefined) out[spec.name] = coerceOption(spec, raw[spec.name], sources[spec.name]);
   }
   return out;
 }
@@ -142,7 +96,7 @@ function positiveInt(raw: RawOptions, name: string, fallback: number, max: numbe
 }
 
 /** One of a fixed set of values, or a UsageError naming the option and the choices. */
-export function oneOf<T extends string>(raw: RawOptions, name: string, choices: readonly T[], fallback?: T): T {
+export function oneOf<T extends string>(raw: RawOptions, name: string, choices: readonly T[], fallback?: string): T {
   const value = raw[name] ?? fallback;
   if (value === undefined) throw new UsageError(`--${name} is required: one of ${choices.join(', ')}`, { option: `--${name}` });
   if (!choices.includes(value as T)) {
@@ -167,29 +121,61 @@ export function s3EndpointFromEnv(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 const datasetNames = ['predictions', 'labels', 'curated', 'metrics'] as const;
+/** One of the four datasets of a root. */
+export type DatasetName = (typeof datasetNames)[number];
+
+/** A dataset's URI: its own option, else under `--root`. */
+export function datasetUri(raw: RawOptions, name: DatasetName): string {
+  const explicit = raw[name] as string | undefined;
+  if (explicit !== undefined) {
+    parseStoreUri(explicit, `--${name}`);
+    return explicit;
+  }
+  const root = raw.root as string | undefined;
+  if (root === undefined) {
+    throw new UsageError(`--root is required (or --${name}); e.g. --root s3://bucket/ml or --root ./data`, { option: '--root' });
+  }
+  parseStoreUri(root, '--root');
+  return joinUri(root, name);
+}
+
+/** The S3 client settings of the `--s3-*` options and the AWS environment conventions. */
+export function s3SettingsOf(raw: RawOptions, env: NodeJS.ProcessEnv): S3Settings {
+  const endpoint = (raw['s3-endpoint'] as string | undefined) ?? s3EndpointFromEnv(env);
+  if (endpoint !== undefined) {
+    if (!isHttpUrl(endpoint)) {
+      throw new UsageError(`--s3-endpoint must be an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(endpoint)}`, { option: '--s3-endpoint' });
+    }
+  }
+  const s3: S3Settings = {};
+  if (endpoint !== undefined) s3.endpoint = endpoint;
+  if (raw['s3-force-path-style'] === true) s3.forcePathStyle = true;
+  if (raw['s3-region'] !== undefined) s3.region = raw['s3-region'] as string;
+  // The AWS convention AWS_MAX_ATTEMPTS still counts, below our own flag and variable.
+  const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
+  s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', defaultOf('s3-max-attempts'), 100);
+  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', defaultOf('s3-idle-timeout-seconds'), 86_400) * 1000;
+  return s3;
+}
+
+/** The log settings of any command. */
+export function logSettingsOf(raw: RawOptions, fallbackLevel: JobConfig['logLevel'] = defaultOf('log-level')): Pick<JobConfig, 'logLevel' | 'logFormat'> {
+  const format = raw['log-format'] === undefined ? undefined : oneOf(raw, 'log-format', logFormats);
+  return { logLevel: oneOf(raw, 'log-level', logLevels, fallbackLevel), ...(format === undefined ? {} : { logFormat: format }) };
+}
 
 /** Validates merged, coerced options into a JobConfig. */
 export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobConfig {
-  const root = raw.root as string | undefined;
-  const uris = {} as Record<(typeof datasetNames)[number], string>;
-  for (const name of datasetNames) {
-    const explicit = raw[name] as string | undefined;
-    if (explicit !== undefined) {
-      parseStoreUri(explicit, `--${name}`);
-      uris[name] = explicit;
-    } else if (root !== undefined) {
-      parseStoreUri(root, '--root');
-      uris[name] = joinUri(root, name);
-    } else {
-      throw new UsageError(`--root is required (or all of --predictions, --labels, --curated and --metrics); e.g. --root s3://bucket/ml or --root ./data`, { option: '--root' });
-    }
+  if (raw.root === undefined && datasetNames.some((name) => raw[name] === undefined)) {
+    throw new UsageError(`--root is required (or all of --predictions, --labels, --curated and --metrics); e.g. --root s3://bucket/ml or --root ./data`, { option: '--root' });
   }
+  const uris = Object.fromEntries(datasetNames.map((name) => [name, datasetUri(raw, name)])) as Record<DatasetName, string>;
   checkOutputsApart(uris, new Set(datasetNames.filter((name) => raw[name] !== undefined)));
 
-  const windowIso = (raw['label-window'] as string | undefined) ?? 'P7D';
+  const windowIso = (raw['label-window'] as string | undefined) ?? defaultOf<string>('label-window');
   const labelWindow = parseLabelWindow(windowIso);
 
-  const codec = (raw.codec as string | undefined) ?? 'deflate';
+  const codec = (raw.codec as string | undefined) ?? defaultOf<string>('codec');
   const codecs = writableCodecs();
   if (!codecs.includes(codec)) {
     throw new UsageError(`--codec must be one of ${codecs.join(', ')}, got ${JSON.stringify(codec)}`, { option: '--codec' });
@@ -199,22 +185,7 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
   if (sliceKeys !== undefined && new Set(sliceKeys).size !== sliceKeys.length) {
     throw new UsageError(`--slice-keys lists a key twice: ${sliceKeys.join(',')}`, { option: '--slice-keys' });
   }
-
-  const endpoint = (raw['s3-endpoint'] as string | undefined) ?? s3EndpointFromEnv(env);
-  if (endpoint !== undefined) {
-    if (!isHttpUrl(endpoint)) {
-      throw new UsageError(`--s3-endpoint must be an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(endpoint)}`, { option: '--s3-endpoint' });
-    }
-  }
-
-  const s3: S3Settings = {};
-  if (endpoint !== undefined) s3.endpoint = endpoint;
-  if (raw['s3-force-path-style'] === true) s3.forcePathStyle = true;
-  if (raw['s3-region'] !== undefined) s3.region = raw['s3-region'] as string;
-  // The AWS convention AWS_MAX_ATTEMPTS still counts, below our own flag and variable.
-  const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
-  s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', DEFAULT_MAX_ATTEMPTS, 100);
-  s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', DEFAULT_IDLE_TIMEOUT_MS / 1000, 86_400) * 1000;
+  const s3 = s3SettingsOf(raw, env);
 
   const decodeLimits: DecodeLimits = { ...defaultDecodeLimits };
   for (const { name, field, unitBytes } of decodeLimitFlags) {
@@ -226,19 +197,19 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     ...uris,
     labelWindow,
     sliceKeys,
-    maxSliceValues: positiveInt(raw, 'max-slice-values', 100, 1_000_000),
+    maxSliceValues: positiveInt(raw, 'max-slice-values', defaultOf('max-slice-values'), 1_000_000),
     codec,
     // Parts are moved into place with one CopyObject each, which S3 allows up to 5 GiB.
-    partBytes: positiveInt(raw, 'part-size-mb', 128, 4096) * 1024 * 1024,
-    readAhead: positiveInt(raw, 'read-ahead', 4, 64),
+    partBytes: positiveInt(raw, 'part-size-mb', defaultOf('part-size-mb'), 4096) * 1024 * 1024,
+    readAhead: positiveInt(raw, 'read-ahead', defaultOf('read-ahead'), 64),
     s3,
     // At least 10 s: renewals every quarter of it must stay far above one request's latency.
-    leaseTtlMs: positiveInt(raw, 'lease-ttl', 60, 3600, 10) * 1000,
+    leaseTtlMs: positiveInt(raw, 'lease-ttl', defaultOf('lease-ttl'), 3600, 10) * 1000,
     decodeLimits,
     force: raw.force === true,
-    onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, 'fail'),
+    onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, defaultOf<string>('on-corrupt')),
     json: raw.json === true,
-    logLevel: oneOf(raw, 'log-level', logLevels, 'info'),
+    ...logSettingsOf(raw),
   };
 }
 
@@ -246,14 +217,14 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
  * Outputs must not sit inside inputs (or each other): a listing of predictions would otherwise
  * pick up our own curated files. Compared on normalised URIs, so `./d` and `file:///abs/d` agree.
  */
-function checkOutputsApart(uris: Record<(typeof datasetNames)[number], string>, explicit: ReadonlySet<string>): void {
+function checkOutputsApart(uris: Record<DatasetName, string>, explicit: ReadonlySet<string>): void {
   const normal = Object.fromEntries(
     datasetNames.map((name) => {
       const parsed = parseStoreUri(uris[name], `--${name}`);
       const id = parsed.kind === 's3' ? `s3://${parsed.bucket}/${parsed.prefix}` : `file://${parsed.path}`;
       return [name, id.endsWith('/') ? id : `${id}/`];
     }),
-  ) as Record<(typeof datasetNames)[number], string>;
+  ) as Record<DatasetName, string>;
   for (const out of ['curated', 'metrics'] as const) {
     for (const other of datasetNames) {
       if (other === out) continue;

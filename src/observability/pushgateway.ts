@@ -5,7 +5,7 @@
  * keeps the group's `last_success_timestamp_seconds` from the last good run.
  */
 import { Gauge, Pushgateway, Registry } from 'prom-client';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../pipeline/outcome.js';
 import type { Stage } from '../join/records.js';
 import type { DayResult } from '../pipeline/daily.js';
 

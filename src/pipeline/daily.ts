@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
 import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
-import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix, stagingPartition } from '../dataset/layout.js';
+import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, inputPartition, leaseKey, outputPartition, runStagingPrefix, stagingPartition } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
 import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { DayJoin } from '../join/day-join.js';
@@ -124,6 +124,10 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
     // A day without predictions is a real (empty) day; a dataset without any is a wrong --root.
     throw new NotFoundError(`no prediction objects at all under ${stores.predictions.uri}; check --root or --predictions`, { uri: stores.predictions.uri, option: '--predictions' });
+  }
+  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(inputPartition(request.date)))) {
+    // SPEC §3: a partition that does not exist is not landed yet (not ready); one that exists with no records is an empty day.
+    throw new NotReadyError(`${request.date} is not ready: its predictions partition ${stores.predictions.uriOf(inputPartition(request.date))} does not exist (the producers may not have landed it yet); nothing written, retry once it exists`, { uri: stores.predictions.uriOf(inputPartition(request.date)), date: request.date, reason: 'no_predictions_partition' });
   }
   const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough), config.decodeLimits);
   const params = {

@@ -39,8 +39,10 @@ export interface CliResult {
   stderr: string;
   /** stderr lines that parsed as JSON. */
   logs: LogLine[];
-  /** stderr lines that did not (SPEC §6 wants none). */
+  /** stderr lines that did not, besides the final sentence (SPEC §6 wants none). */
   nonJsonStderr: string[];
+  /** The plain last line of a failed command (`model-metrics: error: …`), when there is one. */
+  finalLine: string | undefined;
   /** stdout parsed as JSON (only meaningful with --json). */
   json<T = unknown>(): T;
   /** The last error-level log line, e.g. `command_failed`. */
@@ -66,7 +68,9 @@ export async function runCli(args: readonly string[], env: Record<string, string
   }).finally(() => clearTimeout(timer));
   const logs: LogLine[] = [];
   const nonJsonStderr: string[] = [];
-  for (const line of stderr.split('\n')) {
+  const lines = stderr.split('\n').filter((line) => line.trim() !== '');
+  const finalLine = lines.at(-1)?.startsWith('model-metrics: error: ') === true ? lines.pop() : undefined;
+  for (const line of lines) {
     if (line.trim() === '') continue;
     try {
       const parsed: unknown = JSON.parse(line);
@@ -82,6 +86,7 @@ export async function runCli(args: readonly string[], env: Record<string, string
     stderr,
     logs,
     nonJsonStderr,
+    finalLine,
     json<T>(): T {
       try {
         return JSON.parse(stdout) as T;

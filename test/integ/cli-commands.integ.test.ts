@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metricsType } from '../../src/avro/schemas.js';
 import { generateSample } from '../../src/demo/generate.js';
 import type { ModelMetricsRecord } from '../../src/join/slices.js';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../../src/pipeline/outcome.js';
 import type { Report } from '../../jobs/report.js';
 import {
   type CliResult,
@@ -140,15 +140,16 @@ describe('scheduled and report (local folder)', () => {
     expect(outcomes.filter((o) => o.stage === 'final')).toEqual([]);
     expect(plan(outcomes)).toEqual([['2026-03-04', 'preliminary', 'already_done']]);
 
-    // A day later 03-04's window has closed too; yesterday (03-05) has no predictions: an empty day.
+    // A day later 03-04's window has closed too; yesterday (03-05) has no predictions partition: not
+    // ready (SPEC §3), which a schedule reports without failing (its next run catches up).
     const third = await scheduled('2026-03-06T06:00:00Z');
     expect(third.code, describeRun(third)).toBe(0);
     const later = third.json<DayOutcome[]>();
     expect(plan(later)).toEqual([
       ['2026-03-04', 'final', 'done'],
-      ['2026-03-05', 'preliminary', 'done'],
+      ['2026-03-05', 'preliminary', 'not_ready'],
     ]);
-    expect(later[1]).toMatchObject({ result: { predictions_read: 0, metrics_records: 0, curated_files: 1 } });
+    expect(later[1]).toMatchObject({ code: 'E_NOT_READY' });
   });
 
   it('report prints the model versions per day, the roll-ups and the missing days', async () => {
@@ -203,6 +204,7 @@ describe('scheduled and report (local folder)', () => {
     expect(md.stdout).toContain('no committed final metrics for: 2026-03-01');
 
     const preliminary = await cli(['report', '--from', '2026-03-04', '--to', '2026-03-05', '--stage', 'preliminary', '--format', 'json', ...root.args]);
-    expect(JSON.parse(preliminary.stdout)).toMatchObject({ stage: 'preliminary', missing_dates: [] });
+    // 03-05 has no predictions partition: its preliminary was not ready, so nothing was committed.
+    expect(JSON.parse(preliminary.stdout)).toMatchObject({ stage: 'preliminary', missing_dates: ['2026-03-05'] });
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
-import { commonOptions } from '../../src/config/options.js';
+import { optionsOf } from '../../src/config/options.js';
 import { generateSample } from '../../src/demo/generate.js';
 import { StorageError } from '../../src/errors.js';
 import { dayWindow } from '../../src/join/policy.js';
@@ -24,7 +24,7 @@ const AS_OF = dayWindow('2026-03-03').startMicros + 6 * 3600e6;
 let root: string;
 
 function context(stores?: Partial<Stores>): RunContext {
-  const config = resolveJobConfig(coerceAll({ root }, commonOptions), {});
+  const config = resolveJobConfig(coerceAll({ root }, optionsOf('run')), {});
   const opened: Stores = {
     predictions: openStore(config.predictions, {}, '--predictions'),
     labels: openStore(config.labels, {}, '--labels'),

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSample } from '../../src/demo/generate.js';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../../src/pipeline/outcome.js';
 import { type CliResult, cliEnv, describeRun, localRoot, runCli, tempDirectory } from '../helpers/cli.js';
 
 interface Received {

@@ -37,6 +37,8 @@ async function runAndSignal(signal: 'SIGTERM' | 'SIGINT'): Promise<{ code: numbe
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
+      // Every line is JSON but the plain last line of a failed command (issue 10).
+      if (line.startsWith('model-metrics: error: ')) continue;
       const event = (JSON.parse(line) as { event?: string }).event ?? '';
       events.push(event);
       if (event === 'labels_indexed') child.kill(signal);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { shardDates } from '../../jobs/backfill.js';
-import type { DayOutcome } from '../../jobs/outcome.js';
+import type { DayOutcome } from '../../src/pipeline/outcome.js';
 import { reportingOf, shardOf } from '../../src/cli/reporting.js';
 import { redactedUrl, stageFigures, stageRegistry } from '../../src/observability/pushgateway.js';
 import type { DayResult } from '../../src/pipeline/daily.js';

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultDecodeLimits } from '../../src/avro/container-reader.js';
-import { commonOptions, decodeLimitFlags } from '../../src/config/options.js';
-import { coerceAll, mergeOptions, readConfigFile, readEnvOptions, resolveJobConfig } from '../../src/config/resolve.js';
+import { closestName, commandNames, decodeLimitFlags, optionsOf } from '../../src/config/options.js';
+import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
+import { mergeSources, readConfigFile, readEnvOptions } from '../../src/config/sources.js';
 import { dateRange } from '../../src/config/dates.js';
 import { ModelMetricsError } from '../../src/errors.js';
 
@@ -20,7 +21,7 @@ function expectUsage(fn: () => unknown, option: string, code = 'E_USAGE'): void 
   throw new Error(`expected a ${code} error naming ${option}`);
 }
 
-const resolve = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveJobConfig(coerceAll(raw, commonOptions), env);
+const resolve = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveJobConfig(coerceAll(raw, optionsOf('run')), env);
 
 describe('resolveJobConfig', () => {
   it('derives the four datasets from --root and applies defaults', () => {
@@ -105,34 +106,63 @@ describe('option sources', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
     const file = join(dir, 'config.yaml');
     writeFileSync(file, 'root: /from-file\nlabel-window: P3D\nmax-slice-values: 7\ncodec: "null"\n');
-    const fromFile = readConfigFile(file, commonOptions);
-    const fromEnv = readEnvOptions({ MODEL_METRICS_LABEL_WINDOW: 'P5D', MODEL_METRICS_MAX_SLICE_VALUES: '9' }, commonOptions);
-    const merged = coerceAll(mergeOptions(fromFile, fromEnv, { 'max-slice-values': '11' }), commonOptions);
-    const config = resolveJobConfig(merged, {});
+    const fromFile = readConfigFile(file, 'run');
+    const fromEnv = readEnvOptions({ MODEL_METRICS_LABEL_WINDOW: 'P5D', MODEL_METRICS_MAX_SLICE_VALUES: '9' }, 'run');
+    const merged = mergeSources(fromFile, fromEnv, { values: { 'max-slice-values': '11' }, sources: { 'max-slice-values': '--max-slice-values' } });
+    const config = resolveJobConfig(coerceAll(merged.values, optionsOf('run'), merged.sources), {});
     expect(config.predictions).toBe('/from-file/predictions');
     expect(config.labelWindow.iso).toBe('P5D');
     expect(config.maxSliceValues).toBe(11);
     expect(config.codec).toBe('null');
+    expect(merged.sources).toMatchObject({ root: 'config.yaml line 1 ("root")', 'label-window': 'MODEL_METRICS_LABEL_WINDOW', 'max-slice-values': '--max-slice-values' });
   });
 
   it('reads JSON config files too', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ root: 's3://bkt/p', 's3-force-path-style': true, 'slice-keys': ['region'] }));
-    const config = resolveJobConfig(coerceAll(readConfigFile(file, commonOptions), commonOptions), {});
+    const config = resolveJobConfig(coerceAll(readConfigFile(file, 'run').values, optionsOf('run')), {});
     expect(config.s3.forcePathStyle).toBe(true);
     expect(config.sliceKeys).toEqual(['region']);
   });
 
   it('rejects a missing file, bad syntax, a non-mapping and unknown keys with E_CONFIG', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
-    expectUsage(() => readConfigFile(join(dir, 'absent.yaml'), commonOptions), '--config', 'E_CONFIG');
+    expectUsage(() => readConfigFile(join(dir, 'absent.yaml'), 'run'), '--config', 'E_CONFIG');
     writeFileSync(join(dir, 'bad.yaml'), 'root: [unclosed\n');
-    expectUsage(() => readConfigFile(join(dir, 'bad.yaml'), commonOptions), '--config', 'E_CONFIG');
+    expectUsage(() => readConfigFile(join(dir, 'bad.yaml'), 'run'), '--config', 'E_CONFIG');
     writeFileSync(join(dir, 'list.yaml'), '- a\n- b\n');
-    expectUsage(() => readConfigFile(join(dir, 'list.yaml'), commonOptions), '--config', 'E_CONFIG');
+    expectUsage(() => readConfigFile(join(dir, 'list.yaml'), 'run'), '--config', 'E_CONFIG');
     writeFileSync(join(dir, 'unknown.yaml'), 'roots: /x\n');
-    expect(() => readConfigFile(join(dir, 'unknown.yaml'), commonOptions)).toThrow(/unknown option "roots"/);
+    expect(() => readConfigFile(join(dir, 'unknown.yaml'), 'run')).toThrow(/unknown option "roots"; did you mean "root"\?/);
+  });
+
+  it('shares top-level keys between commands and holds each command to its own section', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'));
+    const file = join(dir, 'shared.yaml');
+    writeFileSync(file, 'root: /r\ncodec: snappy\nreport:\n  format: md\nrun:\n  codec: "null"\n');
+    expect(readConfigFile(file, 'report').values).toEqual({ root: '/r', format: 'md' });
+    expect(readConfigFile(file, 'run').values).toEqual({ root: '/r', codec: 'null' });
+    expect(readConfigFile(file, 'backfill').values).toEqual({ root: '/r', codec: 'snappy' });
+    writeFileSync(file, 'root: /r\nreport:\n  codec: snappy\n');
+    // Wrong in a section is wrong whichever command reads the file.
+    expect(() => readConfigFile(file, 'run')).toThrow(/line 3\): section "report" sets "codec", which report does not use; it is an option of run, backfill, scheduled/);
+  });
+
+  it('refuses the variable of another command\'s option and warns about unknown names with a did-you-mean', () => {
+    expect(() => readEnvOptions({ MODEL_METRICS_CODEC: 'snappy' }, 'report')).toThrow(/MODEL_METRICS_CODEC is set, but report does not use --codec/);
+    const read = readEnvOptions({ MODEL_METRICS_LABLE_WINDOW: 'P3D', MODEL_METRICS_CONFIG: '/x', MODEL_METRICS_REGISTRY_USER: 'u:p', OTHER: '1' }, 'run');
+    expect(read.values).toEqual({});
+    expect(read.warnings).toEqual(['environment variable MODEL_METRICS_LABLE_WINDOW is not an option of any command and is ignored; did you mean MODEL_METRICS_LABEL_WINDOW?']);
+  });
+
+  it('gives every command each option name once, and suggests only plausible names', () => {
+    for (const command of commandNames) {
+      const names = optionsOf(command).map((spec) => spec.name);
+      expect(new Set(names).size, command).toBe(names.length);
+    }
+    expect(closestName('codex', ['codec', 'root'])).toBe('codec');
+    expect(closestName('zzzzzz', ['codec', 'root'])).toBeUndefined();
   });
 });
 

@@ -2,10 +2,9 @@
  * The outcome of one day inside a multi-day command (backfill, scheduled): a result, "not ready",
  * or a failure with its error code — so one bad day is reported and does not hide the others.
  */
-import { ExitCode, InterruptedError, ModelMetricsError, describeError, exitCodeOf } from '../src/errors.js';
-import type { DayRequest, DayResult, RunContext } from '../src/pipeline/daily.js';
-import { runDay } from '../src/pipeline/daily.js';
-import { sanitizeForLog } from '../src/observability/log.js';
+import { ExitCode, InterruptedError, ModelMetricsError, describeError, exitCodeOf } from '../errors.js';
+import { type DayRequest, type DayResult, type RunContext, runDay } from './daily.js';
+import { sanitizeForLog } from '../observability/log.js';
 
 /** One day's outcome. */
 export type DayOutcome =
