@@ -13,7 +13,8 @@ import { type DayOutcome, combinedExitCode } from '../../jobs/outcome.js';
 import { buildReport } from '../../jobs/report.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
-import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
+import { type OptionSpec, alertOptions, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
+import { alertExitCode, describeAlerts } from '../alerts/report.js';
 import { type JobConfig, type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
@@ -43,7 +44,7 @@ const pushgatewaySpecs: OptionSpec[] = [
   { name: 'pushgateway-job', kind: 'string', arg: 'NAME', description: 'job label of the pushed metrics', defaultText: 'model_metrics' },
 ];
 /** What every computing command (run, backfill, scheduled) adds to its own options. */
-const reportingSpecs: OptionSpec[] = [summaryFileSpec, ...pushgatewaySpecs];
+const reportingSpecs: OptionSpec[] = [summaryFileSpec, ...pushgatewaySpecs, ...alertOptions];
 
 const commandSpecs = {
   run: [{ name: 'date', kind: 'string', arg: 'YYYY-MM-DD', description: 'the UTC day to compute' }, stageSpec, asOfSpec, ...reportingSpecs],
@@ -112,6 +113,7 @@ function describeResult(r: DayResult): string {
     `${head} — ${r.predictions_read.toLocaleString('en-US')} predictions read, ${r.predictions_kept.toLocaleString('en-US')} kept, ${r.labeled.toLocaleString('en-US')} labeled (${coverage}), ${r.curated_files} curated file(s), ${r.metrics_records} metrics record(s)${r.skipped_objects > 0 ? `, ${r.skipped_objects} object(s) skipped` : ''}, ${r.duration_s.toFixed(1)} s`,
     `  curated: ${r.curated_manifest}`,
     `  metrics: ${r.metrics_manifest}`,
+    ...describeAlerts(r.alerts),
   ].join('\n');
 }
 
@@ -136,7 +138,8 @@ Options also come from MODEL_METRICS_<OPTION> environment variables and from --c
 YAML, keys are option names without --); flags beat environment beat file beat defaults.
 Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage or config,
 3 not ready, nothing done, retry later (the final label window is still open, or another run of
-the same date and stage holds its lease), 143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs: JSON lines on stderr; summary on stdout.`;
+the same date and stage holds its lease), 4 done and committed, and an alert fired while
+--fail-on-alert is set, 143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs: JSON lines on stderr; summary on stdout.`;
 
 /** Runs the CLI on argv (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
@@ -307,6 +310,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   }
   try {
     if (reporting !== undefined) {
+      exitCode = alertExitCode(exitCode, reporting.outcomes, reporting.failOnAlert);
       const fallbackLogger = (): Logger => logger ?? commandLogger({ logLevel: 'warn' }, argv[0] ?? 'model-metrics');
       exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });
     }

@@ -7,7 +7,7 @@
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 
 /** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
-export type OptionKind = 'string' | 'boolean' | 'integer' | 'list';
+export type OptionKind = 'string' | 'boolean' | 'integer' | 'list' | 'mapping';
 
 /** One option shared by several commands. */
 export interface OptionSpec {
@@ -68,6 +68,18 @@ export const commonOptions: OptionSpec[] = [
   { name: 'on-corrupt', kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', defaultText: 'fail' },
   { name: 'json', kind: 'boolean', description: 'print the summary on stdout as JSON' },
   { name: 'log-level', kind: 'string', arg: 'LEVEL', description: 'JSON log level on stderr: debug, info, warn, error, silent', defaultText: 'info' },
+];
+
+/** Alert options of the computing commands (SPEC §8); validated by src/alerts/settings.ts. */
+export const alertOptions: OptionSpec[] = [
+  { name: 'alerts', kind: 'mapping', arg: 'YAML', description: 'per-model alert rules {default: {sigma: K, pct: P, metrics: [mse, mae, coverage]}, models: {NAME: {...}}}, usually the "alerts" key of --config' },
+  { name: 'alerts-dataset', kind: 'string', arg: 'URI', description: 'alerts output dataset', defaultText: '<root>/alerts, else beside --metrics' },
+  { name: 'alert-sigma', kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', defaultText: '3' },
+  { name: 'alert-pct', kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', defaultText: 'off' },
+  { name: 'baseline-days', kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice', defaultText: '14' },
+  { name: 'baseline-min-days', kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', defaultText: '7' },
+  { name: 'alert-min-labeled', kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', defaultText: '200' },
+  { name: 'fail-on-alert', kind: 'boolean', description: 'exit 4 once everything is committed when an alert fired' },
 ];
 
 /** The environment variable of an option. */
