@@ -181,12 +181,13 @@ function describeSlice(record: AlertRecord): string {
   return `${record.model_name}@${record.model_version} [${slice}]`;
 }
 
-/** The one-line message of an alert, as a person reads it in a log or a pager. */
-function messageOf(a: Omit<AlertRecord, 'message'>): string {
-  const direction = isDownward(a.metric) ? 'below' : 'above';
-  const rule = a.rule === 'sigma' ? `mean ${isDownward(a.metric) ? '−' : '+'} k·sd (${formatValue(a.baseline_mean)} ${isDownward(a.metric) ? '−' : '+'} k·${formatValue(a.baseline_sd)})` : `mean·(1 ${isDownward(a.metric) ? '−' : '+'} p)`;
+/** The one-line message of an alert, as a person reads it in a log or a pager; `parameter` is the rule's k or p. */
+function messageOf(a: Omit<AlertRecord, 'message'>, parameter: number): string {
+  const down = isDownward(a.metric);
+  const sign = down ? '−' : '+';
+  const rule = a.rule === 'sigma' ? `mean ${sign} ${formatValue(parameter)}·sd (${formatValue(a.baseline_mean)} ${sign} ${formatValue(parameter)}·${formatValue(a.baseline_sd)})` : `mean·(1 ${sign} ${formatValue(parameter)}) (mean ${formatValue(a.baseline_mean)})`;
   const age = a.label_age_s === null ? 'finals' : `label age ${a.label_age_s} s`;
-  return `${describeSlice({ ...a, message: '' })}: ${a.metric} ${formatValue(a.value)} is ${direction} ${formatValue(a.threshold)} = ${rule} over ${a.baseline_days} baseline day(s) at ${age} (rule ${a.rule})`;
+  return `${describeSlice({ ...a, message: '' })}: ${a.metric} ${formatValue(a.value)} is ${down ? 'below' : 'above'} ${formatValue(a.threshold)} = ${rule} over ${a.baseline_days} baseline day(s) at ${age} (rule ${a.rule})`;
 }
 
 /**
@@ -258,7 +259,7 @@ export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: reado
           labeled_count: record.labeled_count,
           label_age_s: ageS,
         } as const;
-        alerts.push({ ...alert, message: messageOf(alert) });
+        alerts.push({ ...alert, message: messageOf(alert, (rule === 'sigma' ? rules.sigma : rules.pct) as number) });
       }
     }
   }

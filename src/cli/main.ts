@@ -14,7 +14,7 @@ import { buildReport } from '../../jobs/report.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
 import { type OptionSpec, alertOptions, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
-import { alertExitCode, describeAlerts } from '../alerts/report.js';
+import { alertExitCode, describeAlerts, describeDemoAlerts } from '../alerts/report.js';
 import { type JobConfig, type RawOptions, coerceAll, mergeOptions, oneOf, readConfigFile, readEnvOptions, resolveJobConfig } from '../config/resolve.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
@@ -275,6 +275,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       '',
       renderReport(result.final, 'table'),
       '',
+      ...describeDemoAlerts(result, dir),
+      ...(result.htmlReport === undefined ? [] : [`HTML report: ${result.htmlReport}`]),
       `try: npx model-metrics report --root ${dir} --from ${result.final.from} --to ${result.final.to} --format md`,
       ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
     ].join('\n');

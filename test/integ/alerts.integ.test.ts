@@ -151,3 +151,26 @@ describe('alerts of a final backfill (local folders)', () => {
     expect(negative.json<{ message: string }>().message).toMatch(/alerts\.default\.sigma: must not be negative, got -3/);
   }, 240_000);
 });
+
+describe('demo', () => {
+  it('seeds a drift in one segment of one model over its last days, and the finals of those days alert on it', async () => {
+    const dir = await tempDirectory('alerts-demo');
+    try {
+      const result = await cli(['demo', '--dir', dir.path, '--json']);
+      expect(result.code, describeRun(result)).toBe(0);
+      const summary = result.json<{ drift: { model: string; segmentKey: string; segmentValue: string; from: string }; alerts: AlertRecord[] }>();
+      expect(summary.drift).toMatchObject({ model: 'delivery-eta', segmentKey: 'region', segmentValue: 'eu-west' });
+      expect(summary.alerts.length).toBeGreaterThan(0);
+      for (const alert of summary.alerts) {
+        expect(alert.model_name, alert.message).toBe(summary.drift.model);
+        expect(new Date(alert.window_start_ts / 1000).toISOString().slice(0, 10) >= summary.drift.from, alert.message).toBe(true);
+      }
+      expect(summary.alerts.some((a) => a.slice_keys.region === 'eu-west')).toBe(true);
+      const human = await cli(['demo', '--dir', dir.path]);
+      expect(human.stdout).toMatch(/seeded drift: delivery-eta region=eu-west, error noise ×2\.5 from 2026-03-13 on/);
+      expect(human.stdout).toMatch(/\d+ alert\(s\) raised/);
+    } finally {
+      await dir.remove();
+    }
+  }, 240_000);
+});

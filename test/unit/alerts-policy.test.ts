@@ -87,6 +87,7 @@ describe('alert policy (SPEC §8)', () => {
     const { mean, sd } = meanAndSd(values);
     expect(mse).toMatchObject({ value: 14, baseline_mean: mean, baseline_sd: sd, baseline_days: 14, threshold: mean + 3 * sd, labeled_count: 1000, label_age_s: null, stage: 'FINAL', slice_keys: {} });
     expect(mse.message).toContain('eta@v1 [all]: mse 14 is above');
+    expect(mse.message).toMatch(/= mean \+ 3·sd \(\d+\.\d+ \+ 3·0\.\d+\) over 14 baseline day\(s\) at finals \(rule sigma\)/);
   });
 
   it('one bad segment among good ones: only that slice alerts', () => {
