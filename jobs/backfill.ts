@@ -5,6 +5,7 @@
  */
 import { mapBounded } from '../src/concurrency.js';
 import { dateRange } from '../src/config/dates.js';
+import { baselineGate } from '../src/alerts/ordering.js';
 import type { RunContext } from '../src/pipeline/daily.js';
 import type { Stage } from '../src/join/records.js';
 import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
@@ -34,7 +35,12 @@ export async function backfill(ctx: RunContext, request: BackfillRequest): Promi
   ctx.logger.info({ event: 'backfill_started', from: request.from, to: request.to, days: dates.length, stage: request.stage, concurrency: request.concurrency, ...shard }, 'backfill started');
   // With several dates in flight their progress counters would interleave: only a single-date run draws the line.
   const dayCtx = request.concurrency > 1 ? { ...ctx, progress: undefined } : ctx;
-  const outcomes = await mapBounded(dates, request.concurrency, (date) => runDayOutcome(dayCtx, { date, stage: request.stage, asOfMicros: request.asOfMicros }));
+  // Alerts of a day wait for the earlier days of this shard that its baseline needs (SPEC §8).
+  const gate = baselineGate(dates, request.stage, ctx.config.alerting?.baselineDays ?? 0);
+  const gatedCtx = { ...dayCtx, baselineReady: (date: string) => gate.ready(date) };
+  const outcomes = await mapBounded(dates, request.concurrency, (date) =>
+    runDayOutcome(gatedCtx, { date, stage: request.stage, asOfMicros: request.asOfMicros }).finally(() => gate.finished(date)),
+  );
   ctx.logger.info({ event: 'backfill_finished', days: outcomes.length, failed: outcomes.filter((o) => o.status === 'failed').length }, 'backfill finished');
   return outcomes;
 }

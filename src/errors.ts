@@ -114,7 +114,7 @@ export class InterruptedError extends ModelMetricsError {
 }
 
 /** Process exit codes of SPEC §6. */
-export const ExitCode = { ok: 0, failed: 1, usage: 2, notReady: 3 } as const;
+export const ExitCode = { ok: 0, failed: 1, usage: 2, notReady: 3, alert: 4 } as const;
 
 /** The exit code an error maps to. */
 export function exitCodeOf(error: unknown): number {

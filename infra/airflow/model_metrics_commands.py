@@ -28,6 +28,8 @@ EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_READY = 3
+# Done and committed, and an alert fired (--fail-on-alert, SPEC §8).
+EXIT_ALERT = 4
 
 # Where KubernetesPodOperator(do_xcom_push=True) reads the task's XCom return value.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
@@ -97,6 +99,9 @@ class CommandSettings:
     label_window: str = "P7D"
     summary_file: str | None = XCOM_RETURN_FILE
     log_level: str | None = None
+    # Exit 4 when an alert fired (SPEC §8): the task fails without retries, so the DAG's failure
+    # callbacks and e-mails reach someone; the day's outputs are committed all the same.
+    fail_on_alert: bool = True
 
     def common_args(self) -> list[str]:
         """Flags every command of the DAGs carries."""
@@ -105,6 +110,8 @@ class CommandSettings:
             args += ["--summary-file", self.summary_file]
         if self.log_level is not None:
             args += ["--log-level", self.log_level]
+        if self.fail_on_alert:
+            args += ["--fail-on-alert"]
         return args
 
 

@@ -14,7 +14,9 @@ model_metrics_daily, at 06:00 UTC over the interval [D 06:00, D+1 06:00):
   Each pushes the run summary (the `--json` document) to XCom through /airflow/xcom/return.json.
   Exit 3 ("not ready") is not a failure: the task waits (deferred, no worker held) and runs again
   an hour later, until two days past the interval; exit 2 (bad usage or config) fails at once,
-  without retries; exit 1 is retried like any failure.
+  without retries; exit 4 (done, and an alert fired: every command carries --fail-on-alert) fails
+  at once too, so the failure callbacks and e-mails reach someone, while the outputs stay committed;
+  exit 1 is retried like any failure.
 model_metrics_backfill, triggered by hand with a range (Trigger DAG w/ config):
   one pod per shard, `backfill --from … --to … --stage … --shard-index i --shard-count n`, so the
   days of the range are spread over n pods (day k to shard k mod n); a shard whose days are not
@@ -153,8 +155,13 @@ class ModelMetricsPodOperator(KubernetesPodOperator):
             self.defer(trigger=DateTimeTrigger(moment=pendulum.instance(step.wait_until)), method_name="execute_after_wait")
         except AirflowException:
             # Bad usage or config (exit 2) cannot get better by retrying: fail without the retries.
-            if self._job_exit_code() == commands.EXIT_USAGE:
+            exit_code = self._job_exit_code()
+            if exit_code == commands.EXIT_USAGE:
                 raise AirflowFailException("model-metrics exited 2 (bad usage or config); see the pod log for the option to fix")
+            # Alerts fired (exit 4, --fail-on-alert): the outputs are committed, so a retry would only
+            # find them done and exit 4 again. Fail at once: on_failure_callback and e-mails go out.
+            if exit_code == commands.EXIT_ALERT:
+                raise AirflowFailException("model-metrics exited 4: alerts fired (SPEC §8); the day's outputs are committed; see the pod log (event: alert) and alerts/stage=…/dt=…/alerts.avro")
             raise
 
     def execute_after_wait(self, context, event=None):

@@ -65,7 +65,7 @@ export function listSchemaVersions(dir: string): SchemaVersionFile[] {
 }
 
 /** The schemas of the package, each a folder `schemas/<name>/` of versions. */
-export type SchemaName = 'prediction' | 'label' | 'enriched' | 'metrics';
+export type SchemaName = 'prediction' | 'label' | 'enriched' | 'metrics' | 'alert';
 
 function packageVersions(name: SchemaName): readonly SchemaVersionFile[] {
   const dir = path.join(schemasDir, name);
@@ -87,6 +87,7 @@ export const schemaVersions: Readonly<Record<SchemaName, readonly SchemaVersionF
   label: packageVersions('label'),
   enriched: packageVersions('enriched'),
   metrics: packageVersions('metrics'),
+  alert: packageVersions('alert'),
 });
 
 /** Reads and parses one schema file. */
@@ -130,6 +131,9 @@ export const enrichedType: Type = loadLatest('enriched');
 
 /** ml.monitoring.ModelMetrics (SPEC §5), latest version: writer type of the metrics dataset. */
 export const metricsType: Type = loadLatest('metrics');
+
+/** ml.monitoring.Alert (SPEC §8), latest version: writer type of the alerts dataset. */
+export const alertType: Type = loadLatest('alert');
 
 /** Hex SHA-256 of the type's Parsing Canonical Form (Avro 1.11 "Schema Fingerprints"). */
 export function schemaFingerprint(type: Type): string {

@@ -19,6 +19,7 @@ export function openStores(config: JobConfig): Stores {
     labels: openStore(config.labels, config.s3, '--labels'),
     curated: openStore(config.curated, config.s3, '--curated'),
     metrics: openStore(config.metrics, config.s3, '--metrics'),
+    ...(config.alertsDataset === undefined ? {} : { alerts: openStore(config.alertsDataset, config.s3, '--alerts-dataset') }),
   };
 }
 

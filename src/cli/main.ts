@@ -16,6 +16,7 @@ import { checkDate } from '../config/dates.js';
 import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, defaultOf, envNameOf, optionsOf } from '../config/options.js';
 import { type JobConfig, coerceAll, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../config/resolve.js';
 import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
+import { alertExitCode, describeAlerts, describeDemoAlerts } from '../alerts/report.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
@@ -107,6 +108,7 @@ function describeResult(r: DayResult): string {
     `${head} — ${r.predictions_read.toLocaleString('en-US')} predictions read, ${r.predictions_kept.toLocaleString('en-US')} kept, ${r.labeled.toLocaleString('en-US')} labeled (${coverage}), ${r.curated_files} curated file(s), ${r.metrics_records} metrics record(s)${r.skipped_objects > 0 ? `, ${r.skipped_objects} object(s) skipped` : ''}, ${r.duration_s.toFixed(1)} s`,
     `  curated: ${r.curated_manifest}`,
     `  metrics: ${r.metrics_manifest}`,
+    ...describeAlerts(r.alerts),
   ].join('\n');
 }
 
@@ -140,7 +142,8 @@ e.g. "report:", holds that command's own keys); flags beat environment beat file
 A command refuses an option it does not use, from any source (exit 2).
 Exit codes: 0 done (or already done with the same inputs), 1 failed, 2 bad usage or config,
 3 not ready, nothing done, retry later (the final label window is still open, or another run of
-the same date and stage holds its lease, or the day's predictions partition does not exist yet),
+the same date and stage holds its lease, or the day's predictions partition does not exist yet), 4 done and committed, and an alert fired while
+--fail-on-alert is set,
 143/130 stopped by SIGTERM/SIGINT (nothing committed). Logs on stderr: readable lines at a terminal,
 JSON lines otherwise (--log-format); a failure ends with one line "model-metrics: error: ...".
 Summary on stdout.`;
@@ -311,6 +314,8 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       '',
       renderReport(result.final, 'table'),
       '',
+      ...describeDemoAlerts(result, dir),
+      ...(result.htmlReport === undefined ? [] : [`HTML report: ${result.htmlReport}`]),
       `try: npx model-metrics report --root ${dir} --from ${result.final.from} --to ${result.final.to} --format md`,
       ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
     ].join('\n');
@@ -346,6 +351,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   }
   try {
     if (reporting !== undefined) {
+      exitCode = alertExitCode(exitCode, reporting.outcomes, reporting.failOnAlert);
       const fallbackLogger = (): Logger => logger ?? commandLogger({ ...logSettings, logLevel: 'warn' }, argv[0] ?? 'model-metrics');
       exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });
       if (exitCode !== ExitCode.ok && finalSentence === undefined) finalSentence = 'the run succeeded but its summary or run metrics could not be written; see the log above';

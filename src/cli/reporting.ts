@@ -27,6 +27,8 @@ export interface Reporting {
   outcomes: DayOutcome[];
   /** The command's logger (same run id), once its context exists. */
   logger?: Logger;
+  /** `--fail-on-alert`: exit 4 once everything is committed when an alert fired (SPEC §8). */
+  failOnAlert: boolean;
 }
 
 /** Validates `--summary-file` and `--pushgateway` of a computing command. */
@@ -58,7 +60,7 @@ export function reportingOf(raw: RawOptions, command: string, stages: Stage[]): 
   } else if (raw['pushgateway-job'] !== undefined) {
     throw new UsageError('--pushgateway-job needs --pushgateway URL', { option: '--pushgateway-job' });
   }
-  return { command, stages, summaryFile, push, outcomes: [] };
+  return { command, stages, summaryFile, push, outcomes: [], failOnAlert: raw['fail-on-alert'] === true };
 }
 
 /** The shard of a backfill: `--shard-index/--shard-count`, the index defaulting to JOB_COMPLETION_INDEX. */

@@ -8,7 +8,7 @@ import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
 
 /** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
-export type OptionKind = 'string' | 'boolean' | 'integer' | 'list';
+export type OptionKind = 'string' | 'boolean' | 'integer' | 'list' | 'mapping';
 
 /** The commands that take options from this table (`schema check` has its own flags). */
 export const commandNames = ['run', 'backfill', 'scheduled', 'report', 'demo'] as const;
@@ -114,6 +114,15 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 'log-level', commands: STORE_READERS, kind: 'string', arg: 'LEVEL', description: 'log level on stderr: debug, info, warn, error, silent', default: 'info' },
   { name: 'log-level', commands: ['demo'], kind: 'string', arg: 'LEVEL', description: 'log level on stderr: debug, info, warn, error, silent', default: 'warn' },
   { name: 'log-format', commands: ALL, kind: 'string', arg: 'FORMAT', description: 'log lines on stderr: pretty (one readable line each) or json (JSON lines)', defaultText: 'pretty at a terminal, else json' },
+  // Alerts (SPEC §8), validated by src/alerts/settings.ts.
+  { name: 'alerts', commands: COMPUTING, kind: 'mapping', arg: 'YAML', description: 'per-model alert rules {default: {sigma: K, pct: P, metrics: [mse, mae, coverage]}, models: {NAME: {...}}}, usually the "alerts" key of --config' },
+  { name: 'alerts-dataset', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'alerts output dataset', defaultText: '<root>/alerts, else beside --metrics' },
+  { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', defaultText: '3' },
+  { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', defaultText: 'off' },
+  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice', defaultText: '14' },
+  { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', defaultText: '7' },
+  { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', defaultText: '200' },
+  { name: 'fail-on-alert', commands: COMPUTING, kind: 'boolean', description: 'exit 4 once everything is committed when an alert fired' },
 ];
 
 /** The options of one command, in table order. */

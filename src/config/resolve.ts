@@ -11,6 +11,7 @@ import { writableCodecs } from '../avro/codecs.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
+import { type AlertConfig, resolveAlertConfig } from '../alerts/settings.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -39,6 +40,10 @@ export interface JobConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Undefined: pretty at a terminal, JSON lines otherwise (decided in cli/context.ts). */
   logFormat?: 'pretty' | 'json';
+  /** The alerts output dataset (SPEC §8); absent: no alerts are computed. */
+  alertsDataset?: string;
+  /** Alert settings (SPEC §8). */
+  alerting?: AlertConfig;
 }
 
 export type { RawOptions } from './sources.js';
@@ -73,6 +78,11 @@ export function coerceOption(spec: OptionSpec, value: unknown, source = `--${spe
       if (cleaned.some((item) => item === '')) return bad('a list without empty items');
       return cleaned;
     }
+    case 'mapping':
+      // A mapping from --config, or its JSON/YAML text from a flag or variable (parsed where it is validated).
+      if (typeof value === 'string' && value.trim() !== '') return value;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
+      return bad('a mapping (or its JSON/YAML text)');
   }
 }
 
@@ -210,7 +220,28 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     onCorrupt: oneOf(raw, 'on-corrupt', ['fail', 'skip'] as const, defaultOf<string>('on-corrupt')),
     json: raw.json === true,
     ...logSettingsOf(raw),
+    alertsDataset: alertsDatasetOf(raw, raw.root as string | undefined, uris.metrics),
+    alerting: resolveAlertConfig(raw),
   };
+}
+
+/** `--alerts-dataset`, else `<root>/alerts`, else a sibling of the metrics dataset named alerts. */
+function alertsDatasetOf(raw: RawOptions, root: string | undefined, metrics: string): string {
+  const explicit = raw['alerts-dataset'] as string | undefined;
+  if (explicit !== undefined) {
+    parseStoreUri(explicit, '--alerts-dataset');
+    if (explicit.replace(/\/+$/, '') === metrics.replace(/\/+$/, '')) throw new UsageError(`--alerts-dataset (${explicit}) is the metrics dataset; give the alerts their own prefix`, { option: '--alerts-dataset' });
+    return explicit;
+  }
+  if (root !== undefined) return joinUri(root, 'alerts');
+  const parent = metrics.replace(/\/+$/, '').replace(/\/[^/]*$/, '');
+  try {
+    const uri = joinUri(parent, 'alerts');
+    parseStoreUri(uri, '--alerts-dataset');
+    return uri;
+  } catch (error) {
+    throw new UsageError(`--metrics ${metrics} has no parent folder to hold the alerts dataset; give --alerts-dataset URI or --root`, { option: '--alerts-dataset' }, { cause: error });
+  }
 }
 
 /**

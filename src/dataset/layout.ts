@@ -30,6 +30,9 @@ export function leaseKey(stage: Stage, date: string): string {
 /** The name of the metrics file of a partition. */
 export const METRICS_FILE = 'metrics.avro';
 
+/** The name of the alerts file of a partition (SPEC §8); header-only when no alert fired. */
+export const ALERTS_FILE = 'alerts.avro';
+
 /** Prefix of an input partition: `dt=YYYY-MM-DD/` (sub-partitions below it are included). */
 export function inputPartition(date: string): string {
   return `dt=${date}/`;

@@ -37,7 +37,7 @@ export interface ManifestSkipped {
 /** The `_SUCCESS` document. */
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
-  dataset: 'curated' | 'metrics';
+  dataset: 'curated' | 'metrics' | 'alerts';
   stage: Stage;
   date: string;
   as_of: string;
@@ -59,7 +59,7 @@ export interface Manifest {
 
 const manifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
-  dataset: z.enum(['curated', 'metrics']),
+  dataset: z.enum(['curated', 'metrics', 'alerts']),
   stage: z.enum(['preliminary', 'final']),
   date: z.string(),
   fingerprint: z.string(),

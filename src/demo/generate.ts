@@ -36,6 +36,17 @@ export interface SampleOptions {
   unlabeledShare?: number;
   /** Add duplicates, NaNs, zeros, misplaced records. Default true. */
   dirty?: boolean;
+  /** A degradation to detect (SPEC §8 alerts): from day `fromDay` on, one segment of one model predicts worse. */
+  drift?: SampleDrift;
+}
+
+/** A seeded drift: the model's error noise in one segment value is multiplied by `noiseFactor` from day index `fromDay`. */
+export interface SampleDrift {
+  model: string;
+  segmentKey: 'region' | 'device';
+  segmentValue: string;
+  fromDay: number;
+  noiseFactor: number;
 }
 
 /** Totals of what was written. */
@@ -106,12 +117,17 @@ export async function generateSample(predictions: ObjectStore, labels: ObjectSto
         if (dirty && random() < 0.0005) inferenceTs = dayStart - Math.floor(random() * 3600) * MICROS_PER_SECOND;
         const truth = Math.max(2, model.base + model.spread * gaussian(random));
         const yTrue = dirty && random() < 0.01 ? 0 : Math.round(truth * 100) / 100;
-        let yPred = Math.round((yTrue + model.bias + model.noise * gaussian(random)) * 1000) / 1000;
-        if (dirty && random() < 0.001) yPred = Number.NaN;
+        const noise = model.noise * gaussian(random);
+        const nanPrediction = dirty && random() < 0.001;
         const segments: Record<string, string> = {
           region: REGIONS[Math.floor(random() * random() * REGIONS.length)]!,
           device: DEVICES[Math.floor(random() * DEVICES.length)]!,
         };
+        // The same draws with or without a drift: only the drifted segment's errors change.
+        const drift = options.drift;
+        const drifted = drift !== undefined && d >= drift.fromDay && model.name === drift.model && segments[drift.segmentKey] === drift.segmentValue;
+        let yPred = Math.round((yTrue + model.bias + noise * (drifted ? drift.noiseFactor : 1)) * 1000) / 1000;
+        if (nanPrediction) yPred = Number.NaN;
         if (random() < 0.8) segments.channel = CHANNELS[Math.floor(random() * CHANNELS.length)]!;
         const inline = model.name === 'basket-value' && random() < 0.05;
         const record: PredictionRecord = {

@@ -8,6 +8,7 @@ import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { DayOutcome } from '../pipeline/outcome.js';
 import type { Stage } from '../join/records.js';
 import type { DayResult } from '../pipeline/daily.js';
+import { ALERT_METRICS, SKIP_REASONS } from '../alerts/policy.js';
 
 /** Where and under which job name to push. */
 export interface PushTarget {
@@ -52,6 +53,9 @@ export type StageFigures = Record<keyof typeof summedCounts, number> & {
   days: Record<(typeof dayStatuses)[number], number>;
   /** True when the command exited 0 and computed or confirmed at least one day of this stage. */
   succeeded: boolean;
+  /** Alerts of the computed or confirmed days by metric, and slices not compared by reason (SPEC §8). */
+  alerts: Record<(typeof ALERT_METRICS)[number], number>;
+  alertSlicesSkipped: Record<(typeof SKIP_REASONS)[number], number>;
 };
 
 /** Sums one stage's outcomes (pure, so the figures are testable without a gateway). */
@@ -60,11 +64,17 @@ export function stageFigures(run: RunFigures, stage: Stage): StageFigures {
     days: { done: 0, already_done: 0, not_ready: 0, failed: 0 },
     ...(Object.fromEntries(summedFields.map((field) => [field, 0])) as Record<keyof typeof summedCounts, number>),
     succeeded: false,
+    alerts: Object.fromEntries(ALERT_METRICS.map((m) => [m, 0])) as StageFigures['alerts'],
+    alertSlicesSkipped: Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as StageFigures['alertSlicesSkipped'],
   };
   for (const outcome of run.outcomes) {
     if (outcome.stage !== stage) continue;
     figures.days[outcome.status] += 1;
-    if (!('result' in outcome) || outcome.status !== 'done') continue;
+    if (!('result' in outcome)) continue;
+    // An already committed day's alerts still stand: they are pushed like those of a computed day.
+    for (const alert of outcome.result.alerts?.alerts ?? []) figures.alerts[alert.metric] += 1;
+    for (const reason of SKIP_REASONS) figures.alertSlicesSkipped[reason] += outcome.result.alerts?.skipped[reason] ?? 0;
+    if (outcome.status !== 'done') continue;
     for (const field of summedFields) figures[field] += outcome.result[summedCounts[field]];
   }
   figures.succeeded = run.exitCode === 0 && figures.days.done + figures.days.already_done > 0;
@@ -79,7 +89,7 @@ export function stageRegistry(run: RunFigures, stage: Stage): Registry {
     new Gauge({ name: `model_metrics_${name}`, help, registers: [registry] }).set(value);
   };
   gauge('run_duration_seconds', 'Wall time of the last run of this command.', run.durationSeconds);
-  gauge('run_exit_code', 'Exit code of the last run (0 done, 1 failed, 2 bad usage, 3 not ready, 143/130 signal).', run.exitCode);
+  gauge('run_exit_code', 'Exit code of the last run (0 done, 1 failed, 2 bad usage, 3 not ready, 4 alert with --fail-on-alert, 143/130 signal).', run.exitCode);
   gauge('last_run_timestamp_seconds', 'When the last run finished, in seconds since the epoch.', run.finishedAtMs / 1000);
   const days = new Gauge({ name: 'model_metrics_days', help: 'Days of the last run by outcome.', labelNames: ['status'], registers: [registry] });
   for (const status of dayStatuses) days.set({ status }, figures.days[status]);
@@ -90,6 +100,10 @@ export function stageRegistry(run: RunFigures, stage: Stage): Registry {
   gauge('labeled', 'Kept predictions that found a label.', figures.labeled);
   gauge('curated_files', 'Curated part files published by the last run.', figures.curatedFiles);
   gauge('metrics_records', 'Metrics records published by the last run.', figures.metricsRecords);
+  const alerts = new Gauge({ name: 'model_metrics_alerts', help: 'Alerts (SPEC §8) of the days of the last run, by metric.', labelNames: ['metric'], registers: [registry] });
+  for (const metric of ALERT_METRICS) alerts.set({ metric }, figures.alerts[metric]);
+  const skipped = new Gauge({ name: 'model_metrics_alert_slices_skipped', help: 'Slices of the days of the last run not compared with their baseline, by reason.', labelNames: ['reason'], registers: [registry] });
+  for (const reason of SKIP_REASONS) skipped.set({ reason }, figures.alertSlicesSkipped[reason]);
   // Only a good run sets it; POST leaves the previous value in the group when a run fails.
   if (figures.succeeded) gauge('last_success_timestamp_seconds', 'When a run last completed this stage, in seconds since the epoch.', run.finishedAtMs / 1000);
   return registry;

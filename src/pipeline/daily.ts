@@ -25,6 +25,7 @@ import { readInOrder } from './ordered-reader.js';
 import { mapBounded } from '../concurrency.js';
 import { type LeaseOptions, RunInProgressError, RunLease, thisProcess } from './lease.js';
 import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
+import { AlertsStep, type DayAlerts, alertParams } from '../alerts/step.js';
 
 /**
  * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
@@ -39,6 +40,8 @@ export interface Stores {
   labels: ObjectStore;
   curated: ObjectStore;
   metrics: ObjectStore;
+  /** The alerts dataset (SPEC §8); without it no alerts are computed. */
+  alerts?: ObjectStore;
 }
 
 /** What a day's run needs besides the request. */
@@ -52,6 +55,8 @@ export interface RunContext {
   signal?: AbortSignal;
   /** Timing of the run lease (default DEFAULT_LEASE_TIMING: 60 s, renewed every 15 s). */
   leaseTiming?: LeaseTiming;
+  /** Backfill: resolves once the earlier days of the range that a day's alert baseline needs are committed (SPEC §8). */
+  baselineReady?: (date: string) => Promise<void>;
 }
 
 /** One day and stage to compute. */
@@ -81,6 +86,8 @@ export interface DayResult {
   curated_manifest: string;
   metrics_manifest: string;
   duration_s: number;
+  /** The day's alerts (SPEC §8), when the run computes them. */
+  alerts?: DayAlerts;
 }
 
 /** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
@@ -146,6 +153,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     job_version: ctx.jobVersion,
     output_revision: OUTPUT_REVISION,
     reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
+    // alerts (SPEC §8): the settings that shape the alerts file.
+    ...(stores.alerts !== undefined && config.alerting !== undefined ? { alerts: alertParams(config.alerting) } : {}),
   };
   const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
   const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
@@ -176,6 +185,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     if (config.force) return undefined;
     const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, successKey), readManifest(stores.metrics, successKey)]);
     if (oldCurated?.fingerprint !== fingerprint || oldMetrics?.fingerprint !== fingerprint || !(await outputsIntact(stores, oldCurated, oldMetrics))) return undefined;
+    // alerts (SPEC §8): committed for the same fingerprint and from the baseline committed now.
+    const committedAlerts = await alertsStep?.committed(fingerprint);
+    if (alertsStep !== undefined && committedAlerts === undefined) return undefined;
     log.info({ event: 'already_done', fingerprint }, 'outputs already committed for the same inputs and options; nothing to do (--force recomputes)');
     const stats = oldCurated.stats ?? {};
     return summary('already_done', {
@@ -186,11 +198,22 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       curated_files: oldCurated.outputs.length,
       metrics_records: oldMetrics.outputs.reduce((n, o) => n + o.records, 0),
       skipped_objects: oldCurated.skipped?.length ?? 0,
+      ...(committedAlerts === undefined ? {} : { alerts: committedAlerts }),
     });
   };
 
+  const metadata = {
+    'model_metrics.stage': request.stage,
+    'model_metrics.as_of': formatMicros(asOf),
+    'model_metrics.label_window': config.labelWindow.iso,
+  };
   const runId = randomUUID();
-  const staging: StagingArea = { stores: [stores.curated, stores.metrics], stage: request.stage, date: request.date, runId };
+  const staging: StagingArea = { stores: [stores.curated, stores.metrics, ...(stores.alerts === undefined ? [] : [stores.alerts])], stage: request.stage, date: request.date, runId };
+  /** alerts (SPEC §8): the run's alerts step, once per run (staged under the run's staging prefix), or undefined without an alerts store. */
+  const alertsStep =
+    stores.alerts === undefined || config.alerting === undefined
+      ? undefined
+      : new AlertsStep({ alerts: stores.alerts, metrics: stores.metrics, config: config.alerting, stage: request.stage, date: request.date, asOfMicros: asOf, codec: config.codec, metadata, stagingPrefix: runStagingPrefix(request.stage, request.date, runId), logger: log, baselineReady: ctx.baselineReady });
   const leaseOptions: LeaseOptions = {
     stores: staging.stores,
     key: leaseKey(request.stage, request.date),
@@ -222,11 +245,6 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     const [predictionCheck, labelCheck] = checked;
     const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
 
-    const metadata = {
-      'model_metrics.stage': request.stage,
-      'model_metrics.as_of': formatMicros(asOf),
-      'model_metrics.label_window': config.labelWindow.iso,
-    };
     // Data files are written under the run's own hidden staging prefix and moved into place only at
     // commit, so a run that fails before then leaves the published partition exactly as it was.
     const stagingPrefix = runStagingPrefix(request.stage, request.date, runId);
@@ -292,6 +310,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
       for (const record of metricRecords) await metricsWriter.append(record);
       const metricsOutputs = await metricsWriter.finish();
+      // alerts (SPEC §8): evaluated against the committed baseline and staged beside the metrics.
+      const alerts = alertsStep;
+      await alerts?.stage(metricRecords);
 
       ctx.signal?.throwIfAborted();
       // Commit (SPEC §1), in an order that keeps the data files of a partition from one run at every
@@ -308,14 +329,16 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       lease.assertHeld();
       log.info({ event: 'commit_started', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'commit started');
       unpublished = true;
+      await alerts?.unpublish();
       await stores.metrics.delete([successKey]);
       await stores.curated.delete([successKey]);
       log.info({ event: 'commit_unpublished' }, 'previous _SUCCESS removed; the partitions are not there until the new _SUCCESS');
       await lease.ensureHeld();
-      const removed = (await removeData(stores.curated, partition)) + (await removeData(stores.metrics, partition));
+      const removed = (await removeData(stores.curated, partition)) + (await removeData(stores.metrics, partition)) + ((await alerts?.removeOld()) ?? 0);
       log.info({ event: 'old_outputs_removed', objects: removed }, 'previous data files removed');
       await promote(stores.curated, curatedWriter, curatedOutputs, promoted.curated, lease);
       await promote(stores.metrics, metricsWriter, metricsOutputs, promoted.metrics, lease);
+      await alerts?.promote(() => lease.ensureHeld());
       log.info({ event: 'outputs_moved', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'new data files in place; writing _SUCCESS');
 
       const stats = {
@@ -359,6 +382,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       await stores.curated.write(successKey, serializeManifest(manifest('curated', curatedOutputs)), 'application/json');
       await lease.ensureHeld();
       await stores.metrics.write(successKey, serializeManifest(manifest('metrics', metricsOutputs)), 'application/json');
+      // alerts (SPEC §8): its commit point last, so committed alerts imply the committed metrics.
+      await lease.ensureHeld();
+      const dayAlerts = await alerts?.publish(manifest('alerts', []));
 
       const result = summary('done', {
         skipped_objects: skipped.length,
@@ -368,8 +394,10 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         label_coverage: stats.predictions_valid > 0 ? stats.labeled / stats.predictions_valid : null,
         curated_files: curatedOutputs.length,
         metrics_records: metricRecords.length,
+        ...(dayAlerts === undefined ? {} : { alerts: dayAlerts }),
       });
-      log.info({ event: 'run_committed', ...result }, 'run committed');
+      const { alerts: _alertList, ...logged } = result;
+      log.info({ event: 'run_committed', ...logged, ...(dayAlerts === undefined ? {} : { alerts_fired: dayAlerts.fired }) }, 'run committed');
       return result;
     } catch (error) {
       progress?.clearLine();
@@ -379,12 +407,12 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       if (unpublished && owner) {
         // Failed during the commit: uncommit both (a failure between the two _SUCCESS writes must
         // not leave one behind) and drop the new files already moved into place.
-        await stores.metrics
-          .delete([successKey])
+        await (alertsStep?.unpublish() ?? Promise.resolve())
+          .then(() => stores.metrics.delete([successKey]))
           .then(() => stores.curated.delete([successKey]))
           .catch(() => undefined);
       }
-      await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error)]);
+      await Promise.all([curatedWriter.abort(error), metricsWriter.abort(error), alertsStep?.abort(error, owner, unpublished).catch(() => undefined)]);
       // The run's own staging folder whole, not only the keys the writers started: it also takes
       // the multipart uploads whose abort failed (a lost connection, a store without Abort), and on
       // local files leaves no empty folder behind.

@@ -42,14 +42,16 @@ describe('the DAG and the command module', () => {
     // Exit 3 is handed to the operator's skip mechanism and turned into a wait; exit 2 fails without retries.
     expect(dag).toContain('skip_on_exit_code=[commands.EXIT_NOT_READY]');
     expect(dag).toContain('commands.EXIT_USAGE');
+    // Exit 4 (alerts fired, outputs committed) fails at once: a retry would only exit 4 again.
+    expect(dag).toMatch(/exit_code == commands\.EXIT_ALERT:\s+raise AirflowFailException/);
     expect(dag).toContain('do_xcom_push=True');
   });
 
   it('render the preliminary of {{ ds }} and the final of the latest closed window, as of the interval\'s end', () => {
     const rendered = renderDaily('P7D');
     expect(rendered[1]).toEqual({
-      preliminary: ['run', '--date', '2026-03-09', '--stage', 'preliminary', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE],
-      final: ['run', '--date', '2026-03-02', '--stage', 'final', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE],
+      preliminary: ['run', '--date', '2026-03-09', '--stage', 'preliminary', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE, '--fail-on-alert'],
+      final: ['run', '--date', '2026-03-02', '--stage', 'final', '--as-of', '2026-03-10T06:00:00Z', '--label-window', 'P7D', '--summary-file', XCOM_RETURN_FILE, '--fail-on-alert'],
     });
     expect(rendered.map((r) => flagValue(r.final, '--date'))).toEqual(['2026-02-23', '2026-03-02', '2026-03-06']);
     expect(renderDaily('PT36H').map((r) => flagValue(r.final, '--date'))).toEqual(['2026-02-28', '2026-03-07', '2026-03-11']);

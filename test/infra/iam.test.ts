@@ -14,7 +14,8 @@ import { OPERATION_ACTIONS, UPLOAD_OPERATIONS, isAllowed, listOf, readJobPolicy 
 
 const policy = readJobPolicy();
 const INPUTS = ['predictions', 'labels'];
-const OUTPUTS = ['curated', 'metrics'];
+// alerts (SPEC §8) is written like curated and metrics.
+const OUTPUTS = ['curated', 'metrics', 'alerts'];
 
 /** The bucket and prefix of the aws overlay's dataset root (MODEL_METRICS_ROOT). */
 function awsRoot(): { bucket: string; prefix: string } {

@@ -193,10 +193,11 @@ describe('the base', () => {
     expect(job.activeDeadlineSeconds).toBeGreaterThan(0);
     expect(job.activeDeadlineSeconds).toBeLessThan(24 * 3600);
     expect(jobContainer(job.template.spec).args[0]).toBe('scheduled');
-    // Bad usage (exit 2) fails the Job at once; evictions do not use up the backoff limit.
+    expect(jobContainer(job.template.spec).args).toContain('--fail-on-alert');
+    // Bad usage (exit 2) and alerts (exit 4, outputs committed) fail the Job at once; evictions do not use up the backoff limit.
     expect(job.podFailurePolicy.rules).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ action: 'FailJob', onExitCodes: expect.objectContaining({ containerName: 'model-metrics', operator: 'In', values: [2] }) }),
+        expect.objectContaining({ action: 'FailJob', onExitCodes: expect.objectContaining({ containerName: 'model-metrics', operator: 'In', values: [2, 4] }) }),
         expect.objectContaining({ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }),
       ]),
     );

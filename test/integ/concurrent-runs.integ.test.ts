@@ -42,7 +42,8 @@ function outputs(): DatasetRoot & { path: string } {
   return {
     ...inputs,
     path,
-    args: [...inputs.args, '--curated', join(path, 'curated'), '--metrics', join(path, 'metrics')],
+    // Alerts (SPEC §8) would default to <root>/alerts, shared by every pair: each pair gets its own.
+    args: [...inputs.args, '--curated', join(path, 'curated'), '--metrics', join(path, 'metrics'), '--alerts-dataset', join(path, 'alerts')],
     store: (dataset) => (dataset === 'curated' ? curated : dataset === 'metrics' ? metrics : inputs.store(dataset)),
   };
 }
@@ -167,7 +168,8 @@ describe('two runs of the same date and stage at once (local folder)', () => {
       // Time passes for the paused run: its leases (one per output dataset), as written, are now
       // older than their lifetime.
       const lapsed = Date.now() - DEFAULT_LEASE_TIMING.ttlMs - DEFAULT_LEASE_TIMING.clockSkewMs - 1_000;
-      for (const dataset of DATASETS) {
+      // The alerts dataset (beside --metrics) holds a lease too (SPEC §8).
+      for (const dataset of [...DATASETS, 'alerts']) {
         const leasePath = join(root.path, dataset, LEASE);
         const held = parseLease(await readFile(leasePath))!;
         await writeFile(leasePath, serializeLease({ ...held, renewed_at: new Date(lapsed).toISOString(), expires_at: new Date(lapsed + DEFAULT_LEASE_TIMING.ttlMs).toISOString() }));

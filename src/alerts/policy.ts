@@ -1,0 +1,267 @@
+/**
+ * The alert policy of SPEC §8 as pure functions: a day's metrics records against the rolling
+ * baseline of the same slices' final records of the previous days, with the gating rules
+ * (`--alert-min-labeled`, `--baseline-min-days`) and the `sigma` and `pct` rules. No I/O: the
+ * caller reads the records (src/alerts/step.ts), so every rule is tested on synthetic histories.
+ *
+ * Preliminary runs are compared at equal label age: against each baseline day's label-age record
+ * (metrics v2, SPEC §5.1, field `label_age_s`) at the largest age not above the run's own, never
+ * against finals, whose labels had the whole window to arrive and would make every young
+ * preliminary look degraded.
+ */
+
+/** The metrics alerts watch, named as in records, logs and config (SPEC §8). */
+export const ALERT_METRICS = ['mse', 'mae', 'coverage'] as const;
+export type AlertMetric = (typeof ALERT_METRICS)[number];
+
+/** The rules, named as in records, logs and config. */
+export const ALERT_RULES = ['sigma', 'pct'] as const;
+export type AlertRuleName = (typeof ALERT_RULES)[number];
+
+/** The rules of one model: `sigma` k (value beyond mean ± k·sd), `pct` p (beyond mean·(1 ± p)); null is off. */
+export interface AlertRules {
+  sigma: number | null;
+  pct: number | null;
+  /** The metrics compared (default all three). */
+  metrics: readonly AlertMetric[];
+}
+
+/** The validated alert settings of a run. */
+export interface AlertSettings {
+  /** Previous days whose finals form the baseline (default 14). */
+  baselineDays: number;
+  /** Counted baseline days a slice needs to be compared (default 7). */
+  baselineMinDays: number;
+  /** labeled_count a record needs to count, as a baseline day or as the day compared (default 200). */
+  minLabeled: number;
+  /** The rules of models without their own entry. */
+  defaults: AlertRules;
+  /** Per model name, its rules (every field given or taken from the defaults). */
+  models: Readonly<Record<string, AlertRules>>;
+}
+
+/** The rules when nothing is configured: sigma k = 3, pct off, all three metrics. */
+export const DEFAULT_RULES: AlertRules = Object.freeze({ sigma: 3, pct: null, metrics: ALERT_METRICS });
+
+/** The settings when nothing is configured (SPEC §8 defaults). */
+export const DEFAULT_ALERT_SETTINGS: AlertSettings = Object.freeze({ baselineDays: 14, baselineMinDays: 7, minLabeled: 200, defaults: DEFAULT_RULES, models: {} });
+
+/** The fields of a metrics record the policy reads (a ModelMetrics v1 or v2 record has them all). */
+export interface AlertInputRecord {
+  window_start_ts: number;
+  window_end_ts: number;
+  model_name: string;
+  model_version: string;
+  slice_keys: Record<string, string>;
+  labeled_count: number;
+  missing_label_rate: number | null;
+  mse: number | null;
+  mae: number | null;
+  /** Metrics v2 (SPEC §5.1): null or absent for the ordinary records, the label age in seconds otherwise. */
+  label_age_s?: number | null;
+}
+
+/** One baseline day: its date and the records of its final partition. */
+export interface BaselineDay {
+  date: string;
+  records: readonly AlertInputRecord[];
+}
+
+/** Why a slice was not compared. */
+export const SKIP_REASONS = ['too_few_labeled', 'too_few_baseline_days', 'no_label_age_baseline'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+/** An Alert record (schemas/alert/v1.avsc). */
+export interface AlertRecord {
+  window_start_ts: number;
+  window_end_ts: number;
+  stage: 'PRELIMINARY' | 'FINAL';
+  model_name: string;
+  model_version: string;
+  slice_keys: Record<string, string>;
+  metric: AlertMetric;
+  value: number;
+  baseline_mean: number;
+  baseline_sd: number;
+  baseline_days: number;
+  rule: AlertRuleName;
+  threshold: number;
+  labeled_count: number;
+  /** The label age compared at (preliminary runs), null for finals. */
+  label_age_s: number | null;
+  message: string;
+}
+
+/** What the policy did with a day's records. */
+export interface AlertEvaluation {
+  alerts: AlertRecord[];
+  /** Slices compared (each against every metric of its rules). */
+  compared: number;
+  /** Slices not compared, by reason. */
+  skipped: Record<SkipReason, number>;
+}
+
+/** The run being evaluated. */
+export interface AlertRun {
+  stage: 'preliminary' | 'final';
+  /** The window of the day: only day-window records are compared (metrics v2 also writes hourly ones). */
+  window: { startMicros: number; endMicros: number };
+  /** A preliminary run's own label age, as_of − end of D in whole seconds (SPEC §5.1); ignored for finals. */
+  labelAgeS: number;
+}
+
+/** The identity of a slice across days: model, version and the slice's sorted pairs. */
+export function sliceId(record: Pick<AlertInputRecord, 'model_name' | 'model_version' | 'slice_keys'>): string {
+  const pairs = Object.entries(record.slice_keys).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([record.model_name, record.model_version, pairs]);
+}
+
+/** The rules that apply to a model. */
+export function rulesFor(settings: AlertSettings, model: string): AlertRules {
+  return settings.models[model] ?? settings.defaults;
+}
+
+/** A metric's value in a record: mse, mae, or coverage = 1 − missing_label_rate; null when undefined. */
+export function metricValue(record: AlertInputRecord, metric: AlertMetric): number | null {
+  if (metric === 'coverage') return record.missing_label_rate === null ? null : 1 - record.missing_label_rate;
+  return record[metric];
+}
+
+/** Sample mean and sd (n − 1) of at least two values. */
+export function meanAndSd(values: readonly number[]): { mean: number; sd: number } {
+  const n = values.length;
+  // A flat series is its value exactly: 0.1 three times must not average to 0.10000000000000002.
+  if (values.every((v) => v === values[0])) return { mean: values[0]!, sd: 0 };
+  const mean = values.reduce((s, v) => s + v, 0) / n;
+  // Two passes: the deviations, not Σv² − n·mean², so a flat baseline gives sd exactly 0.
+  const ss = values.reduce((s, v) => s + (v - mean) * (v - mean), 0);
+  return { mean, sd: n > 1 ? Math.sqrt(ss / (n - 1)) : 0 };
+}
+
+/** Error metrics alert upward, coverage downward (SPEC §8). */
+function isDownward(metric: AlertMetric): boolean {
+  return metric === 'coverage';
+}
+
+/** The threshold of a rule, or undefined when the rule is off. */
+export function ruleThreshold(rule: AlertRuleName, rules: AlertRules, metric: AlertMetric, mean: number, sd: number): number | undefined {
+  const sign = isDownward(metric) ? -1 : 1;
+  if (rule === 'sigma') return rules.sigma === null ? undefined : mean + sign * rules.sigma * sd;
+  return rules.pct === null ? undefined : mean * (1 + sign * rules.pct);
+}
+
+/** Strictly beyond the threshold, in the metric's direction: a flat baseline alerts only on a real change. */
+export function breaches(metric: AlertMetric, value: number, threshold: number): boolean {
+  return isDownward(metric) ? value < threshold : value > threshold;
+}
+
+/**
+ * The record of a baseline day a slice is compared with: for a final, the day's ordinary record;
+ * for a preliminary, the label-age record at the largest age not above the run's own (undefined
+ * when the day has none, e.g. metrics v1 partitions).
+ */
+function baselineRecord(candidates: readonly AlertInputRecord[], run: AlertRun): AlertInputRecord | undefined {
+  if (run.stage === 'final') return candidates.find((r) => r.label_age_s === null || r.label_age_s === undefined);
+  let best: AlertInputRecord | undefined;
+  for (const r of candidates) {
+    const age = r.label_age_s;
+    if (age === null || age === undefined || age > run.labelAgeS) continue;
+    if (best === undefined || age > (best.label_age_s as number)) best = r;
+  }
+  return best;
+}
+
+function formatValue(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+}
+
+function describeSlice(record: AlertRecord): string {
+  const pairs = Object.entries(record.slice_keys);
+  const slice = pairs.length === 0 ? 'all' : pairs.map(([k, v]) => `${k}=${v}`).join(',');
+  return `${record.model_name}@${record.model_version} [${slice}]`;
+}
+
+/** The one-line message of an alert, as a person reads it in a log or a pager; `parameter` is the rule's k or p. */
+function messageOf(a: Omit<AlertRecord, 'message'>, parameter: number): string {
+  const down = isDownward(a.metric);
+  const sign = down ? '−' : '+';
+  const rule = a.rule === 'sigma' ? `mean ${sign} ${formatValue(parameter)}·sd (${formatValue(a.baseline_mean)} ${sign} ${formatValue(parameter)}·${formatValue(a.baseline_sd)})` : `mean·(1 ${sign} ${formatValue(parameter)}) (mean ${formatValue(a.baseline_mean)})`;
+  const age = a.label_age_s === null ? 'finals' : `label age ${a.label_age_s} s`;
+  return `${describeSlice({ ...a, message: '' })}: ${a.metric} ${formatValue(a.value)} is ${down ? 'below' : 'above'} ${formatValue(a.threshold)} = ${rule} over ${a.baseline_days} baseline day(s) at ${age} (rule ${a.rule})`;
+}
+
+/**
+ * Compares every day-window, ordinary record of `day` with its baseline. Records in, alerts out,
+ * sorted by input order of the slices, then metric, then rule, so the file is deterministic.
+ */
+export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: readonly BaselineDay[], run: AlertRun, settings: AlertSettings): AlertEvaluation {
+  const inWindow = (r: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean => r.window_end_ts - r.window_start_ts === window.endMicros - window.startMicros;
+  // Per slice, per baseline day: that day's candidate records (ordinary and label-age ones).
+  const history = new Map<string, AlertInputRecord[][]>();
+  baseline.forEach((b, index) => {
+    for (const r of b.records) {
+      if (!inWindow(r, run.window)) continue;
+      const id = sliceId(r);
+      let days = history.get(id);
+      if (days === undefined) history.set(id, (days = baseline.map(() => [])));
+      days[index]!.push(r);
+    }
+  });
+  const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
+  const alerts: AlertRecord[] = [];
+  let compared = 0;
+  const stage = run.stage === 'final' ? 'FINAL' : 'PRELIMINARY';
+  for (const record of day) {
+    if (record.window_start_ts !== run.window.startMicros || record.window_end_ts !== run.window.endMicros) continue;
+    if (record.label_age_s !== null && record.label_age_s !== undefined) continue;
+    if (record.labeled_count < settings.minLabeled) {
+      skipped.too_few_labeled++;
+      continue;
+    }
+    const days = history.get(sliceId(record)) ?? [];
+    const chosen = days.map((candidates) => baselineRecord(candidates, run)).filter((r): r is AlertInputRecord => r !== undefined);
+    if (run.stage === 'preliminary' && chosen.length === 0 && days.some((c) => c.length > 0)) {
+      // Finals exist but no label-age record at or below this age: comparing with finals would be wrong.
+      skipped.no_label_age_baseline++;
+      continue;
+    }
+    const counted = chosen.filter((r) => r.labeled_count >= settings.minLabeled);
+    if (counted.length < settings.baselineMinDays) {
+      skipped.too_few_baseline_days++;
+      continue;
+    }
+    compared++;
+    const rules = rulesFor(settings, record.model_name);
+    for (const metric of ALERT_METRICS) {
+      if (!rules.metrics.includes(metric)) continue;
+      const value = metricValue(record, metric);
+      const values = counted.map((r) => metricValue(r, metric)).filter((v): v is number => v !== null);
+      if (value === null || values.length < settings.baselineMinDays) continue;
+      const { mean, sd } = meanAndSd(values);
+      for (const rule of ALERT_RULES) {
+        const threshold = ruleThreshold(rule, rules, metric, mean, sd);
+        if (threshold === undefined || !breaches(metric, value, threshold)) continue;
+        const ageS = run.stage === 'final' ? null : Math.max(...counted.map((r) => r.label_age_s as number));
+        const alert = {
+          window_start_ts: record.window_start_ts,
+          window_end_ts: record.window_end_ts,
+          stage,
+          model_name: record.model_name,
+          model_version: record.model_version,
+          slice_keys: record.slice_keys,
+          metric,
+          value,
+          baseline_mean: mean,
+          baseline_sd: sd,
+          baseline_days: values.length,
+          rule,
+          threshold,
+          labeled_count: record.labeled_count,
+          label_age_s: ageS,
+        } as const;
+        alerts.push({ ...alert, message: messageOf(alert, (rule === 'sigma' ? rules.sigma : rules.pct) as number) });
+      }
+    }
+  }
+  return { alerts, compared, skipped };
+}

@@ -1,0 +1,46 @@
+/**
+ * How a command's alerts reach people and schedulers: lines of the human summary, and exit 4 with
+ * `--fail-on-alert` once every day is committed (SPEC §6, §8).
+ */
+import { DEMO_SIGMA, type DemoResult } from '../../jobs/demo.js';
+import type { DayOutcome } from '../pipeline/outcome.js';
+import { ExitCode } from '../errors.js';
+import type { DayAlerts } from './step.js';
+
+/** Alerts fired over the computed (or already committed) days of a command. */
+export function alertsFired(outcomes: readonly DayOutcome[]): number {
+  return outcomes.reduce((n, o) => n + ('result' in o ? (o.result.alerts?.fired ?? 0) : 0), 0);
+}
+
+/**
+ * The exit code once alerts are counted: 4 when `--fail-on-alert` is set, an alert fired and the
+ * command otherwise succeeded; a failure (1), bad usage (2), not ready (3) or a signal keeps its code.
+ */
+export function alertExitCode(exitCode: number, outcomes: readonly DayOutcome[], failOnAlert: boolean): number {
+  if (!failOnAlert || exitCode !== ExitCode.ok) return exitCode;
+  return alertsFired(outcomes) > 0 ? ExitCode.alert : exitCode;
+}
+
+/** The lines of a day's human summary about its alerts. */
+export function describeAlerts(alerts: DayAlerts | undefined): string[] {
+  if (alerts === undefined) return [];
+  const skipped = Object.entries(alerts.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${n} ${reason.replace(/_/g, ' ')}`);
+  return [
+    `  alerts: ${alerts.fired} fired, ${alerts.compared} slice(s) compared${skipped.length > 0 ? `, skipped: ${skipped.join(', ')}` : ''} (${alerts.baseline_days_found} baseline day(s) found) — ${alerts.manifest}`,
+    ...alerts.alerts.map((a) => `    ALERT ${a.message}`),
+  ];
+}
+
+/** Alerts the demo prints; the rest are in the files. */
+const DEMO_ALERTS_SHOWN = 12;
+
+/** The demo's closing lines: the drift it seeded and the alerts that caught it. */
+export function describeDemoAlerts(result: Pick<DemoResult, 'drift' | 'alerts'>, dir: string): string[] {
+  const d = result.drift;
+  return [
+    `seeded drift: ${d.model} ${d.segmentKey}=${d.segmentValue}, error noise ×${d.noiseFactor} from ${d.from} on`,
+    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared only at equal label age, which metrics v1 partitions do not hold):`,
+    ...result.alerts.slice(0, DEMO_ALERTS_SHOWN).map((a) => `  ALERT ${a.message}`),
+    ...(result.alerts.length > DEMO_ALERTS_SHOWN ? [`  … and ${result.alerts.length - DEMO_ALERTS_SHOWN} more (every one in the files above, and in the --json summary)`] : []),
+  ];
+}
