@@ -37,7 +37,7 @@ export async function demo(ctx: RunContext, predictionsPerDay = 20_000): Promise
   for (let d = 0; d < DEMO_DAYS; d++) {
     outcomes.push(await runDayOutcome(ctx, { date: addDays(DEMO_FROM, d), stage: 'final', asOfMicros: finalAsOf }));
   }
-  const preliminary = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'preliminary' });
-  const final = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'final' });
+  const preliminary = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'preliminary', by: 'day' });
+  const final = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'final', by: 'day' });
   return { sample, outcomes, preliminary, final };
 }

@@ -10,7 +10,9 @@ import { backfill } from '../../jobs/backfill.js';
 import { dailyRun } from '../../jobs/daily-run.js';
 import { demo } from '../../jobs/demo.js';
 import { type DayOutcome, combinedExitCode } from '../../jobs/outcome.js';
-import { buildReport } from '../../jobs/report.js';
+import { buildReport, checkOutFile, renderAny, writeOutFile } from '../../jobs/report.js';
+import { reportRequestOf } from '../report/request.js';
+import { reportGrains } from '../report/rollup.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
 import { type OptionSpec, camelNameOf, commonOptions, envNameOf } from '../config/options.js';
@@ -61,8 +63,14 @@ const commandSpecs = {
   report: [
     { name: 'from', kind: 'string', arg: 'YYYY-MM-DD', description: 'first day (inclusive)' },
     { name: 'to', kind: 'string', arg: 'YYYY-MM-DD', description: 'last day (inclusive)' },
-    { ...stageSpec, defaultText: 'final' },
-    { name: 'format', kind: 'string', arg: 'FORMAT', description: `output format: ${reportFormats.join(', ')}`, defaultText: 'table' },
+    { name: 'stage', kind: 'string', arg: 'STAGE', description: 'final, preliminary, or both (each day with both stages shows the restatement)', defaultText: 'final' },
+    { name: 'by', kind: 'string', arg: 'GRAIN', description: `rows per ${reportGrains.join(', ')} (ISO weeks, Monday to Sunday), rolled up exactly from the daily sums`, defaultText: 'day' },
+    { name: 'slice', kind: 'string', arg: 'KEY[=VALUE]', description: "rows for each value of a segment key (or one value) instead of the whole model version", defaultText: 'whole version' },
+    { name: 'model', kind: 'string', arg: 'NAME[@VERSION]', description: 'only this model (or model version)', defaultText: 'every model' },
+    { name: 'format', kind: 'string', arg: 'FORMAT', description: `output format: ${reportFormats.join(', ')} (html: one self-contained file with charts)`, defaultText: 'table' },
+    { name: 'out', kind: 'string', arg: 'FILE', description: 'write the report to this file instead of stdout (required for html)' },
+    // Only the options that locate and read the metrics dataset: the job options (--slice-keys, --codec, …) mean nothing here.
+    ...commonOptions.filter((s) => ['root', 'metrics', 'predictions', 'labels', 'curated', 's3-endpoint', 's3-force-path-style', 's3-region', 's3-max-attempts', 's3-idle-timeout-seconds'].includes(s.name)),
   ],
   demo: [{ name: 'dir', kind: 'string', arg: 'PATH', description: 'folder for the sample data and outputs', defaultText: './model-metrics-demo' }],
 } satisfies Record<string, OptionSpec[]>;
@@ -245,16 +253,21 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     exitCode = outcomes.some((o) => o.status === 'failed') ? ExitCode.failed : ExitCode.ok;
   });
 
-  const rep = setup('report', true);
-  rep.command.description('print the metrics of a date range as a table (or csv, md, json)').action(async (flags: Record<string, unknown>) => {
+  const rep = setup('report', false);
+  rep.command.description('the metrics of a date range per model version and window: table, md, csv, json or html (SPEC §7)').action(async (flags: Record<string, unknown>) => {
     const raw = gatherOptions(flags, rep.specs, io.env);
-    const from = required(raw, 'from', '2026-03-02');
-    const to = required(raw, 'to', '2026-03-08');
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, 'final');
+    const request = reportRequestOf(raw);
     const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : 'table');
+    const out = raw.out as string | undefined;
+    if (format === 'html' && out === undefined) throw new UsageError('--format html writes a file: add --out FILE, e.g. --out report.html', { option: '--out' });
+    if (out !== undefined) checkOutFile(out);
     const config = resolveJobConfig(raw, io.env);
-    const report = await buildReport(openStores(config).metrics, { from, to, stage });
-    io.stdout(`${renderReport(report, format)}\n`);
+    const text = await renderAny(await buildReport(openStores(config).metrics, request), format);
+    if (out === undefined) io.stdout(text);
+    else {
+      writeOutFile(out, text);
+      io.stdout(`report written to ${resolvePath(out)}\n`);
+    }
   });
 
   const dm = setup('demo', false);
