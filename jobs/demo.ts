@@ -73,8 +73,8 @@ export async function demo(given: RunContext, options: DemoOptions = {}): Promis
   for (let d = 0; d < DEMO_DAYS; d++) {
     outcomes.push(await runDayOutcome(ctx, { date: addDays(DEMO_FROM, d), stage: 'final', asOfMicros: finalAsOf }));
   }
-  const preliminary = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'preliminary' });
-  const final = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'final' });
+  const preliminary = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'preliminary', by: 'day' });
+  const final = await buildReport(ctx.stores.metrics, { from: DEMO_FROM, to, stage: 'final', by: 'day' });
   const alerts = outcomes.flatMap((o) => ('result' in o ? (o.result.alerts?.alerts ?? []) : []));
   const result: DemoResult = { sample, outcomes, preliminary, final, drift: { ...DEMO_DRIFT, from: addDays(DEMO_FROM, DEMO_DRIFT.fromDay) }, alerts };
   if (options.writeHtmlReport !== undefined && options.htmlOut !== undefined) {

@@ -1,100 +1,59 @@
 /**
- * `model-metrics report`: the weekly-review table from committed metrics partitions. One row per
- * model version and day (the whole-version slice), then one roll-up row per model version over the
- * range, computed exactly from the daily sufficient statistics (SPEC §5) without rereading rows.
+ * `model-metrics report` (SPEC §7): reads the committed metrics of a range, rolls them up exactly
+ * and renders one format, on stdout or into `--out FILE` (written whole or not at all).
  */
-import { metricsType } from '../src/avro/schemas.js';
-import { dateRange } from '../src/config/dates.js';
-import { METRICS_FILE, SUCCESS_FILE, outputPartition } from '../src/dataset/layout.js';
-import { parseManifest } from '../src/dataset/manifest.js';
-import type { Stage } from '../src/join/records.js';
-import type { ModelMetricsRecord } from '../src/join/slices.js';
-import { rollupMetrics } from '../src/metrics/formulas.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeAtomically } from '../src/cli/reporting.js';
+import { type TextFormat, documentTable, missingLines, renderReport } from '../src/cli/report-view.js';
+import type { ReportFormat } from '../src/cli/format.js';
+import { UsageError } from '../src/errors.js';
+import { type Report, type ReportRequest, buildReport } from '../src/report/build.js';
+import { renderHtml } from '../src/report/html.js';
 import type { ObjectStore } from '../src/storage/types.js';
-import { readInOrder } from '../src/pipeline/ordered-reader.js';
 
-/** What to report. */
-export interface ReportRequest {
-  from: string;
-  to: string;
-  stage: Stage;
+export { type Report, type ReportRequest, type ReportRow, buildReport } from '../src/report/build.js';
+
+/** The report rendered in any format of `report --format`. */
+export async function renderAny(report: Report, format: ReportFormat): Promise<string> {
+  if (format === 'html') return renderHtml(report, documentTable(report), missingLines(report));
+  return `${renderReport(report, format as TextFormat)}\n`;
 }
 
-/** One row of the report. */
-export interface ReportRow {
-  model_name: string;
-  model_version: string;
-  window: string;
-  count: number;
-  labeled_count: number;
-  mse: number | null;
-  rmse: number | null;
-  mae: number | null;
-  mape: number | null;
-  r2: number | null;
-  coverage: number | null;
-}
-
-/** The report: daily rows, roll-ups, and the dates without committed metrics. */
-export interface Report {
-  stage: Stage;
-  from: string;
-  to: string;
-  rows: ReportRow[];
-  missing_dates: string[];
-}
-
-function rowOf(window: string, records: ModelMetricsRecord[]): ReportRow {
-  const m = rollupMetrics(records);
-  const first = records[0]!;
-  return {
-    model_name: first.model_name,
-    model_version: first.model_version,
-    window,
-    count: m.count,
-    labeled_count: m.labeled_count,
-    mse: m.mse,
-    rmse: m.rmse,
-    mae: m.mae,
-    mape: m.mape,
-    r2: m.r2,
-    coverage: m.missing_label_rate === null ? null : 1 - m.missing_label_rate,
+/**
+ * Checks that `--out FILE` can be written before any store is read: its folder exists and is
+ * writable, and it is not a folder itself. UsageError (exit 2) naming --out otherwise.
+ */
+export function checkOutFile(file: string): void {
+  const folder = path.dirname(path.resolve(file));
+  const fail = (why: string, cause?: unknown): never => {
+    throw new UsageError(`--out ${file}: ${why}; choose a file in an existing, writable folder`, { option: '--out', path: path.resolve(file) }, { cause });
   };
+  try {
+    if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) fail('is a folder');
+    fs.accessSync(folder, fs.constants.W_OK);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    fail(`cannot write into ${folder} (${(error as NodeJS.ErrnoException).code ?? String(error)})`, error);
+  }
 }
 
-/** Reads the committed metrics of every date in the range. */
-export async function buildReport(metrics: ObjectStore, request: ReportRequest): Promise<Report> {
-  const dates = dateRange(request.from, request.to);
-  const missing: string[] = [];
-  const daily = new Map<string, ModelMetricsRecord[]>(); // model version → whole-version records by date order
-  const rows: ReportRow[] = [];
-  for (const date of dates) {
-    const partition = outputPartition(request.stage, date);
-    const manifestBytes = await metrics.readSmall(`${partition}${SUCCESS_FILE}`);
-    const manifest = manifestBytes === undefined ? undefined : parseManifest(manifestBytes);
-    const file = manifest?.outputs.find((o) => o.key === `${partition}${METRICS_FILE}`);
-    if (file === undefined) {
-      missing.push(date);
-      continue;
-    }
-    const info = await metrics.head(file.key);
-    if (info === undefined) {
-      missing.push(date);
-      continue;
-    }
-    for await (const block of readInOrder<ModelMetricsRecord>(metrics, [info], metricsType, 1)) {
-      for (const record of block.records) {
-        if (Object.keys(record.slice_keys).length !== 0) continue;
-        const id = JSON.stringify([record.model_name, record.model_version]);
-        const list = daily.get(id) ?? [];
-        list.push(record);
-        daily.set(id, list);
-        rows.push(rowOf(date, [record]));
-      }
-    }
+/** Writes rendered text to `file` atomically; UsageError naming --out when that fails. */
+export function writeOutFile(file: string, text: string): void {
+  try {
+    writeAtomically(file, text);
+  } catch (error) {
+    throw new UsageError(`--out ${file}: cannot write the report (${(error as NodeJS.ErrnoException).code ?? String(error)}); choose a file in an existing, writable folder`, { option: '--out', path: path.resolve(file) }, { cause: error });
   }
-  const rollups = [...daily.values()].map((records) => rowOf(`${request.from}..${request.to}`, records));
-  const order = (a: ReportRow, b: ReportRow): number =>
-    a.model_name.localeCompare(b.model_name) || a.model_version.localeCompare(b.model_version) || Number(a.window.includes('..')) - Number(b.window.includes('..')) || a.window.localeCompare(b.window);
-  return { stage: request.stage, from: request.from, to: request.to, rows: [...rows, ...rollups].sort(order), missing_dates: missing };
+}
+
+/**
+ * Builds the report of `request` from the committed metrics in `metrics` and writes it as one
+ * self-contained HTML file (the `demo` ends with this). Returns the report it drew.
+ */
+export async function writeHtmlReport(metrics: ObjectStore, request: ReportRequest, file: string): Promise<Report> {
+  checkOutFile(file);
+  const report = await buildReport(metrics, request);
+  writeOutFile(file, await renderAny(report, 'html'));
+  return report;
 }

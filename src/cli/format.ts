@@ -3,7 +3,7 @@
  */
 
 /** The formats of `report --format`. */
-export const reportFormats = ['table', 'csv', 'md', 'json'] as const;
+export const reportFormats = ['table', 'csv', 'md', 'json', 'html'] as const;
 /** One of reportFormats. */
 export type ReportFormat = (typeof reportFormats)[number];
 
@@ -23,6 +23,32 @@ export function humanNumber(value: number | null, kind: 'count' | 'metric' | 'pe
   if (kind === 'percent') return `${(value * 100).toFixed(1)}%`;
   if (value !== 0 && (Math.abs(value) >= 1e7 || Math.abs(value) < 1e-4)) return value.toExponential(4);
   return Number(value.toPrecision(6)).toString();
+}
+
+/** How a column of numbers is written for people. */
+export type NumberKind = 'count' | 'metric' | 'percent';
+
+/** Significant digits of every metric cell: a column never mixes 9.123 with 9.12508. */
+export const METRIC_DIGITS = 4;
+
+const metricFormat = new Intl.NumberFormat('en-US', { minimumSignificantDigits: METRIC_DIGITS, maximumSignificantDigits: METRIC_DIGITS });
+const countFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+/**
+ * A formatter for one column, chosen from all its values so the column reads uniformly: counts with
+ * thousands separators, percentages with one decimal, metrics with METRIC_DIGITS significant digits
+ * and thousands separators — or, when any value of the column is at or above 1e9 or below 1e-3
+ * (and not 0), every value in the same scientific notation.
+ */
+export function columnFormatter(values: ReadonlyArray<number | null>, kind: NumberKind): (value: number | null) => string {
+  if (kind === 'count') return (v) => (v === null ? '-' : countFormat.format(v));
+  if (kind === 'percent') return (v) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`);
+  const scientific = values.some((v) => v !== null && Number.isFinite(v) && v !== 0 && (Math.abs(v) >= 1e9 || Math.abs(v) < 1e-3));
+  return (v) => {
+    if (v === null) return '-';
+    if (!Number.isFinite(v)) return String(v);
+    return scientific ? v.toExponential(METRIC_DIGITS - 1) : metricFormat.format(v);
+  };
 }
 
 function cell<T>(column: Column<T>, row: T): string {
@@ -53,4 +79,18 @@ export function renderCsv<T>(rows: readonly T[], columns: ReadonlyArray<{ header
   const lines = [columns.map((c) => quote(c.header)).join(',')];
   for (const row of rows) lines.push(columns.map((c) => { const v = c.raw(row); return v === null ? '' : quote(String(v)); }).join(','));
   return lines.join('\r\n');
+}
+
+/** Word-wraps prose to `width` characters, continuation lines indented by `indent` spaces; a word longer than a line stays whole. */
+export function wrapText(text: string, width: number, indent = 4): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = ' '.repeat(indent) + word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
 }

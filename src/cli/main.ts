@@ -10,7 +10,8 @@ import { backfill } from '../../jobs/backfill.js';
 import { dailyRun } from '../../jobs/daily-run.js';
 import { demo } from '../../jobs/demo.js';
 import { type DayOutcome, combinedExitCode } from '../pipeline/outcome.js';
-import { buildReport } from '../../jobs/report.js';
+import { buildReport, checkOutFile, renderAny, writeOutFile } from '../../jobs/report.js';
+import { reportRequestOf } from '../report/request.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
 import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, defaultOf, envNameOf, optionsOf } from '../config/options.js';
@@ -289,15 +290,20 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     outcomesVerdict(outcomes.filter((o) => o.status !== 'not_ready'));
   });
 
-  define('report', 'print the metrics of a date range as a table (or csv, md, json)', async ({ raw, warnings }) => {
-    const from = raw.from as string;
-    const to = raw.to as string;
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const, defaultOf<string>('stage', 'report'));
+  define('report', 'the metrics of a date range per model version and window: table, md, csv, json or html (SPEC §7)', async ({ raw, warnings }) => {
+    const request = reportRequestOf(raw);
     const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : defaultOf<string>('format', 'report'));
+    const out = raw.out as string | undefined;
+    if (format === 'html' && out === undefined) throw new UsageError('--format html writes a file: add --out FILE, e.g. --out report.html', { option: '--out' });
+    if (out !== undefined) checkOutFile(out);
     const metrics = openStore(datasetUri(raw, 'metrics'), s3SettingsOf(raw, io.env), '--metrics');
     warnAll(commandLogger(logSettingsOf(raw), 'report'), warnings);
-    const report = await buildReport(metrics, { from, to, stage });
-    io.stdout(`${renderReport(report, format)}\n`);
+    const text = await renderAny(await buildReport(metrics, request), format);
+    if (out === undefined) io.stdout(text);
+    else {
+      writeOutFile(out, text);
+      io.stdout(`report written to ${resolvePath(out)}\n`);
+    }
   });
 
   define('demo', 'generate sample data locally, run both stages and print the tables (no server, no credentials)', async ({ raw, warnings }) => {

@@ -86,11 +86,16 @@ export function shardOf(raw: RawOptions, env: NodeJS.ProcessEnv): { index: numbe
   return { index, count };
 }
 
-/** Writes a file whole or not at all: a temp file beside it, then a rename. */
-function writeAtomically(file: string, text: string): void {
+/** Writes a file through a temporary sibling and a rename, so a reader never sees half of it; the temporary is removed on failure. */
+export function writeAtomically(file: string, text: string): void {
   const temp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(temp, text);
-  fs.renameSync(temp, file);
+  try {
+    fs.writeFileSync(temp, text);
+    fs.renameSync(temp, file);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 /**

@@ -157,54 +157,57 @@ describe('scheduled and report (local folder)', () => {
     const json = await cli(['report', ...range, '--format', 'json']);
     expect(json.code, describeRun(json)).toBe(0);
     const report = JSON.parse(json.stdout) as Report;
-    expect(report).toMatchObject({ stage: 'final', from: '2026-03-01', to: '2026-03-04', missing_dates: ['2026-03-01'] });
-    expect(new Set(report.rows.map((r) => r.model_version))).toEqual(new Set(VERSIONS));
-    // Every day's whole-version row matches the metrics file it was read from; the roll-up sums the days.
+    expect(report).toMatchObject({ stage: 'final', from: '2026-03-01', to: '2026-03-04', missing: [{ date: '2026-03-01', stage: 'final' }] });
+    const rows = report.rows.filter((r) => r.kind !== 'missing');
+    expect(new Set(rows.map((r) => r.version))).toEqual(new Set(VERSIONS));
+    // Every day's whole-version row matches the metrics file it was read from; the total adds the days.
     for (const date of DAYS) {
       const metrics = await readRecords<ModelMetricsRecord>(root.store('metrics'), `stage=final/dt=${date}/metrics.avro`, metricsType);
       for (const whole of metrics.filter((m) => Object.keys(m.slice_keys).length === 0)) {
-        const row = report.rows.find((r) => r.window === date && r.model_version === whole.model_version)!;
-        expect(row).toMatchObject({ model_name: whole.model_name, count: whole.count, labeled_count: whole.labeled_count });
+        const row = rows.find((r) => r.window === date && r.version === whole.model_version)!;
+        expect(row).toMatchObject({ model: whole.model_name, count: whole.count, labeled: whole.labeled_count });
         expect(row.mse).toBeCloseTo(whole.mse!, 12);
       }
     }
     for (const version of VERSIONS) {
-      const rows = report.rows.filter((r) => r.model_version === version);
-      const rollup = rows.find((r) => r.window === '2026-03-01..2026-03-04')!;
-      expect(rollup.count).toBe(rows.filter((r) => r !== rollup).reduce((n, r) => n + r.count, 0));
-      expect(rows).toHaveLength(DAYS.length + 1);
+      const ofVersion = rows.filter((r) => r.version === version);
+      const total = ofVersion.find((r) => r.kind === 'range')!;
+      expect(total.window).toBe('total');
+      expect(total.count).toBe(ofVersion.filter((r) => r !== total).reduce((n, r) => n + r.count!, 0));
+      expect(ofVersion).toHaveLength(DAYS.length + 1);
     }
 
     const table = await cli(['report', ...range]);
     expect(table.code).toBe(0);
     for (const version of VERSIONS) expect(table.stdout).toContain(version);
-    expect(table.stdout).toContain('final metrics, 2026-03-01 .. 2026-03-04');
-    expect(table.stdout).toContain('no committed final metrics for: 2026-03-01');
+    expect(table.stdout).toContain('final metrics by day, 2026-03-01 .. 2026-03-04');
+    expect(table.stdout).toContain('no committed final metrics for 1 day(s): 2026-03-01');
 
+    // CSV: the JSON keys as headers, one line per row, the missing day included.
     const csv = await cli(['report', ...range, '--format', 'csv']);
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trimEnd().split('\r\n').map((line) => line.split(','));
-    expect(lines[0]).toEqual(['model', 'version', 'window', 'count', 'labeled', 'MSE', 'RMSE', 'MAE', 'MAPE', 'R2', 'coverage']);
+    expect(lines[0]).toEqual(Object.keys(report.rows[0]!));
     expect(lines).toHaveLength(report.rows.length + 1);
     for (const [i, row] of report.rows.entries()) {
-      const cells = lines[i + 1]!;
-      expect(cells.slice(0, 3)).toEqual([row.model_name, row.model_version, row.window]);
-      expect(Number(cells[3])).toBe(row.count);
-      expect(Number(cells[5])).toBe(row.mse);
+      const cells = Object.fromEntries(lines[0]!.map((h, j) => [h, lines[i + 1]![j]]));
+      expect([cells.kind, cells.model, cells.version, cells.window]).toEqual([row.kind, row.model ?? '', row.version ?? '', row.window]);
+      expect(cells.mse === '' ? null : Number(cells.mse)).toBe(row.mse);
     }
 
     const md = await cli(['report', ...range, '--format', 'md']);
     expect(md.code).toBe(0);
     const mdLines = md.stdout.trimEnd().split('\n');
-    expect(mdLines[0]).toBe('**final metrics, 2026-03-01 .. 2026-03-04**');
+    expect(mdLines[0]).toBe('**final metrics by day, 2026-03-01 .. 2026-03-04**');
+    expect(mdLines[2]).toMatch(/^From file:\/\/.*\/metrics\.$/);
     const tableLines = mdLines.filter((line) => line.startsWith('|'));
-    expect(tableLines).toHaveLength(report.rows.length + 2);
-    expect(tableLines[1]).toMatch(/^\| --- \| --- \| --- \| ---: \|/);
-    for (const line of tableLines) expect(line.split(/(?<!\\)\|/).length).toBe(13);
-    expect(md.stdout).toContain('no committed final metrics for: 2026-03-01');
+    expect(tableLines).toHaveLength(rows.length + 2);
+    expect(tableLines[1]).toMatch(/^\| --- \| --- \| --- \| --- \|/);
+    for (const line of tableLines) expect(line.split(/(?<!\\)\|/).length).toBe(Object.keys(report.rows[0]!).length + 2);
+    expect(md.stdout).toContain('\n\n- no committed final metrics for 1 day(s): 2026-03-01');
 
     const preliminary = await cli(['report', '--from', '2026-03-04', '--to', '2026-03-05', '--stage', 'preliminary', '--format', 'json', ...root.args]);
     // 03-05 has no predictions partition: its preliminary was not ready, so nothing was committed.
-    expect(JSON.parse(preliminary.stdout)).toMatchObject({ stage: 'preliminary', missing_dates: ['2026-03-05'] });
+    expect(JSON.parse(preliminary.stdout)).toMatchObject({ stage: 'preliminary', missing: [{ date: '2026-03-05', stage: 'preliminary' }] });
   });
 });

@@ -1,0 +1,123 @@
+/**
+ * Reads the committed metrics partitions of a date range for the report (SPEC §7). Only partitions
+ * whose `_SUCCESS` manifest lists the metrics file exist (SPEC §1); each record is checked before it
+ * is used, so a report never rolls up a negative count or a labeled count above the count.
+ *
+ * The reader type is the package's latest ModelMetrics schema plus the fields of metrics v2
+ * (SPEC §5.1: every `sum_X_lo` companion, default 0, and `label_age_s`, default null) where that
+ * schema does not have them yet: a v1 file resolves them to their defaults, a v2 file supplies them,
+ * so a range that mixes v1 and v2 partitions reads as one dataset.
+ */
+import type { Type } from 'avsc';
+import { parseAvroType } from '../avro/avro-types.js';
+import { metricsType } from '../avro/schemas.js';
+import { METRICS_FILE, SUCCESS_FILE, outputPartition } from '../dataset/layout.js';
+import { parseManifest } from '../dataset/manifest.js';
+import { CorruptObjectError } from '../errors.js';
+import type { Stage } from '../join/records.js';
+import type { ModelMetricsRecord } from '../join/slices.js';
+import { readInOrder } from '../pipeline/ordered-reader.js';
+import type { ObjectStore } from '../storage/types.js';
+
+/** The seven sufficient statistics of SPEC §5, in schema order. */
+export const SUM_FIELDS = ['sum_error', 'sum_sq_error', 'sum_abs_error', 'sum_quad_error', 'sum_ape', 'sum_y_true', 'sum_sq_y_true'] as const;
+/** One of SUM_FIELDS. */
+export type SumField = (typeof SUM_FIELDS)[number];
+
+/** A metrics record as the report reads it: v1 fields, plus the v2 ones (defaults for v1 files). */
+export type ReportMetricsRecord = ModelMetricsRecord & { [K in `${SumField}_lo`]: number } & { label_age_s: number | null };
+
+/** A record with the stage and date of the partition it came from, and its object's URI. */
+export interface LoadedRecord {
+  stage: Stage;
+  date: string;
+  uri: string;
+  record: ReportMetricsRecord;
+}
+
+/** The report's reader type: the latest schema, with the §5.1 fields it lacks added with their defaults. */
+function reportReaderType(): Type {
+  const schema = metricsType.schema({ exportAttrs: true }) as { fields: Array<{ name: string }> } & Record<string, unknown>;
+  const names = new Set(schema.fields.map((f) => f.name));
+  const extra: Array<Record<string, unknown>> = [];
+  for (const field of SUM_FIELDS) {
+    if (!names.has(`${field}_lo`)) extra.push({ name: `${field}_lo`, type: 'double', default: 0 });
+  }
+  if (!names.has('label_age_s')) extra.push({ name: 'label_age_s', type: ['null', 'long'], default: null });
+  return parseAvroType({ ...schema, fields: [...schema.fields, ...extra] });
+}
+
+const readerType = reportReaderType();
+
+const COUNT_FIELDS = ['count', 'labeled_count', 'mape_count', 'invalid_count', 'duplicate_prediction_count', 'duplicate_label_count', 'negative_delay_count', 'misplaced_count'] as const;
+/** Sums of non-negative terms (Σe², Σ|e|, Σe⁴, Σ|e/y|, Σy²): a negative value is a broken record. */
+const NON_NEGATIVE_SUMS = ['sum_sq_error', 'sum_abs_error', 'sum_quad_error', 'sum_ape', 'sum_sq_y_true'] as const;
+
+/** Throws a CorruptObjectError naming the object, the record and the field when a record cannot be rolled up. */
+export function checkRecord(record: ReportMetricsRecord, uri: string, index: number, stage: Stage): void {
+  const fail = (field: string, expected: string): never => {
+    const actual = (record as unknown as Record<string, unknown>)[field];
+    throw new CorruptObjectError(
+      `${uri}: record ${index} (${record.model_name}@${record.model_version} ${JSON.stringify(record.slice_keys)}): ${field} must be ${expected}, got ${JSON.stringify(actual)}; recompute the day with \`model-metrics run --date … --stage ${stage} --force\``,
+      { uri, field, record: index },
+    );
+  };
+  for (const field of COUNT_FIELDS) {
+    const value = record[field];
+    if (!Number.isSafeInteger(value) || value < 0) fail(field, 'a non-negative integer');
+  }
+  if (record.labeled_count > record.count) fail('labeled_count', `at most count (${record.count})`);
+  if (record.mape_count > record.labeled_count) fail('mape_count', `at most labeled_count (${record.labeled_count})`);
+  for (const field of SUM_FIELDS) {
+    if (Number.isNaN(record[field])) fail(field, 'a number');
+    if (!Number.isFinite(record[`${field}_lo`])) fail(`${field}_lo`, 'a finite number');
+  }
+  for (const field of NON_NEGATIVE_SUMS) if (record[field] < 0) fail(field, 'non-negative (a sum of non-negative terms)');
+  const expectedStage = stage === 'final' ? 'FINAL' : 'PRELIMINARY';
+  if (record.stage !== expectedStage) fail('stage', `${expectedStage} in a stage=${stage} partition`);
+  if (record.label_age_s !== null && !Number.isSafeInteger(record.label_age_s)) fail('label_age_s', 'null or an integer');
+}
+
+/** The URI of a date's committed metrics file, or undefined when the partition is not committed. */
+async function committedMetricsFile(store: ObjectStore, stage: Stage, date: string): Promise<string | undefined> {
+  const partition = outputPartition(stage, date);
+  const manifestBytes = await store.readSmall(`${partition}${SUCCESS_FILE}`);
+  if (manifestBytes === undefined) return undefined;
+  const manifest = parseManifest(manifestBytes);
+  return manifest?.outputs.find((o) => o.key === `${partition}${METRICS_FILE}`)?.key;
+}
+
+/** What was read: every checked record, and the dates of each stage without a committed partition. */
+export interface LoadedMetrics {
+  records: LoadedRecord[];
+  missing: Array<{ date: string; stage: Stage }>;
+}
+
+/**
+ * Reads the committed metrics of each date and stage, keeping the records `keep` accepts. Memory is
+ * the kept records: one per (model version, slice, day, label age), far below the rows they summarise.
+ */
+export async function loadMetrics(store: ObjectStore, dates: readonly string[], stages: readonly Stage[], keep: (record: ReportMetricsRecord) => boolean): Promise<LoadedMetrics> {
+  const records: LoadedRecord[] = [];
+  const missing: Array<{ date: string; stage: Stage }> = [];
+  for (const stage of stages) {
+    for (const date of dates) {
+      const key = await committedMetricsFile(store, stage, date);
+      const info = key === undefined ? undefined : await store.head(key);
+      if (info === undefined) {
+        missing.push({ date, stage });
+        continue;
+      }
+      const uri = store.uriOf(info.key);
+      let index = 0;
+      for await (const block of readInOrder<ReportMetricsRecord>(store, [info], readerType, 1)) {
+        for (const record of block.records) {
+          checkRecord(record, uri, index++, stage);
+          if (keep(record)) records.push({ stage, date, uri, record });
+        }
+      }
+    }
+  }
+  missing.sort((a, b) => a.date.localeCompare(b.date) || a.stage.localeCompare(b.stage));
+  return { records, missing };
+}
