@@ -4,13 +4,13 @@
  * `jobs/`, prints the summary on stdout and returns the exit code (0 done, 1 failed, 2 bad usage,
  * 3 not ready). It never calls process.exit, so tests can run it in-process too.
  */
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { backfill } from '../../jobs/backfill.js';
 import { dailyRun } from '../../jobs/daily-run.js';
 import { demo } from '../../jobs/demo.js';
 import { type DayOutcome, combinedExitCode } from '../pipeline/outcome.js';
-import { buildReport, checkOutFile, renderAny, writeOutFile } from '../../jobs/report.js';
+import { buildReport, checkOutFile, renderAny, writeHtmlReport, writeOutFile } from '../../jobs/report.js';
 import { reportRequestOf } from '../report/request.js';
 import { scheduled } from '../../jobs/scheduled.js';
 import { checkDate } from '../config/dates.js';
@@ -311,7 +311,12 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? defaultOf<string>('log-level', 'demo'), ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
     const ctx = createRunContext(config, 'demo', interrupt.signal);
     warnAll(ctx.logger, warnings);
-    const result = await demo(ctx);
+    const result = await demo(ctx, {
+      htmlOut: join(dir, 'report.html'),
+      writeHtmlReport: async (c, r) => {
+        await writeHtmlReport(c.stores.metrics, { from: r.from, to: r.to, stage: 'both', by: 'day' }, r.out);
+      },
+    });
     const failed = result.outcomes.filter((o) => o.status !== 'done' && o.status !== 'already_done');
     const human = [
       `sample data: ${result.sample.predictions.toLocaleString('en-US')} predictions in ${result.sample.predictionFiles} files, ${result.sample.labels.toLocaleString('en-US')} labels in ${result.sample.labelFiles} files under ${dir}`,
