@@ -25,8 +25,12 @@ export function alertExitCode(exitCode: number, outcomes: readonly DayOutcome[],
 export function describeAlerts(alerts: DayAlerts | undefined): string[] {
   if (alerts === undefined) return [];
   const skipped = Object.entries(alerts.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${n} ${reason.replace(/_/g, ' ')}`);
+  const withoutAges = alerts.baseline_days_without_label_ages;
   return [
     `  alerts: ${alerts.fired} fired, ${alerts.compared} slice(s) compared${skipped.length > 0 ? `, skipped: ${skipped.join(', ')}` : ''} (${alerts.baseline_days_found} baseline day(s) found) — ${alerts.manifest}`,
+    ...(withoutAges.length > 0
+      ? [`  ${withoutAges.length} baseline day(s) hold no label-age records and do not count for this preliminary (metrics v1, or finals written before label ages; rerun those finals with this version to add them): ${withoutAges.join(', ')}`]
+      : []),
     ...alerts.alerts.map((a) => `    ALERT ${a.message}`),
   ];
 }

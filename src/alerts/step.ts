@@ -28,6 +28,8 @@ export interface DayAlerts {
   compared: number;
   skipped: Record<SkipReason, number>;
   baseline_days_found: number;
+  /** Preliminary runs: baseline days found whose finals hold no label-age record (metrics v1, or written before label ages), counted for no slice. */
+  baseline_days_without_label_ages: string[];
   alerts: AlertRecord[];
 }
 
@@ -99,7 +101,7 @@ export class AlertsStep {
    */
   async committed(fingerprint: string): Promise<DayAlerts | undefined> {
     const bytes = await this.options.alerts.readSmall(this.successKey);
-    const manifest = bytes === undefined ? undefined : (parseManifest(bytes) as (Manifest & { baseline?: BaselineSource[]; alerts?: Omit<DayAlerts, 'manifest' | 'alerts'> }) | undefined);
+    const manifest = bytes === undefined ? undefined : (parseManifest(bytes) as (Manifest & { baseline?: BaselineSource[]; alerts?: Omit<DayAlerts, 'manifest' | 'alerts' | 'baseline_days_without_label_ages'> & Partial<Pick<DayAlerts, 'baseline_days_without_label_ages'>> }) | undefined);
     if (manifest?.fingerprint !== fingerprint || manifest.baseline === undefined || manifest.alerts === undefined) return undefined;
     const baseline = await this.findBaseline();
     if (JSON.stringify(baseline) !== JSON.stringify(manifest.baseline)) return undefined;
@@ -108,7 +110,8 @@ export class AlertsStep {
     if (file === undefined || info?.size !== file.size) return undefined;
     const alerts: AlertRecord[] = [];
     for await (const block of readInOrder<AlertRecord>(this.options.alerts, [info], alertType, 1)) alerts.push(...block.records);
-    const summary = { ...manifest.alerts, manifest: this.options.alerts.uriOf(this.successKey), alerts };
+    // Manifests committed before the field existed do not carry it.
+    const summary = { ...manifest.alerts, baseline_days_without_label_ages: manifest.alerts.baseline_days_without_label_ages ?? [], manifest: this.options.alerts.uriOf(this.successKey), alerts };
     logAlerts(this.options.logger, summary);
     return summary;
   }
@@ -156,7 +159,15 @@ export class AlertsStep {
   /** The day's alerts for the summary. */
   summary(): DayAlerts {
     const evaluation = this.evaluation!;
-    return { manifest: this.options.alerts.uriOf(this.successKey), fired: evaluation.alerts.length, compared: evaluation.compared, skipped: evaluation.skipped, baseline_days_found: this.baseline.length, alerts: evaluation.alerts };
+    return {
+      manifest: this.options.alerts.uriOf(this.successKey),
+      fired: evaluation.alerts.length,
+      compared: evaluation.compared,
+      skipped: evaluation.skipped,
+      baseline_days_found: this.baseline.length,
+      baseline_days_without_label_ages: evaluation.baselineDaysWithoutLabelAges,
+      alerts: evaluation.alerts,
+    };
   }
 
   /** Commit step 4, after metrics/_SUCCESS: the alerts manifest (the run's, plus the baseline it read), then one `event: alert` line per alert. */
@@ -184,5 +195,5 @@ export function logAlerts(logger: Logger, summary: DayAlerts): void {
     const { message, ...fields } = alert;
     logger.warn({ event: 'alert', ...fields }, message);
   }
-  logger.info({ event: 'alerts_evaluated', fired: summary.fired, compared: summary.compared, skipped: summary.skipped, baseline_days_found: summary.baseline_days_found }, `${summary.fired} alert(s); ${summary.compared} slice(s) compared, ${Object.values(summary.skipped).reduce((a, b) => a + b, 0)} skipped`);
+  logger.info({ event: 'alerts_evaluated', fired: summary.fired, compared: summary.compared, skipped: summary.skipped, baseline_days_found: summary.baseline_days_found, baseline_days_without_label_ages: summary.baseline_days_without_label_ages }, `${summary.fired} alert(s); ${summary.compared} slice(s) compared, ${Object.values(summary.skipped).reduce((a, b) => a + b, 0)} skipped`);
 }
