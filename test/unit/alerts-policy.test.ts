@@ -169,7 +169,8 @@ describe('alert policy (SPEC §8)', () => {
 
   it('only day-window records count: hourly records (metrics v2 --windows) are ignored on both sides', () => {
     const hourly = (day: string, mse: number): AlertInputRecord => ({ ...rec(day, { mse }), window_end_ts: dayWindow(day).startMicros + 3_600_000_000 });
-    const base = history(DAY, 8, (_, day) => [rec(day, { mse: 10 }), hourly(day, 1000)]);
+    // Low hourly baselines: taken by mistake, they would make the day's 10 alert.
+    const base = history(DAY, 8, (back, day) => [hourly(day, 1 + back * 0.01), rec(day, { mse: 10 })]);
     const out = evaluateAlerts([rec(DAY, { mse: 10 }), hourly(DAY, 5000)], base, finalRun(DAY), settings());
     expect(out).toMatchObject({ alerts: [], compared: 1 });
   });
@@ -209,7 +210,8 @@ describe('alert policy (SPEC §8)', () => {
     it('finals compare with the ordinary records only: label-age and hourly records of the baseline days are left out', () => {
       // Label-age records at MSE 6–9.5 and hourly ones at 1000 would pull the mean far below 10 (or far above).
       const hourly = (day: string): AlertInputRecord => ({ ...rec(day, { mse: 1000, coverage: 0.1 }), window_end_ts: dayWindow(day).startMicros + 3_600_000_000 });
-      const base = withAges.map((b) => ({ ...b, records: [...b.records, hourly(b.date)] }));
+      // Hourly records first: a reader that did not check the window would take them.
+      const base = withAges.map((b) => ({ ...b, records: [hourly(b.date), ...b.records] }));
       const quiet = evaluateAlerts([rec(DAY, { mse: 10.1, coverage: 0.9 })], base, finalRun(DAY), settings());
       expect(quiet).toMatchObject({ alerts: [], compared: 1, baselineDaysWithoutLabelAges: [] });
       const loud = evaluateAlerts([rec(DAY, { mse: 11, coverage: 0.9 })], base, finalRun(DAY), settings());
@@ -220,8 +222,8 @@ describe('alert policy (SPEC §8)', () => {
     });
 
     it('hourly label-age records are ignored too; a record of another window does not stand in for the day', () => {
-      const shifted = (r: AlertInputRecord): AlertInputRecord => ({ ...r, window_start_ts: r.window_start_ts + 3_600_000_000, window_end_ts: r.window_start_ts + 7_200_000_000, mse: 1000 });
-      const base = withAges.map((b) => ({ ...b, records: [...b.records, ...b.records.filter((r) => r.label_age_s !== null).map(shifted)] }));
+      const shifted = (r: AlertInputRecord): AlertInputRecord => ({ ...r, window_start_ts: r.window_start_ts + 3_600_000_000, window_end_ts: r.window_start_ts + 7_200_000_000, mse: 0.5, mae: 0.1 });
+      const base = withAges.map((b) => ({ ...b, records: [...b.records.filter((r) => r.label_age_s !== null).map(shifted), ...b.records] }));
       expect(evaluateAlerts([rec(DAY, { mse: 8.05, coverage: 0.6025 })], base, prelim(21_600), settings())).toMatchObject({ alerts: [], compared: 1 });
     });
 
