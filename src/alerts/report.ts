@@ -43,7 +43,7 @@ export function describeDemoAlerts(result: Pick<DemoResult, 'drift' | 'alerts'>,
   const d = result.drift;
   return [
     `seeded drift: ${d.model} ${d.segmentKey}=${d.segmentValue}, error noise ×${d.noiseFactor} from ${d.from} on`,
-    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared only at equal label age, which metrics v1 partitions do not hold):`,
+    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared at equal label age with the finals' label-age records, and the demo runs its preliminaries before any final exists, so only finals alert here):`,
     ...result.alerts.slice(0, DEMO_ALERTS_SHOWN).map((a) => `  ALERT ${a.message}`),
     ...(result.alerts.length > DEMO_ALERTS_SHOWN ? [`  … and ${result.alerts.length - DEMO_ALERTS_SHOWN} more (every one in the files above, and in the --json summary)`] : []),
   ];
