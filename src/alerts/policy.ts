@@ -57,6 +57,11 @@ export const DEFAULT_RULES: AlertRules = Object.freeze({ sigma: 3, pct: null, me
 /** The settings when nothing is configured (SPEC §8 defaults). */
 export const DEFAULT_ALERT_SETTINGS: AlertSettings = Object.freeze({ baselineDays: 14, baselineMinDays: 7, minLabeled: 200, defaults: DEFAULT_RULES, models: {} });
 
+/** Whether a record of a baseline day (day window `window`) is one of its label-age records (SPEC §5.1). */
+export function isDayLabelAgeRecord(record: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean {
+  return isLabelAgeRecord(record) && record.window_start_ts === window.startMicros && record.window_end_ts === window.endMicros;
+}
+
 /** The fields of a metrics record the policy reads (a ModelMetrics v1 or v2 record has them all). */
 export interface AlertInputRecord {
   window_start_ts: number;
@@ -76,6 +81,8 @@ export interface AlertInputRecord {
 export interface BaselineDay {
   date: string;
   records: readonly AlertInputRecord[];
+  /** Whether the day's partition holds any label-age record; default: whether `records` do (a reader that kept only some says so here). */
+  holdsLabelAges?: boolean;
 }
 
 /** Why a slice was not compared. */
@@ -173,6 +180,25 @@ function isLabelAgeRecord(record: AlertInputRecord): boolean {
   return record.label_age_s !== null && record.label_age_s !== undefined;
 }
 
+/**
+ * Whether a record of a baseline day (whose day window is `window`) can take part in the run's
+ * comparison: day-window records only; for a final its ordinary ones, for a preliminary also its
+ * label-age ones not above the run's age. A reader keeps only these (and only the fields of
+ * AlertInputRecord), so a baseline of many days stays small though metrics v2 files also hold
+ * 24 hourly records and a label maturity curve per slice.
+ */
+export function usableInBaseline(record: AlertInputRecord, window: { startMicros: number; endMicros: number }, run: AlertRun): boolean {
+  if (record.window_start_ts !== window.startMicros || record.window_end_ts !== window.endMicros) return false;
+  if (!isLabelAgeRecord(record)) return true;
+  return run.stage === 'preliminary' && (record.label_age_s as number) <= run.labelAgeS;
+}
+
+/** The fields of a metrics record the policy reads, and no more (what a baseline reader keeps). */
+export function alertInputOf(record: AlertInputRecord): AlertInputRecord {
+  const { window_start_ts, window_end_ts, model_name, model_version, slice_keys, labeled_count, missing_label_rate, mse, mae } = record;
+  return { window_start_ts, window_end_ts, model_name, model_version, slice_keys, labeled_count, missing_label_rate, mse, mae, label_age_s: record.label_age_s ?? null };
+}
+
 /** The counted baseline of one slice: one record per counted day, and the label age compared at (null for finals). */
 interface SliceBaseline {
   counted: AlertInputRecord[];
@@ -233,21 +259,19 @@ function messageOf(a: Omit<AlertRecord, 'message'>, parameter: number): string {
  */
 export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: readonly BaselineDay[], run: AlertRun, settings: AlertSettings): AlertEvaluation {
   const isDayWindow = (r: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean => r.window_start_ts === window.startMicros && r.window_end_ts === window.endMicros;
-  // Per slice, per baseline day: that day's day-window records (ordinary and label-age ones).
+  // Per slice, per baseline day: that day's records usable for this run (ordinary, and label-age ones for a preliminary).
   const history = new Map<string, AlertInputRecord[][]>();
   const withoutLabelAges: string[] = [];
   baseline.forEach((b, index) => {
     const window = dayWindow(b.date);
-    let labelAges = false;
     for (const r of b.records) {
-      if (!isDayWindow(r, window)) continue;
-      labelAges ||= isLabelAgeRecord(r);
+      if (!usableInBaseline(r, window, run)) continue;
       const id = sliceId(r);
       let days = history.get(id);
       if (days === undefined) history.set(id, (days = baseline.map(() => [])));
       days[index]!.push(r);
     }
-    if (!labelAges) withoutLabelAges.push(b.date);
+    if (!(b.holdsLabelAges ?? b.records.some((r) => isDayLabelAgeRecord(r, window)))) withoutLabelAges.push(b.date);
   });
   const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
   const alerts: AlertRecord[] = [];

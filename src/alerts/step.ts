@@ -17,7 +17,7 @@ import type { ModelMetricsRecord } from '../join/slices.js';
 import type { Logger } from '../observability/log.js';
 import { readInOrder } from '../pipeline/ordered-reader.js';
 import type { ObjectStore } from '../storage/types.js';
-import { type AlertRecord, type AlertEvaluation, type BaselineDay, type SkipReason, evaluateAlerts } from './policy.js';
+import { type AlertEvaluation, type AlertInputRecord, type AlertRecord, type AlertRun, type BaselineDay, type SkipReason, alertInputOf, evaluateAlerts, isDayLabelAgeRecord, usableInBaseline } from './policy.js';
 import { type AlertConfig, checkConfiguredModels } from './settings.js';
 
 /** The alerts part of a day's summary (stdout, --json, --summary-file, Pushgateway). */
@@ -119,18 +119,28 @@ export class AlertsStep {
   /** Reads the baseline, evaluates the day's records and stages the alerts file. */
   async stage(records: readonly ModelMetricsRecord[]): Promise<void> {
     this.baseline = await this.findBaseline();
+    const window = dayWindow(this.options.date);
+    const run: AlertRun = { stage: this.options.stage, window, labelAgeS: Math.floor((this.options.asOfMicros - window.endMicros) / 1_000_000) };
     const days: BaselineDay[] = [];
+    const models = new Set(records.map((r) => r.model_name));
     for (const source of this.baseline) {
       const info = await this.options.metrics.head(source.key);
       if (info === undefined) continue;
-      const dayRecords: ModelMetricsRecord[] = [];
-      for await (const block of readInOrder<ModelMetricsRecord>(this.options.metrics, [info], metricsType, 1)) dayRecords.push(...block.records);
-      days.push({ date: source.date, records: dayRecords });
+      // v1 files resolve with label_age_s null (no label-age records); only usable records are kept, as their alert fields.
+      const day: AlertInputRecord[] = [];
+      let holdsLabelAges = false;
+      const baselineWindow = dayWindow(source.date);
+      for await (const block of readInOrder<AlertInputRecord>(this.options.metrics, [info], metricsType, 1)) {
+        for (const r of block.records) {
+          models.add(r.model_name);
+          holdsLabelAges ||= isDayLabelAgeRecord(r, baselineWindow);
+          if (usableInBaseline(r, baselineWindow, run)) day.push(alertInputOf(r));
+        }
+      }
+      days.push({ date: source.date, records: day, holdsLabelAges });
     }
-    checkConfiguredModels(this.options.config, new Set([...records, ...days.flatMap((d) => d.records)].map((r) => r.model_name)));
-    const window = dayWindow(this.options.date);
-    const labelAgeS = Math.floor((this.options.asOfMicros - window.endMicros) / 1_000_000);
-    this.evaluation = evaluateAlerts(records, days, { stage: this.options.stage, window, labelAgeS }, this.options.config);
+    checkConfiguredModels(this.options.config, models);
+    this.evaluation = evaluateAlerts(records, days, run, this.options.config);
     for (const alert of this.evaluation.alerts) await this.writer.append(alert);
     this.outputs = await this.writer.finish();
   }

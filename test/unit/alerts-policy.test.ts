@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AlertInputRecord, type AlertRun, type AlertSettings, type BaselineDay, DEFAULT_ALERT_SETTINGS, evaluateAlerts, formatLabelAge, meanAndSd } from '../../src/alerts/policy.js';
+import { type AlertInputRecord, type AlertRun, type AlertSettings, type BaselineDay, DEFAULT_ALERT_SETTINGS, alertInputOf, evaluateAlerts, formatLabelAge, meanAndSd, usableInBaseline } from '../../src/alerts/policy.js';
 import { addDays } from '../../src/config/dates.js';
 import { seededRandom } from '../../src/demo/generate.js';
 import { dayWindow } from '../../src/join/policy.js';
@@ -240,6 +240,23 @@ describe('alert policy (SPEC §8)', () => {
       expect(few.baselineDaysWithoutLabelAges).toHaveLength(8);
       // A final is not concerned: every day's ordinary record counts.
       expect(evaluateAlerts([rec(DAY, { mse: 10 })], mostlyV1, finalRun(DAY), settings()).baselineDaysWithoutLabelAges).toEqual([]);
+    });
+
+    it('what a baseline reader keeps: day-window records, ordinary for finals, ages up to its own for preliminaries; only the alert fields', () => {
+      const day = addDays(DAY, -1);
+      const window = dayWindow(day);
+      const ordinary = rec(day, { mse: 10 });
+      const at6h = rec(day, { mse: 8, ageS: 21_600 });
+      const at1d = rec(day, { mse: 9, ageS: 86_400 });
+      const hour = { ...ordinary, window_end_ts: window.startMicros + 3_600_000_000 };
+      expect([ordinary, at6h, at1d, hour].map((r) => usableInBaseline(r, window, finalRun(DAY)))).toEqual([true, false, false, false]);
+      expect([ordinary, at6h, at1d, hour].map((r) => usableInBaseline(r, window, prelim(30_000)))).toEqual([true, true, false, false]);
+      const wide = { ...at6h, count: 5000, sum_quad_error: 1e9, labels_through_ts: 1 } as AlertInputRecord;
+      expect(alertInputOf(wide)).toEqual(at6h);
+      expect(alertInputOf({ ...ordinary, label_age_s: undefined })).toEqual(ordinary);
+      // A reader that left the older ages out says the day held label ages: it is not reported as v1.
+      const kept = withAges.map((b) => ({ ...b, records: b.records.filter((r) => r.label_age_s === null), holdsLabelAges: true }));
+      expect(evaluateAlerts([rec(DAY, { mse: 50 })], kept, prelim(1800), settings())).toMatchObject({ baselineDaysWithoutLabelAges: [], skipped: { no_label_age_baseline: 1 } });
     });
 
     it('one age for every baseline day: the largest not above its own that enough days hold', () => {
