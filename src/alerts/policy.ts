@@ -11,9 +11,9 @@
  * values of one maturity: the largest age not above the run's own that at least
  * `--baseline-min-days` baseline days hold (so an age added to `--label-ages` lately is used once
  * enough days have it), else the largest age outright; days below `--alert-min-labeled` at that
- * age then do not count, and too few counted days skip the slice as too_few_baseline_days. Days holding no label-age
- * record at all (metrics v1 partitions, or finals written before label ages) count for no
- * preliminary and are named in the evaluation.
+ * age then do not count, and too few counted days skip the slice as too_few_baseline_days. Days
+ * holding no label-age record at all (metrics v1 partitions, or finals written before label ages)
+ * count for no preliminary and are named in the evaluation.
  *
  * Only day-window records take part: metrics v2 also writes hourly records (`--windows`), which
  * are neither compared nor part of a baseline, and a final is compared with the ordinary records
