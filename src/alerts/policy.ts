@@ -4,11 +4,22 @@
  * (`--alert-min-labeled`, `--baseline-min-days`) and the `sigma` and `pct` rules. No I/O: the
  * caller reads the records (src/alerts/step.ts), so every rule is tested on synthetic histories.
  *
- * Preliminary runs are compared at equal label age: against each baseline day's label-age record
+ * Preliminary runs are compared at equal label age: against the baseline days' label-age records
  * (metrics v2, SPEC §5.1, field `label_age_s`) at the largest age not above the run's own, never
  * against finals, whose labels had the whole window to arrive and would make every young
- * preliminary look degraded.
+ * preliminary look degraded. One age serves every baseline day of a slice, so mean and sd are over
+ * values of one maturity: the largest age not above the run's own that at least
+ * `--baseline-min-days` baseline days hold (so an age added to `--label-ages` lately is used once
+ * enough days have it), else the largest age outright; days below `--alert-min-labeled` at that
+ * age then do not count, and too few counted days skip the slice as too_few_baseline_days. Days
+ * holding no label-age record at all (metrics v1 partitions, or finals written before label ages)
+ * count for no preliminary and are named in the evaluation.
+ *
+ * Only day-window records take part: metrics v2 also writes hourly records (`--windows`), which
+ * are neither compared nor part of a baseline, and a final is compared with the ordinary records
+ * (label_age_s null) of the baseline days only.
  */
+import { dayWindow } from '../join/policy.js';
 
 /** The metrics alerts watch, named as in records, logs and config (SPEC §8). */
 export const ALERT_METRICS = ['mse', 'mae', 'coverage'] as const;
@@ -46,6 +57,11 @@ export const DEFAULT_RULES: AlertRules = Object.freeze({ sigma: 3, pct: null, me
 /** The settings when nothing is configured (SPEC §8 defaults). */
 export const DEFAULT_ALERT_SETTINGS: AlertSettings = Object.freeze({ baselineDays: 14, baselineMinDays: 7, minLabeled: 200, defaults: DEFAULT_RULES, models: {} });
 
+/** Whether a record of a baseline day (day window `window`) is one of its label-age records (SPEC §5.1). */
+export function isDayLabelAgeRecord(record: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean {
+  return isLabelAgeRecord(record) && record.window_start_ts === window.startMicros && record.window_end_ts === window.endMicros;
+}
+
 /** The fields of a metrics record the policy reads (a ModelMetrics v1 or v2 record has them all). */
 export interface AlertInputRecord {
   window_start_ts: number;
@@ -65,6 +81,8 @@ export interface AlertInputRecord {
 export interface BaselineDay {
   date: string;
   records: readonly AlertInputRecord[];
+  /** Whether the day's partition holds any label-age record; default: whether `records` do (a reader that kept only some says so here). */
+  holdsLabelAges?: boolean;
 }
 
 /** Why a slice was not compared. */
@@ -99,6 +117,8 @@ export interface AlertEvaluation {
   compared: number;
   /** Slices not compared, by reason. */
   skipped: Record<SkipReason, number>;
+  /** Preliminary runs: the baseline days (dates, newest first) whose partition holds no label-age record; they count for no slice. Empty for finals. */
+  baselineDaysWithoutLabelAges: string[];
 }
 
 /** The run being evaluated. */
@@ -155,20 +175,63 @@ export function breaches(metric: AlertMetric, value: number, threshold: number):
   return isDownward(metric) ? value < threshold : value > threshold;
 }
 
+/** Whether a record is one of the label maturity curve (SPEC §5.1) rather than an ordinary one. */
+function isLabelAgeRecord(record: AlertInputRecord): boolean {
+  return record.label_age_s !== null && record.label_age_s !== undefined;
+}
+
 /**
- * The record of a baseline day a slice is compared with: for a final, the day's ordinary record;
- * for a preliminary, the label-age record at the largest age not above the run's own (undefined
- * when the day has none, e.g. metrics v1 partitions).
+ * Whether a record of a baseline day (whose day window is `window`) can take part in the run's
+ * comparison: day-window records only; for a final its ordinary ones, for a preliminary also its
+ * label-age ones not above the run's age. A reader keeps only these (and only the fields of
+ * AlertInputRecord), so a baseline of many days stays small though metrics v2 files also hold
+ * 24 hourly records and a label maturity curve per slice.
  */
-function baselineRecord(candidates: readonly AlertInputRecord[], run: AlertRun): AlertInputRecord | undefined {
-  if (run.stage === 'final') return candidates.find((r) => r.label_age_s === null || r.label_age_s === undefined);
-  let best: AlertInputRecord | undefined;
-  for (const r of candidates) {
-    const age = r.label_age_s;
-    if (age === null || age === undefined || age > run.labelAgeS) continue;
-    if (best === undefined || age > (best.label_age_s as number)) best = r;
-  }
-  return best;
+export function usableInBaseline(record: AlertInputRecord, window: { startMicros: number; endMicros: number }, run: AlertRun): boolean {
+  if (record.window_start_ts !== window.startMicros || record.window_end_ts !== window.endMicros) return false;
+  if (!isLabelAgeRecord(record)) return true;
+  return run.stage === 'preliminary' && (record.label_age_s as number) <= run.labelAgeS;
+}
+
+/** The fields of a metrics record the policy reads, and no more (what a baseline reader keeps). */
+export function alertInputOf(record: AlertInputRecord): AlertInputRecord {
+  const { window_start_ts, window_end_ts, model_name, model_version, slice_keys, labeled_count, missing_label_rate, mse, mae } = record;
+  return { window_start_ts, window_end_ts, model_name, model_version, slice_keys, labeled_count, missing_label_rate, mse, mae, label_age_s: record.label_age_s ?? null };
+}
+
+/** The counted baseline of one slice: one record per counted day, and the label age compared at (null for finals). */
+interface SliceBaseline {
+  counted: AlertInputRecord[];
+  labelAgeS: number | null;
+}
+
+/**
+ * The baseline of one slice from its candidate records per baseline day (day-window ones only):
+ * for a final, each day's ordinary record; for a preliminary, each day's label-age record at one
+ * common age (see the header), or undefined when no day holds a label-age record at or below the
+ * run's own age. Days below `minLabeled` are left out.
+ */
+function sliceBaseline(days: readonly AlertInputRecord[][], run: AlertRun, settings: AlertSettings): SliceBaseline | undefined {
+  const enough = (r: AlertInputRecord | undefined): r is AlertInputRecord => r !== undefined && r.labeled_count >= settings.minLabeled;
+  if (run.stage === 'final') return { counted: days.map((candidates) => candidates.find((r) => !isLabelAgeRecord(r))).filter(enough), labelAgeS: null };
+  const ages = [...new Set(days.flatMap((candidates) => candidates.filter(isLabelAgeRecord).map((r) => r.label_age_s as number)))].filter((age) => age <= run.labelAgeS).sort((a, b) => b - a);
+  if (ages.length === 0) return undefined;
+  const held = (age: number): AlertInputRecord[] => days.map((candidates) => candidates.find((r) => r.label_age_s === age)).filter((r): r is AlertInputRecord => r !== undefined);
+  // Whether enough days hold an age decides it, not their labels: a day too thin at 6 hours must
+  // not send the comparison down to 1 hour, where the baseline's labels are younger than the run's.
+  const age = ages.find((a) => held(a).length >= settings.baselineMinDays) ?? ages[0]!;
+  return { counted: held(age).filter(enough), labelAgeS: age };
+}
+
+/** A label age in seconds as an ISO-8601 duration, as `--label-ages` spells it (21600 → PT6H, 93600 → P1DT2H). */
+export function formatLabelAge(seconds: number): string {
+  if (seconds < 0) return `-${formatLabelAge(-seconds)}`;
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  const time = `${h > 0 ? `${h}H` : ''}${m > 0 ? `${m}M` : ''}${s > 0 ? `${s}S` : ''}`;
+  return `P${d > 0 ? `${d}D` : ''}${time === '' ? (d > 0 ? '' : 'T0S') : `T${time}`}`;
 }
 
 function formatValue(value: number): string {
@@ -186,7 +249,7 @@ function messageOf(a: Omit<AlertRecord, 'message'>, parameter: number): string {
   const down = isDownward(a.metric);
   const sign = down ? '−' : '+';
   const rule = a.rule === 'sigma' ? `mean ${sign} ${formatValue(parameter)}·sd (${formatValue(a.baseline_mean)} ${sign} ${formatValue(parameter)}·${formatValue(a.baseline_sd)})` : `mean·(1 ${sign} ${formatValue(parameter)}) (mean ${formatValue(a.baseline_mean)})`;
-  const age = a.label_age_s === null ? 'finals' : `label age ${a.label_age_s} s`;
+  const age = a.label_age_s === null ? 'finals' : `label age ${formatLabelAge(a.label_age_s)}`;
   return `${describeSlice({ ...a, message: '' })}: ${a.metric} ${formatValue(a.value)} is ${down ? 'below' : 'above'} ${formatValue(a.threshold)} = ${rule} over ${a.baseline_days} baseline day(s) at ${age} (rule ${a.rule})`;
 }
 
@@ -195,37 +258,41 @@ function messageOf(a: Omit<AlertRecord, 'message'>, parameter: number): string {
  * sorted by input order of the slices, then metric, then rule, so the file is deterministic.
  */
 export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: readonly BaselineDay[], run: AlertRun, settings: AlertSettings): AlertEvaluation {
-  const inWindow = (r: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean => r.window_end_ts - r.window_start_ts === window.endMicros - window.startMicros;
-  // Per slice, per baseline day: that day's candidate records (ordinary and label-age ones).
+  const isDayWindow = (r: AlertInputRecord, window: { startMicros: number; endMicros: number }): boolean => r.window_start_ts === window.startMicros && r.window_end_ts === window.endMicros;
+  // Per slice, per baseline day: that day's records usable for this run (ordinary, and label-age ones for a preliminary).
   const history = new Map<string, AlertInputRecord[][]>();
+  const withoutLabelAges: string[] = [];
   baseline.forEach((b, index) => {
+    const window = dayWindow(b.date);
     for (const r of b.records) {
-      if (!inWindow(r, run.window)) continue;
+      if (!usableInBaseline(r, window, run)) continue;
       const id = sliceId(r);
       let days = history.get(id);
       if (days === undefined) history.set(id, (days = baseline.map(() => [])));
       days[index]!.push(r);
     }
+    if (!(b.holdsLabelAges ?? b.records.some((r) => isDayLabelAgeRecord(r, window)))) withoutLabelAges.push(b.date);
   });
   const skipped = Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
   const alerts: AlertRecord[] = [];
   let compared = 0;
   const stage = run.stage === 'final' ? 'FINAL' : 'PRELIMINARY';
   for (const record of day) {
-    if (record.window_start_ts !== run.window.startMicros || record.window_end_ts !== run.window.endMicros) continue;
-    if (record.label_age_s !== null && record.label_age_s !== undefined) continue;
+    if (!isDayWindow(record, run.window) || isLabelAgeRecord(record)) continue;
     if (record.labeled_count < settings.minLabeled) {
       skipped.too_few_labeled++;
       continue;
     }
     const days = history.get(sliceId(record)) ?? [];
-    const chosen = days.map((candidates) => baselineRecord(candidates, run)).filter((r): r is AlertInputRecord => r !== undefined);
-    if (run.stage === 'preliminary' && chosen.length === 0 && days.some((c) => c.length > 0)) {
-      // Finals exist but no label-age record at or below this age: comparing with finals would be wrong.
-      skipped.no_label_age_baseline++;
+    const slice = sliceBaseline(days, run, settings);
+    if (slice === undefined) {
+      // A preliminary without a label-age record at or below its age: where finals of the slice
+      // exist, comparing with them would be wrong, so the reason says so.
+      if (days.some((candidates) => candidates.length > 0)) skipped.no_label_age_baseline++;
+      else skipped.too_few_baseline_days++;
       continue;
     }
-    const counted = chosen.filter((r) => r.labeled_count >= settings.minLabeled);
+    const counted = slice.counted;
     if (counted.length < settings.baselineMinDays) {
       skipped.too_few_baseline_days++;
       continue;
@@ -241,7 +308,6 @@ export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: reado
       for (const rule of ALERT_RULES) {
         const threshold = ruleThreshold(rule, rules, metric, mean, sd);
         if (threshold === undefined || !breaches(metric, value, threshold)) continue;
-        const ageS = run.stage === 'final' ? null : Math.max(...counted.map((r) => r.label_age_s as number));
         const alert = {
           window_start_ts: record.window_start_ts,
           window_end_ts: record.window_end_ts,
@@ -257,11 +323,11 @@ export function evaluateAlerts(day: readonly AlertInputRecord[], baseline: reado
           rule,
           threshold,
           labeled_count: record.labeled_count,
-          label_age_s: ageS,
+          label_age_s: slice.labelAgeS,
         } as const;
         alerts.push({ ...alert, message: messageOf(alert, (rule === 'sigma' ? rules.sigma : rules.pct) as number) });
       }
     }
   }
-  return { alerts, compared, skipped };
+  return { alerts, compared, skipped, baselineDaysWithoutLabelAges: run.stage === 'preliminary' ? withoutLabelAges : [] };
 }

@@ -25,8 +25,12 @@ export function alertExitCode(exitCode: number, outcomes: readonly DayOutcome[],
 export function describeAlerts(alerts: DayAlerts | undefined): string[] {
   if (alerts === undefined) return [];
   const skipped = Object.entries(alerts.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${n} ${reason.replace(/_/g, ' ')}`);
+  const withoutAges = alerts.baseline_days_without_label_ages;
   return [
     `  alerts: ${alerts.fired} fired, ${alerts.compared} slice(s) compared${skipped.length > 0 ? `, skipped: ${skipped.join(', ')}` : ''} (${alerts.baseline_days_found} baseline day(s) found) — ${alerts.manifest}`,
+    ...(withoutAges.length > 0
+      ? [`  ${withoutAges.length} baseline day(s) hold no label-age records and do not count for this preliminary (metrics v1, or finals written before label ages; rerun those finals with this version to add them): ${withoutAges.join(', ')}`]
+      : []),
     ...alerts.alerts.map((a) => `    ALERT ${a.message}`),
   ];
 }
@@ -39,7 +43,7 @@ export function describeDemoAlerts(result: Pick<DemoResult, 'drift' | 'alerts'>,
   const d = result.drift;
   return [
     `seeded drift: ${d.model} ${d.segmentKey}=${d.segmentValue}, error noise ×${d.noiseFactor} from ${d.from} on`,
-    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared only at equal label age, which metrics v1 partitions do not hold):`,
+    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared at equal label age with the finals' label-age records, and the demo runs its preliminaries before any final exists, so only finals alert here):`,
     ...result.alerts.slice(0, DEMO_ALERTS_SHOWN).map((a) => `  ALERT ${a.message}`),
     ...(result.alerts.length > DEMO_ALERTS_SHOWN ? [`  … and ${result.alerts.length - DEMO_ALERTS_SHOWN} more (every one in the files above, and in the --json summary)`] : []),
   ];

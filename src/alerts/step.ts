@@ -17,7 +17,7 @@ import type { ModelMetricsRecord } from '../join/slices.js';
 import type { Logger } from '../observability/log.js';
 import { readInOrder } from '../pipeline/ordered-reader.js';
 import type { ObjectStore } from '../storage/types.js';
-import { type AlertRecord, type AlertEvaluation, type BaselineDay, type SkipReason, evaluateAlerts } from './policy.js';
+import { type AlertEvaluation, type AlertInputRecord, type AlertRecord, type AlertRun, type BaselineDay, type SkipReason, alertInputOf, evaluateAlerts, isDayLabelAgeRecord, usableInBaseline } from './policy.js';
 import { type AlertConfig, checkConfiguredModels } from './settings.js';
 
 /** The alerts part of a day's summary (stdout, --json, --summary-file, Pushgateway). */
@@ -28,6 +28,8 @@ export interface DayAlerts {
   compared: number;
   skipped: Record<SkipReason, number>;
   baseline_days_found: number;
+  /** Preliminary runs: baseline days found whose finals hold no label-age record (metrics v1, or written before label ages), counted for no slice. */
+  baseline_days_without_label_ages: string[];
   alerts: AlertRecord[];
 }
 
@@ -99,7 +101,7 @@ export class AlertsStep {
    */
   async committed(fingerprint: string): Promise<DayAlerts | undefined> {
     const bytes = await this.options.alerts.readSmall(this.successKey);
-    const manifest = bytes === undefined ? undefined : (parseManifest(bytes) as (Manifest & { baseline?: BaselineSource[]; alerts?: Omit<DayAlerts, 'manifest' | 'alerts'> }) | undefined);
+    const manifest = bytes === undefined ? undefined : (parseManifest(bytes) as (Manifest & { baseline?: BaselineSource[]; alerts?: Omit<DayAlerts, 'manifest' | 'alerts' | 'baseline_days_without_label_ages'> & Partial<Pick<DayAlerts, 'baseline_days_without_label_ages'>> }) | undefined);
     if (manifest?.fingerprint !== fingerprint || manifest.baseline === undefined || manifest.alerts === undefined) return undefined;
     const baseline = await this.findBaseline();
     if (JSON.stringify(baseline) !== JSON.stringify(manifest.baseline)) return undefined;
@@ -108,7 +110,8 @@ export class AlertsStep {
     if (file === undefined || info?.size !== file.size) return undefined;
     const alerts: AlertRecord[] = [];
     for await (const block of readInOrder<AlertRecord>(this.options.alerts, [info], alertType, 1)) alerts.push(...block.records);
-    const summary = { ...manifest.alerts, manifest: this.options.alerts.uriOf(this.successKey), alerts };
+    // Manifests committed before the field existed do not carry it.
+    const summary = { ...manifest.alerts, baseline_days_without_label_ages: manifest.alerts.baseline_days_without_label_ages ?? [], manifest: this.options.alerts.uriOf(this.successKey), alerts };
     logAlerts(this.options.logger, summary);
     return summary;
   }
@@ -116,18 +119,28 @@ export class AlertsStep {
   /** Reads the baseline, evaluates the day's records and stages the alerts file. */
   async stage(records: readonly ModelMetricsRecord[]): Promise<void> {
     this.baseline = await this.findBaseline();
+    const window = dayWindow(this.options.date);
+    const run: AlertRun = { stage: this.options.stage, window, labelAgeS: Math.floor((this.options.asOfMicros - window.endMicros) / 1_000_000) };
     const days: BaselineDay[] = [];
+    const models = new Set(records.map((r) => r.model_name));
     for (const source of this.baseline) {
       const info = await this.options.metrics.head(source.key);
       if (info === undefined) continue;
-      const dayRecords: ModelMetricsRecord[] = [];
-      for await (const block of readInOrder<ModelMetricsRecord>(this.options.metrics, [info], metricsType, 1)) dayRecords.push(...block.records);
-      days.push({ date: source.date, records: dayRecords });
+      // v1 files resolve with label_age_s null (no label-age records); only usable records are kept, as their alert fields.
+      const day: AlertInputRecord[] = [];
+      let holdsLabelAges = false;
+      const baselineWindow = dayWindow(source.date);
+      for await (const block of readInOrder<AlertInputRecord>(this.options.metrics, [info], metricsType, 1)) {
+        for (const r of block.records) {
+          models.add(r.model_name);
+          holdsLabelAges ||= isDayLabelAgeRecord(r, baselineWindow);
+          if (usableInBaseline(r, baselineWindow, run)) day.push(alertInputOf(r));
+        }
+      }
+      days.push({ date: source.date, records: day, holdsLabelAges });
     }
-    checkConfiguredModels(this.options.config, new Set([...records, ...days.flatMap((d) => d.records)].map((r) => r.model_name)));
-    const window = dayWindow(this.options.date);
-    const labelAgeS = Math.floor((this.options.asOfMicros - window.endMicros) / 1_000_000);
-    this.evaluation = evaluateAlerts(records, days, { stage: this.options.stage, window, labelAgeS }, this.options.config);
+    checkConfiguredModels(this.options.config, models);
+    this.evaluation = evaluateAlerts(records, days, run, this.options.config);
     for (const alert of this.evaluation.alerts) await this.writer.append(alert);
     this.outputs = await this.writer.finish();
   }
@@ -156,7 +169,15 @@ export class AlertsStep {
   /** The day's alerts for the summary. */
   summary(): DayAlerts {
     const evaluation = this.evaluation!;
-    return { manifest: this.options.alerts.uriOf(this.successKey), fired: evaluation.alerts.length, compared: evaluation.compared, skipped: evaluation.skipped, baseline_days_found: this.baseline.length, alerts: evaluation.alerts };
+    return {
+      manifest: this.options.alerts.uriOf(this.successKey),
+      fired: evaluation.alerts.length,
+      compared: evaluation.compared,
+      skipped: evaluation.skipped,
+      baseline_days_found: this.baseline.length,
+      baseline_days_without_label_ages: evaluation.baselineDaysWithoutLabelAges,
+      alerts: evaluation.alerts,
+    };
   }
 
   /** Commit step 4, after metrics/_SUCCESS: the alerts manifest (the run's, plus the baseline it read), then one `event: alert` line per alert. */
@@ -184,5 +205,5 @@ export function logAlerts(logger: Logger, summary: DayAlerts): void {
     const { message, ...fields } = alert;
     logger.warn({ event: 'alert', ...fields }, message);
   }
-  logger.info({ event: 'alerts_evaluated', fired: summary.fired, compared: summary.compared, skipped: summary.skipped, baseline_days_found: summary.baseline_days_found }, `${summary.fired} alert(s); ${summary.compared} slice(s) compared, ${Object.values(summary.skipped).reduce((a, b) => a + b, 0)} skipped`);
+  logger.info({ event: 'alerts_evaluated', fired: summary.fired, compared: summary.compared, skipped: summary.skipped, baseline_days_found: summary.baseline_days_found, baseline_days_without_label_ages: summary.baseline_days_without_label_ages }, `${summary.fired} alert(s); ${summary.compared} slice(s) compared, ${Object.values(summary.skipped).reduce((a, b) => a + b, 0)} skipped`);
 }

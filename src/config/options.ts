@@ -123,7 +123,7 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 'alerts-dataset', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'alerts output dataset', defaultText: '<root>/alerts, else beside --metrics' },
   { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', defaultText: '3' },
   { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', defaultText: 'off' },
-  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice', defaultText: '14' },
+  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice (a preliminary: their label-age records, at equal label age)', defaultText: '14' },
   { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', defaultText: '7' },
   { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', defaultText: '200' },
   { name: 'fail-on-alert', commands: COMPUTING, kind: 'boolean', description: 'exit 4 once everything is committed when an alert fired' },

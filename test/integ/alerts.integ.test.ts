@@ -2,17 +2,31 @@
  * Alerts end to end through the real CLI on local folders (SPEC §8): a seeded drift in one segment
  * of one model, a final backfill whose alerts do not depend on --concurrency, the alerts files
  * committed with each day (header-only when none fired), reruns byte-identical, `event: alert`
- * logs, exit 4 with --fail-on-alert, and the bad cases of the alert options.
+ * logs, exit 4 with --fail-on-alert, the bad cases of the alert options, and preliminary runs
+ * compared at equal label age with finals that hold label-age records (metrics v2, SPEC §5.1).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Type } from 'avsc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DayOutcome } from '../../src/pipeline/outcome.js';
-import { alertType } from '../../src/avro/schemas.js';
-import type { AlertRecord } from '../../src/alerts/policy.js';
+import { alertType, loadSchemaVersion, metricsType } from '../../src/avro/schemas.js';
+import { type AlertRecord, type BaselineDay, evaluateAlerts } from '../../src/alerts/policy.js';
+import { resolveAlertConfig } from '../../src/alerts/settings.js';
+import type { DayAlerts } from '../../src/alerts/step.js';
 import { addDays } from '../../src/config/dates.js';
+import { optionsOf } from '../../src/config/options.js';
+import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
+import { AvroFilesWriter } from '../../src/dataset/avro-writer.js';
+import { type Manifest, serializeManifest } from '../../src/dataset/manifest.js';
 import { generateSample } from '../../src/demo/generate.js';
+import { dayWindow } from '../../src/join/policy.js';
+import type { ModelMetricsRecord } from '../../src/join/slices.js';
+import { silentLogger } from '../../src/observability/log.js';
+import { type RunContext, runDay } from '../../src/pipeline/daily.js';
+import { openStore } from '../../src/storage/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import type { ObjectStore } from '../../src/storage/types.js';
 import { type CliResult, type DatasetRoot, cliEnv, describeRun, localRoot, readBytes, readManifest, readRecords, runCli, tempDirectory } from '../helpers/cli.js';
 
 const FROM = '2026-03-02';
@@ -173,4 +187,164 @@ describe('demo', () => {
       await dir.remove();
     }
   }, 240_000);
+});
+
+/** A metrics v2 record as read back (SPEC §5.1 adds label_age_s). */
+type MetricsRecord = ModelMetricsRecord & { label_age_s: number | null };
+
+const SECOND = 1_000_000;
+const LABEL_AGES_S = [6 * 3600, 86_400];
+
+describe('preliminary alerts at equal label age (finals with label-age records)', () => {
+  // Days 0–8 get finals; day 3's partition is metrics v1 (no label-age records). Day 8 is a quiet
+  // day, day 9 carries a drift of delivery-eta in eu-west. Both are run as preliminaries.
+  const from = '2026-04-01';
+  const dates = Array.from({ length: 10 }, (_, d) => addDays(from, d));
+  const [quietDay, driftDay] = [dates[8]!, dates[9]!];
+  const v1Day = dates[3]!;
+  const finalAsOf = new Date(dayWindow(dates[8]!).endMicros / 1000 + 8 * 86_400_000).toISOString();
+  // k = 5 over 7 counted days: a chance alert among the ~100 slice-metrics of a day is unlikely
+  // (t₆ beyond 5/√(1 + 1/7) ≈ 4.7, one-sided ≈ 0.2%), while the drift's MSE is ×6.
+  const args = ['--baseline-days', '8', '--baseline-min-days', '7', '--alert-min-labeled', '150', '--alert-sigma', '5'];
+  const settings = resolveAlertConfig({ 'baseline-days': 8, 'baseline-min-days': 7, 'alert-min-labeled': 150, 'alert-sigma': '5' });
+  let dir: { path: string; remove: () => Promise<void> };
+  let root: DatasetRoot;
+  let metrics: ObjectStore;
+  let alerts: LocalObjectStore;
+
+  const asOf = (date: string, ageS: number): string => new Date(dayWindow(date).endMicros / 1000 + ageS * 1000).toISOString();
+  const preliminary = (date: string, ageS: number, extra: string[] = []): Promise<CliResult> =>
+    cli(['run', '--date', date, '--stage', 'preliminary', '--as-of', asOf(date, ageS), '--fail-on-alert', '--json', ...args, ...extra, ...root.args]);
+  const dayRecords = (stage: 'preliminary' | 'final', date: string): Promise<MetricsRecord[]> => readRecords<MetricsRecord>(metrics, `stage=${stage}/dt=${date}/metrics.avro`, metricsType);
+
+  /**
+   * The label-age records of a day's final (SPEC §5.1): what a preliminary run with --as-of = end of
+   * D + A publishes, for every A here at or before every prediction's own cutoff. Until the metrics
+   * job writes them itself, they come from real preliminary runs (in-process, into a scratch
+   * dataset) and are added to the committed final partition through the job's own Avro writer.
+   */
+  async function labelAgeRecords(date: string, scratch: string): Promise<MetricsRecord[]> {
+    const raw = coerceAll({ predictions: join(root.uri, 'predictions'), labels: join(root.uri, 'labels'), curated: join(scratch, 'curated'), metrics: join(scratch, 'metrics') }, optionsOf('run'));
+    const config = resolveJobConfig(raw, {});
+    const stores = { predictions: openStore(config.predictions, {}, '--predictions'), labels: openStore(config.labels, {}, '--labels'), curated: openStore(config.curated, {}, '--curated'), metrics: openStore(config.metrics, {}, '--metrics') };
+    const ctx: RunContext = { config, stores, logger: silentLogger(), jobVersion: 'fixture' };
+    const out: MetricsRecord[] = [];
+    for (const ageS of LABEL_AGES_S) {
+      await runDay(ctx, { date, stage: 'preliminary', asOfMicros: dayWindow(date).endMicros + ageS * SECOND });
+      const records = await readRecords<MetricsRecord>(stores.metrics, `stage=preliminary/dt=${date}/metrics.avro`, metricsType);
+      const window = dayWindow(date);
+      for (const r of records) {
+        if (r.label_age_s !== null || r.window_start_ts !== window.startMicros || r.window_end_ts !== window.endMicros) continue;
+        expect(r.labels_through_ts).toBe(window.endMicros + ageS * SECOND);
+        out.push({ ...r, stage: 'FINAL', label_age_s: ageS });
+      }
+    }
+    return out;
+  }
+
+  /** Rewrites a committed final metrics partition with `records` (type v1 or v2) and its manifest's outputs. */
+  async function rewriteFinal(date: string, records: readonly MetricsRecord[], type: Type): Promise<void> {
+    const key = `stage=final/dt=${date}/metrics.avro`;
+    const manifest = (await readManifest(metrics, `stage=final/dt=${date}/_SUCCESS`)) as unknown as Manifest;
+    const writer = new AvroFilesWriter(metrics, { type, codec: 'deflate', keyOf: () => key, metadata: { 'model_metrics.stage': 'final' }, maxPartBytes: Number.POSITIVE_INFINITY });
+    for (const record of records) await writer.append(record);
+    const outputs = await writer.finish();
+    await metrics.write(`stage=final/dt=${date}/_SUCCESS`, serializeManifest({ ...manifest, outputs }), 'application/json');
+  }
+
+  /** An hourly copy of a record with absurd figures: readers of the baseline must leave it out. */
+  const hourly = (r: MetricsRecord): MetricsRecord => ({ ...r, window_end_ts: r.window_start_ts + 3600 * SECOND, mse: (r.mse ?? 1) * 100, mae: (r.mae ?? 1) * 10, missing_label_rate: 0.99 });
+
+  beforeAll(async () => {
+    dir = await tempDirectory('alerts-label-age');
+    root = localRoot(join(dir.path, 'root'));
+    metrics = root.store('metrics');
+    alerts = alertsStore(root);
+    await generateSample(root.store('predictions'), root.store('labels'), {
+      from,
+      days: dates.length,
+      predictionsPerDay: 4000,
+      filesPerDay: 2,
+      seed: 21,
+      drift: { model: 'delivery-eta', segmentKey: 'region', segmentValue: 'eu-west', fromDay: 9, noiseFactor: 2.5 },
+    });
+    // The finals of days 0–8 through the real CLI (they write the ordinary records).
+    const finals = await cli(['backfill', '--from', dates[0]!, '--to', dates[8]!, '--stage', 'final', '--as-of', finalAsOf, '--concurrency', '2', '--json', ...args, ...root.args]);
+    expect(finals.code, describeRun(finals)).toBe(0);
+    const metricsV1 = loadSchemaVersion('metrics', 1);
+    for (const date of dates.slice(0, 9)) {
+      const window = dayWindow(date);
+      const committed = await dayRecords('final', date);
+      const ordinary = committed.filter((r) => r.label_age_s === null && r.window_start_ts === window.startMicros && r.window_end_ts === window.endMicros);
+      if (date === v1Day) {
+        await rewriteFinal(date, ordinary, metricsV1);
+        continue;
+      }
+      // Label-age records the final already holds (the metrics job writes them once metrics v2 lands) are kept as they are.
+      const held = committed.filter((r) => r.label_age_s !== null);
+      const made = held.length > 0 ? [] : await labelAgeRecords(date, join(dir.path, 'scratch'));
+      const dayOnly = [...ordinary, ...held, ...made];
+      // Hourly copies first, so a reader that did not check the window would take them.
+      await rewriteFinal(date, [...dayOnly.map(hourly), ...committed.filter((r) => !dayOnly.includes(r)), ...dayOnly], metricsType);
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await dir.remove();
+  });
+
+  it('the fixture: v2 finals hold label-age records beside the ordinary ones, day 3 is v1', async () => {
+    const records = await dayRecords('final', dates[0]!);
+    const ages = new Set(records.map((r) => r.label_age_s));
+    expect(ages).toEqual(new Set([null, ...LABEL_AGES_S]));
+    expect((await readManifest(metrics, `stage=final/dt=${dates[0]}/_SUCCESS`))!.outputs).toEqual([expect.objectContaining({ records: records.length })]);
+    expect((await dayRecords('final', v1Day)).every((r) => r.label_age_s === null)).toBe(true);
+  });
+
+  it('a quiet day 6.5 hours old does not alert at equal label age, though against the finals its coverage would', async () => {
+    const run = await preliminary(quietDay, 6.5 * 3600);
+    expect(run.code, describeRun(run)).toBe(0);
+    const summary = run.json<{ status: string; alerts: DayAlerts }>();
+    expect(summary.status).toBe('done');
+    expect(summary.alerts).toMatchObject({ fired: 0, baseline_days_found: 8, baseline_days_without_label_ages: [v1Day], skipped: { no_label_age_baseline: 0 } });
+    expect(summary.alerts.compared).toBeGreaterThan(10);
+    expect(await readRecords(alerts, `stage=preliminary/dt=${quietDay}/alerts.avro`, alertType)).toEqual([]);
+    expect(run.logs.find((l) => l.event === 'alerts_evaluated')).toMatchObject({ baseline_days_without_label_ages: [v1Day] });
+    // The same records against the baseline days' ordinary finals (the comparison §8 rules out):
+    // young coverage is far below a final's, so every slice compared would alert on it.
+    const today = await dayRecords('preliminary', quietDay);
+    const baseline: BaselineDay[] = await Promise.all(dates.slice(0, 8).reverse().map(async (date) => ({ date, records: await dayRecords('final', date) })));
+    const againstFinals = evaluateAlerts(today, baseline, { stage: 'final', window: dayWindow(quietDay), labelAgeS: 0 }, settings);
+    expect(againstFinals.alerts.filter((a) => a.metric === 'coverage').length).toBeGreaterThan(10);
+  }, 120_000);
+
+  it('the drift day alerts at 6 hours, in the drifted segment, against the 6-hour records', async () => {
+    const run = await preliminary(driftDay, 6.5 * 3600);
+    expect(run.code, describeRun(run)).toBe(4);
+    const summary = run.json<{ alerts: DayAlerts }>().alerts;
+    expect(summary.fired).toBeGreaterThan(0);
+    for (const alert of summary.alerts) {
+      expect(alert, alert.message).toMatchObject({ stage: 'PRELIMINARY', model_name: 'delivery-eta', label_age_s: 6 * 3600, baseline_days: 7 });
+      expect(alert.metric, alert.message).not.toBe('coverage');
+      expect(alert.message).toContain('at label age PT6H');
+    }
+    expect(summary.alerts.some((a) => a.slice_keys.region === 'eu-west' && a.metric === 'mse' && a.rule === 'sigma')).toBe(true);
+    expect(await readRecords<AlertRecord>(alerts, `stage=preliminary/dt=${driftDay}/alerts.avro`, alertType)).toEqual(summary.alerts);
+  }, 120_000);
+
+  it('25 hours old it compares at one day (the largest age not above its own); younger than every age it is skipped', async () => {
+    const day = await preliminary(driftDay, 25 * 3600);
+    expect(day.code, describeRun(day)).toBe(4);
+    const found = day.json<{ alerts: DayAlerts }>().alerts.alerts;
+    expect(found.some((a) => a.slice_keys.region === 'eu-west' && a.metric === 'mse')).toBe(true);
+    expect(new Set(found.map((a) => a.label_age_s))).toEqual(new Set([86_400]));
+    const young = await preliminary(driftDay, 3 * 3600);
+    expect(young.code, describeRun(young)).toBe(0);
+    const skipped = young.json<{ alerts: DayAlerts }>().alerts;
+    expect(skipped).toMatchObject({ fired: 0, compared: 0 });
+    expect(skipped.skipped.no_label_age_baseline).toBeGreaterThan(10);
+    const human = await cli(['run', '--date', driftDay, '--stage', 'preliminary', '--as-of', asOf(driftDay, 3 * 3600), ...args, ...root.args]);
+    expect(human.stdout).toMatch(/skipped: (\d+ too few labeled, )?\d+ no label age baseline/);
+    expect(human.stdout).toContain(`1 baseline day(s) hold no label-age records and do not count for this preliminary`);
+  }, 180_000);
 });

@@ -10,7 +10,7 @@ const alert = (metric: AlertRecord['metric']): AlertRecord => ({
 });
 const day = (status: 'done' | 'already_done', alerts: AlertRecord[]): DayOutcome => ({
   date: '2026-03-01', stage: 'final', status,
-  result: { alerts: { manifest: 'file:///a/_SUCCESS', fired: alerts.length, compared: 4, skipped: { too_few_labeled: 2, too_few_baseline_days: 1, no_label_age_baseline: 0 }, baseline_days_found: 9, alerts } } as never,
+  result: { alerts: { manifest: 'file:///a/_SUCCESS', fired: alerts.length, compared: 4, skipped: { too_few_labeled: 2, too_few_baseline_days: 1, no_label_age_baseline: 0 }, baseline_days_found: 9, baseline_days_without_label_ages: [], alerts } } as never,
 });
 
 describe('alerts in the Pushgateway push and the summary', () => {
@@ -30,5 +30,13 @@ describe('alerts in the Pushgateway push and the summary', () => {
     const lines = describeAlerts('result' in first ? first.result.alerts : undefined);
     expect(lines[0]).toBe('  alerts: 2 fired, 4 slice(s) compared, skipped: 2 too few labeled, 1 too few baseline days (9 baseline day(s) found) — file:///a/_SUCCESS');
     expect(lines.slice(1)).toEqual(['    ALERT eta@v1 [region=eu]: mse 2 is above 1.3', '    ALERT eta@v1 [region=eu]: mae 2 is above 1.3']);
+  });
+
+  it('a preliminary names the baseline days without label-age records, which did not count', () => {
+    const first = run.outcomes[0]!;
+    const alerts = 'result' in first ? first.result.alerts! : undefined;
+    const lines = describeAlerts({ ...alerts!, baseline_days_without_label_ages: ['2026-02-28', '2026-02-27'] });
+    expect(lines[1]).toBe('  2 baseline day(s) hold no label-age records and do not count for this preliminary (metrics v1, or finals written before label ages; rerun those finals with this version to add them): 2026-02-28, 2026-02-27');
+    expect(lines).toHaveLength(4);
   });
 });
