@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { repoPath } from './infra-helpers.js';
+import { repoPath } from '../helpers/infra-helpers.js';
 
 interface Instruction {
   keyword: string;
