@@ -135,7 +135,7 @@ describe('the build context (.dockerignore)', () => {
   );
 
   it('lets the sources through', () => {
-    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'src/cli/main.ts', 'jobs/daily-run.ts', 'bin/model-metrics.js', 'schemas/enriched/v1.avsc']) {
+    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'jobs/main.ts', 'jobs/daily-run.ts', 'bin/model-metrics.js', 'schemas/enriched/v1.avsc']) {
       expect(ignoredByDockerignore(ignorePatterns, path), path).toBe(false);
     }
   });
