@@ -4,7 +4,7 @@
  * all succeeded (SPEC §6).
  */
 import { mapBounded } from '../src/concurrency.js';
-import { dateRange } from '../src/config/dates.js';
+import { dateRange } from '../src/calendar.js';
 import { baselineGate } from '../src/alerts/ordering.js';
 import type { RunContext } from '../src/pipeline/daily.js';
 import { runDayOutcome } from '../src/pipeline/outcome.js';

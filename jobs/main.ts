@@ -5,11 +5,11 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import { alertExitCode, describeAlerts, describeDemoAlerts } from '../src/alerts/report.js';
-import { checkDate } from '../src/config/dates.js';
+import { checkDate, dayWindow, formatMicros } from '../src/calendar.js';
 import { defaultOf } from '../src/config/options.js';
 import { datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../src/config/resolve.js';
 import { UsageError } from '../src/errors.js';
-import { dayWindow, formatMicros, parseLabelWindow } from '../src/join/policy.js';
+import { parseLabelWindow } from '../src/join/policy.js';
 import type { DayOutcome, DayResult } from '../src/run-results.js';
 import { openStore } from '../src/storage/open.js';
 import { commandLogger, createRunContext } from '../src/cli/context.js';

@@ -11,7 +11,7 @@ import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, envNameO
 import { type JobConfig, coerceAll, logSettingsOf } from '../config/resolve.js';
 import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
-import { formatMicros, parseTimestamp } from '../join/policy.js';
+import { formatMicros, parseTimestamp } from '../calendar.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
 import type { RunContext } from '../pipeline/daily.js';
