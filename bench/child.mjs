@@ -5,7 +5,7 @@ import { labelType, predictionType, enrichedType } from '../dist/src/avro/schema
 import { decodeContainer } from '../dist/src/avro/container-reader.js';
 import { AvroFilesWriter } from '../dist/src/dataset/avro-writer.js';
 import { openStore, destroyStores } from '../dist/src/storage/index.js';
-import { main } from '../dist/src/cli/main.js';
+import { main } from '../dist/jobs/main.js';
 
 const [phase, root, date, asOf] = process.argv.slice(2);
 const started = performance.now();

@@ -11,6 +11,6 @@ process.stdout.on('error', (error) => {
   if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw error;
 });
-const { main } = await import('../dist/src/cli/main.js');
+const { main } = await import('../dist/jobs/main.js');
 
 process.exitCode = await main(process.argv.slice(2));

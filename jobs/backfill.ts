@@ -4,11 +4,11 @@
  * all succeeded (SPEC §6).
  */
 import { mapBounded } from '../src/concurrency.js';
-import { dateRange } from '../src/config/dates.js';
+import { dateRange } from '../src/calendar.js';
 import { baselineGate } from '../src/alerts/ordering.js';
 import type { RunContext } from '../src/pipeline/daily.js';
-import type { Stage } from '../src/join/records.js';
-import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
+import { runDayOutcome } from '../src/pipeline/outcome.js';
+import type { DayOutcome, Stage } from '../src/run-results.js';
 
 /** What to backfill. */
 export interface BackfillRequest {

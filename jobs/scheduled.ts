@@ -4,11 +4,12 @@
  * lookback bounds the scan, so a cluster that was down for a week catches up and a new deployment
  * does not crawl years of history.
  */
-import { addDays, dateOfMicros } from '../src/config/dates.js';
+import { addDays, dateOfMicros, dayWindow } from '../src/calendar.js';
 import { SUCCESS_FILE, inputPartition, outputPartition } from '../src/dataset/layout.js';
-import { dayWindow, finalReadyAtMicros } from '../src/join/policy.js';
+import { finalReadyAtMicros } from '../src/join/policy.js';
 import type { RunContext } from '../src/pipeline/daily.js';
-import { type DayOutcome, runDayOutcome } from '../src/pipeline/outcome.js';
+import { runDayOutcome } from '../src/pipeline/outcome.js';
+import type { DayOutcome } from '../src/run-results.js';
 
 /** When and how far back. */
 export interface ScheduledRequest {

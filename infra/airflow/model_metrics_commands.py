@@ -1,7 +1,7 @@
 """The model-metrics commands the Airflow DAGs run, as pure functions of the data interval.
 
 Kept apart from the DAG file and free of Airflow imports (standard library only), so that the
-commands can be rendered and checked without Airflow: test/infra/airflow.test.ts renders them for
+commands can be rendered and checked without Airflow: test/infra/airflow-commands.integ.test.ts renders them for
 sample data intervals and runs the real CLI with them (SPEC §6). Also a small command line, to see
 what the DAG would run for an interval:
 

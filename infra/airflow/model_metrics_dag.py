@@ -23,7 +23,7 @@ model_metrics_backfill, triggered by hand with a range (Trigger DAG w/ config):
   ready yet ends "skipped".
 
 Airflow cannot be installed on the project's build machines, so this file is only compiled there;
-the commands it runs come from model_metrics_commands.py, which test/infra/airflow.test.ts renders
+the commands it runs come from model_metrics_commands.py, which test/infra/airflow-commands.integ.test.ts renders
 for sample intervals and runs through the real CLI.
 """
 
@@ -62,7 +62,7 @@ IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/model-metrics:0.1.0"
 NAMESPACE = "model-metrics"
 SERVICE_ACCOUNT = "model-metrics"
 # Must equal `label-window` in infra/kubernetes/base/config.yaml, or the DAG and the CronJob would
-# publish finals of different windows (test/infra/airflow.test.ts checks it).
+# publish finals of different windows (test/infra/airflow-commands.integ.test.ts checks it).
 SETTINGS = commands.CommandSettings(label_window="P7D")
 NOT_READY_RETRY_EVERY = timedelta(hours=1)
 NOT_READY_GIVE_UP_AFTER = timedelta(days=2)

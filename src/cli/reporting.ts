@@ -6,11 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DayOutcome } from '../pipeline/outcome.js';
+import type { DayOutcome, Stage } from '../run-results.js';
 import { defaultOf } from '../config/options.js';
 import { type RawOptions, isHttpUrl } from '../config/resolve.js';
 import { ExitCode, UsageError } from '../errors.js';
-import type { Stage } from '../join/records.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { type PushTarget, pushRunMetrics, redactedUrl } from '../observability/pushgateway.js';
 

@@ -2,7 +2,7 @@
  * `model-metrics schema check NEW.avsc --against DIR | --registry URL --subject S [--mode MODE]`: the
  * compatibility gate of issue 3. Exit 0 when NEW is compatible under the mode (Confluent's meaning,
  * default BACKWARD); otherwise the field-level explanation goes to stdout and a SchemaIncompatibleError
- * ends the command, which main.ts maps to exit 1 like every other error (`exitCodeOf`); bad usage is a
+ * ends the command, which program.ts maps to exit 1 like every other error (`exitCodeOf`); bad usage is a
  * UsageError (exit 2). Nothing here touches a dataset.
  */
 import { Option, type Command } from 'commander';
@@ -19,7 +19,7 @@ import {
 import { loadFolderHistory, readSchemaFile, type SchemaHistory } from '../schema/history.js';
 import { loadRegistryHistory } from '../schema/registry.js';
 
-/** Where the command writes and what environment it reads (main.ts's CliIo). */
+/** Where the command writes and what environment it reads (program.ts's CliIo). */
 export interface SchemaCommandIo {
   stdout: (text: string) => void;
   env: NodeJS.ProcessEnv;
@@ -151,7 +151,7 @@ async function runCheck(file: string, flags: CheckFlags, io: SchemaCommandIo): P
   const report = checkAgainstHistory(candidate, history.versions, mode);
   if (!report.compatible) {
     if (flags.json !== true) io.stdout(`${renderCompatibilityReport(report, history.source)}\n`);
-    // main.ts prints the error (with the whole report in its context) as JSON under --json.
+    // program.ts prints the error (with the whole report in its context) as JSON under --json.
     throw incompatibleError(report, history.source, file);
   }
   const output = { status: 'compatible', exit_code: 0, schema: file, against: history.source, ...report };

@@ -5,6 +5,7 @@
  */
 
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+import { DEFAULT_LEASE_TTL_MS } from '../pipeline/lease-policy.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
 
 /** How a raw option value (string from a flag or env, or any JSON/YAML value) is interpreted. */
@@ -110,8 +111,9 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 's3-region', commands: STORE_READERS, kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
   { name: 's3-max-attempts', commands: STORE_READERS, kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', default: DEFAULT_MAX_ATTEMPTS },
   { name: 's3-idle-timeout-seconds', commands: STORE_READERS, kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', default: DEFAULT_IDLE_TIMEOUT_MS / 1000 },
+  { name: 's3-conditional-writes', commands: COMPUTING, kind: 'string', arg: 'auto|on|off', description: 'whether the S3 store itself enforces If-None-Match / If-Match on writes (AWS S3, recent MinIO): on sends the run lease and _SUCCESS writes alone, off checks them with extra HEADs and reads; auto: on for AWS, off for a custom --s3-endpoint', default: 'auto' },
   ...decodeLimitOptions(),
-  { name: 'lease-ttl', commands: COMPUTING, kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", default: 60 },
+  { name: 'lease-ttl', commands: COMPUTING, kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", default: DEFAULT_LEASE_TTL_MS / 1000 },
   { name: 'force', commands: COMPUTING, kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
   { name: 'on-corrupt', commands: COMPUTING, kind: 'string', arg: 'fail|skip', description: 'a corrupt input object fails the run, or is left out and listed in the manifest', default: 'fail' },
   { name: 'json', commands: ALL, kind: 'boolean', description: 'print the summary on stdout as JSON' },

@@ -50,6 +50,7 @@ export type { RawOptions } from './sources.js';
 
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 const logFormats = ['pretty', 'json'] as const;
+const conditionalWriteModes = ['auto', 'on', 'off'] as const;
 
 /** Coerces one raw value to its kind; string values from env/flags are parsed here. `source` names where it came from. */
 export function coerceOption(spec: OptionSpec, value: unknown, source = `--${spec.name}`): unknown {
@@ -165,6 +166,9 @@ export function s3SettingsOf(raw: RawOptions, env: NodeJS.ProcessEnv): S3Setting
   const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
   s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', defaultOf('s3-max-attempts'), 100);
   s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', defaultOf('s3-idle-timeout-seconds'), 86_400) * 1000;
+  // auto leaves the store to its default (client-cache.ts conditionalWritesOf: AWS yes, a custom endpoint no).
+  const conditionalWrites = oneOf(raw, 's3-conditional-writes', conditionalWriteModes, defaultOf<string>('s3-conditional-writes'));
+  if (conditionalWrites !== 'auto') s3.conditionalWrites = conditionalWrites === 'on';
   return s3;
 }
 

@@ -5,9 +5,7 @@
  * keeps the group's `last_success_timestamp_seconds` from the last good run.
  */
 import { Gauge, Pushgateway, Registry } from 'prom-client';
-import type { DayOutcome } from '../pipeline/outcome.js';
-import type { Stage } from '../join/records.js';
-import type { DayResult } from '../pipeline/daily.js';
+import type { DayOutcome, DayResult, Stage } from '../run-results.js';
 import { ALERT_METRICS, SKIP_REASONS } from '../alerts/policy.js';
 
 /** Where and under which job name to push. */

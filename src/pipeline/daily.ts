@@ -25,7 +25,8 @@ import { readInOrder } from './ordered-reader.js';
 import { mapBounded } from '../concurrency.js';
 import { type LeaseOptions, RunInProgressError, RunLease, thisProcess } from './lease.js';
 import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
-import { AlertsStep, type DayAlerts, alertParams } from '../alerts/step.js';
+import { AlertsStep, alertParams } from '../alerts/step.js';
+import type { DayResult } from '../run-results.js';
 
 /**
  * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
@@ -67,28 +68,7 @@ export interface DayRequest {
   asOfMicros: number;
 }
 
-/** The summary of one day's run, printed on stdout and returned to backfill/scheduled. */
-export interface DayResult {
-  date: string;
-  stage: Stage;
-  status: 'done' | 'already_done';
-  as_of: string;
-  labels_through: string;
-  prediction_objects: number;
-  label_objects: number;
-  skipped_objects: number;
-  predictions_read: number;
-  predictions_kept: number;
-  labeled: number;
-  label_coverage: number | null;
-  curated_files: number;
-  metrics_records: number;
-  curated_manifest: string;
-  metrics_manifest: string;
-  duration_s: number;
-  /** The day's alerts (SPEC §8), when the run computes them. */
-  alerts?: DayAlerts;
-}
+export type { DayResult } from '../run-results.js';
 
 /** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
 export function labelsThroughFor(request: DayRequest, windowMicros: number): number {

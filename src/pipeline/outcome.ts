@@ -3,13 +3,11 @@
  * or a failure with its error code — so one bad day is reported and does not hide the others.
  */
 import { ExitCode, InterruptedError, ModelMetricsError, describeError, exitCodeOf } from '../errors.js';
-import { type DayRequest, type DayResult, type RunContext, runDay } from './daily.js';
-import { sanitizeForLog } from '../observability/log.js';
+import { type DayRequest, type RunContext, runDay } from './daily.js';
+import type { DayOutcome } from '../run-results.js';
 
-/** One day's outcome. */
-export type DayOutcome =
-  | { date: string; stage: DayRequest['stage']; status: 'done' | 'already_done'; result: DayResult }
-  | { date: string; stage: DayRequest['stage']; status: 'not_ready' | 'failed'; code: string; error: string };
+export type { DayOutcome } from '../run-results.js';
+import { sanitizeForLog } from '../observability/log.js';
 
 /** Runs a day and turns any error into an outcome (errors are also logged with their code). */
 export async function runDayOutcome(ctx: RunContext, request: DayRequest): Promise<DayOutcome> {

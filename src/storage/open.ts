@@ -2,14 +2,18 @@
  * How the CLI opens its stores: like index.ts openStore, but the AWS SDK (about a second of
  * start-up on a small machine) is imported only when an s3:// store is first used, so
  * `model-metrics --version`, `--help` and every run on local paths never load it (issue 9). An
- * s3:// store opened here is a DeferredS3ObjectStore: its URIs are known at once, its backend
- * (s3.ts, with the client shared through client-cache.ts) is made on the first request.
+ * s3:// store opened here is a DeferredS3ObjectStore: the façade over a backend whose URIs and
+ * capabilities are known at once and whose S3 backend (s3.ts, with the client shared through
+ * client-cache.ts) is made on the first request.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Readable } from 'node:stream';
+import type { BackendRetry, ConditionalPutOutcome, GetResult, ListEntry, PartialWrite, StoreBackend } from './backend.js';
 import { clientFor, conditionalWritesOf, defaultClients } from './client-cache.js';
 import { LocalObjectStore } from './local.js';
-import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, S3Settings, WriteCondition, WriteResult } from './types.js';
+import { LayeredObjectStore } from './object-store.js';
+import type { S3Backend } from './s3.js';
+import { DELETE_BATCH_SIZE, s3Retry } from './s3-protocol.js';
+import type { ObjectInfo, ObjectStore, S3Settings, StoreCapabilities, WriteCondition, WriteResult } from './types.js';
 import { parseStoreUri, s3ObjectUri, s3RootUri } from './uri.js';
 
 export { destroyStores } from './client-cache.js';
@@ -24,15 +28,23 @@ export function openStore(uri: string, settings: S3Settings, option: string, cli
   return new DeferredS3ObjectStore(location.bucket, location.prefix, settings, clientCache);
 }
 
+/** An S3 store whose backend is loaded on first use. */
+export class DeferredS3ObjectStore extends LayeredObjectStore {
+  constructor(readonly bucket: string, prefix: string, settings: S3Settings, clientCache: Map<string, S3Client>) {
+    super(new DeferredS3Backend(bucket, prefix, settings, clientCache));
+  }
+}
+
 /**
- * An S3 store whose backend is loaded on first use. Every operation waits for the one import of
- * s3.ts; settings the backend refuses (a part size outside S3's limits) fail that first operation
- * with the backend's E_USAGE error.
+ * Every primitive waits for the one import of s3.ts; settings the backend refuses (a part size
+ * outside S3's limits) fail that first operation with the backend's E_USAGE error.
  */
-export class DeferredS3ObjectStore implements ObjectStore {
+class DeferredS3Backend implements StoreBackend {
   readonly uri: string;
-  readonly capabilities: { conditionalWrites: boolean };
-  private backend: Promise<ObjectStore> | undefined;
+  readonly capabilities: StoreCapabilities;
+  readonly deleteBatchSize = DELETE_BATCH_SIZE;
+  private backend: Promise<S3Backend> | undefined;
+  private loaded: S3Backend | undefined;
 
   constructor(
     readonly bucket: string,
@@ -44,59 +56,60 @@ export class DeferredS3ObjectStore implements ObjectStore {
     this.capabilities = { conditionalWrites: conditionalWritesOf(settings) };
   }
 
+  get retry(): BackendRetry {
+    return s3Retry(this.settings);
+  }
+
   uriOf(key: string): string {
     return s3ObjectUri(this.bucket, this.prefix, key);
   }
 
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.opened().then((store) => store.list(prefix));
+  async *listPages(prefix: string, operation: string, pageSize?: number): AsyncGenerator<ListEntry[]> {
+    yield* (await this.opened()).listPages(prefix, operation, pageSize);
   }
 
-  hasAny(prefix: string): Promise<boolean> {
-    return this.opened().then((store) => store.hasAny(prefix));
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    return (await this.opened()).head(key);
   }
 
-  head(key: string): Promise<ObjectInfo | undefined> {
-    return this.opened().then((store) => store.head(key));
+  async get(key: string, start: number | undefined, end: number | undefined, ifMatch: string | undefined, operation: string): Promise<GetResult> {
+    return (await this.opened()).get(key, start, end, ifMatch, operation);
   }
 
-  read(key: string, options?: ReadOptions): Promise<Readable> {
-    return this.opened().then((store) => store.read(key, options));
+  async put(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult> {
+    return (await this.opened()).put(key, body, contentType);
   }
 
-  readSmall(key: string): Promise<Buffer | undefined> {
-    return this.opened().then((store) => store.readSmall(key));
+  async putConditional(key: string, body: Uint8Array, condition: WriteCondition, attempt: number): Promise<ConditionalPutOutcome> {
+    return (await this.opened()).putConditional(key, body, condition, attempt);
   }
 
-  write(key: string, body: AsyncIterable<Uint8Array> | Uint8Array, contentType?: string): Promise<WriteResult> {
-    return this.opened().then((store) => store.write(key, body, contentType));
+  async rename(sourceKey: string, targetKey: string): Promise<void> {
+    return (await this.opened()).rename(sourceKey, targetKey);
   }
 
-  move(sourceKey: string, targetKey: string): Promise<void> {
-    return this.opened().then((store) => store.move(sourceKey, targetKey));
+  async deleteBatch(keys: readonly string[], operation: string): Promise<void> {
+    return (await this.opened()).deleteBatch(keys, operation);
   }
 
-  writeConditional(key: string, body: Uint8Array, condition: WriteCondition): Promise<WriteResult | undefined> {
-    return this.opened().then((store) => store.writeConditional(key, body, condition));
+  async *listPartial(prefix: string): AsyncGenerator<PartialWrite> {
+    yield* (await this.opened()).listPartial(prefix);
   }
 
-  delete(keys: readonly string[]): Promise<void> {
-    return this.opened().then((store) => store.delete(keys));
+  async abortPartial(write: PartialWrite): Promise<boolean> {
+    return (await this.opened()).abortPartial(write);
   }
 
-  listFolder(prefix: string): Promise<FolderListing> {
-    return this.opened().then((store) => store.listFolder(prefix));
-  }
-
-  deleteUnder(prefix: string): Promise<DeleteUnderResult> {
-    return this.opened().then((store) => store.deleteUnder(prefix));
+  partialUnlisted(): string | undefined {
+    return this.loaded?.partialUnlisted();
   }
 
   /** The S3 backend, imported and constructed once; a failed construction is retried by the next call. */
-  private opened(): Promise<ObjectStore> {
-    this.backend ??= import('./s3.js').then(({ S3ObjectStore, createS3Client }) => {
+  private opened(): Promise<S3Backend> {
+    this.backend ??= import('./s3.js').then(({ S3Backend, createS3Client }) => {
       const client = clientFor(this.settings, this.clientCache, createS3Client);
-      return new S3ObjectStore(client, this.bucket, this.prefix, this.settings);
+      this.loaded = new S3Backend(client, this.bucket, this.prefix, this.settings);
+      return this.loaded;
     });
     this.backend.catch(() => {
       this.backend = undefined;

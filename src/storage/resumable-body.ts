@@ -4,7 +4,8 @@
  * short of Content-Length) or stalls (no byte for minutes, which without a watchdog hangs forever).
  * This stream hands its consumer one continuous run of bytes and, when the current body fails,
  * asks `reopen` for the rest from the next undelivered byte (a ranged GET pinned to the ETag), up
- * to `maxAttempts` bodies in all, with backoff. Store-agnostic: s3.ts supplies `reopen`.
+ * to `maxAttempts` bodies in all, with backoff. Store-agnostic: the store façade (object-store.ts)
+ * supplies `reopen`, a backend GET pinned to the ETag.
  */
 import { Readable, finished } from 'node:stream';
 import { ModelMetricsError } from '../errors.js';

@@ -7,6 +7,8 @@
  * Only a type comes from the AWS SDK, so importing this module does not load the SDK.
  */
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { UsageError } from '../errors.js';
+import type { S3Settings } from './types.js';
 
 /** Attempts per operation, the first included, when the settings name none (S3Settings.maxAttempts). */
 export const DEFAULT_MAX_ATTEMPTS = 5;
@@ -121,4 +123,23 @@ export class S3RetryStrategy implements SdkRetryStrategy {
   recordSuccess(): void {
     // No shared quota to refill (see the class comment).
   }
+}
+
+/** The validated retry and timeout settings of an S3 client or store, defaults filled in. */
+export function resilienceOf(settings: S3Settings): { maxAttempts: number; idleTimeoutMs: number; timing: RetryTiming } {
+  const maxAttempts = settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const idleTimeoutMs = settings.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const baseDelayMs = settings.retryBaseDelayMs ?? DEFAULT_RETRY_TIMING.baseDelayMs;
+  for (const [option, value] of [
+    ['maxAttempts', maxAttempts],
+    ['idleTimeoutMs', idleTimeoutMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new UsageError(`S3 setting ${option} is ${value}; expected a positive integer`, { option });
+    }
+  }
+  if (!Number.isSafeInteger(baseDelayMs) || baseDelayMs < 0) {
+    throw new UsageError(`S3 setting retryBaseDelayMs is ${baseDelayMs}; expected a non-negative integer`, { option: 'retryBaseDelayMs' });
+  }
+  return { maxAttempts, idleTimeoutMs, timing: { baseDelayMs, maxDelayMs: MAX_RETRY_DELAY_MS } };
 }

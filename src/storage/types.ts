@@ -1,6 +1,7 @@
 /**
  * One interface over every object store the job reads and writes: S3 (and S3-compatible stores
- * such as MinIO) and the local filesystem. Keys are relative to the store's root URI, use `/` as the
+ * such as MinIO) and the local filesystem, implemented once by the façade of object-store.ts over
+ * each store's backend (backend.ts). Keys are relative to the store's root URI, use `/` as the
  * separator, and never start with `/`.
  */
 import type { Readable } from 'node:stream';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { renderReliabilityTable } from '../reliability/table.js';
+import { renderReliabilityTable } from './reliability-table.js';
 import { startS3rver } from './s3rver.js';
 
 /** Starts s3rver, provides `s3Endpoint` and `reliabilityLog`, and returns the teardown. */

@@ -9,8 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeRun, runCli } from '../helpers/cli.js';
-import { PRELUDE, XCOM_RETURN_FILE, python, renderDaily } from './airflow-commands.js';
-import { CLI_TESTS_TIMEOUT_MS, SAMPLE_FROM, flagValue, repoPath, sampleDays, type SampleWorkspace, sampleWorkspace } from './infra-helpers.js';
+import { PRELUDE, XCOM_RETURN_FILE, python, renderDaily } from '../helpers/airflow-commands.js';
+import { CLI_TESTS_TIMEOUT_MS, SAMPLE_FROM, flagValue, repoPath, sampleDays, type SampleWorkspace, sampleWorkspace } from '../helpers/infra-helpers.js';
 
 describe('the rendered commands, run by the real CLI', { timeout: CLI_TESTS_TIMEOUT_MS }, () => {
   let workspace: SampleWorkspace;

@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { chown, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI_TESTS_TIMEOUT_MS, repoPath, sampleWorkspace } from './infra-helpers.js';
+import { CLI_TESTS_TIMEOUT_MS, repoPath, sampleWorkspace } from '../helpers/infra-helpers.js';
 
 /** Files under `dir` (recursively), for ownership changes. */
 async function walk(dir: string): Promise<string[]> {

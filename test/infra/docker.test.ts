@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { repoPath } from './infra-helpers.js';
+import { repoPath } from '../helpers/infra-helpers.js';
 
 interface Instruction {
   keyword: string;
@@ -135,7 +135,7 @@ describe('the build context (.dockerignore)', () => {
   );
 
   it('lets the sources through', () => {
-    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'src/cli/main.ts', 'jobs/daily-run.ts', 'bin/model-metrics.js', 'schemas/enriched/v1.avsc']) {
+    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'jobs/main.ts', 'jobs/daily-run.ts', 'bin/model-metrics.js', 'schemas/enriched/v1.avsc']) {
       expect(ignoredByDockerignore(ignorePatterns, path), path).toBe(false);
     }
   });

@@ -11,8 +11,8 @@ import { generateSample } from '../../src/demo/generate.js';
 import { S3ObjectStore } from '../../src/storage/s3.js';
 import { RecordingProxy, cliEnv, describeRun, runCli, testClient } from '../helpers/cli.js';
 import { createTestBucket } from '../helpers/s3rver.js';
-import { type AuthCheck, checksOf, isAllowed, listOf, readJobPolicy, withBucket } from './iam-policy.js';
-import { CLI_TESTS_TIMEOUT_MS, SAMPLE_FROM } from './infra-helpers.js';
+import { type AuthCheck, checksOf, isAllowed, listOf, readJobPolicy, withBucket } from '../helpers/iam-policy.js';
+import { CLI_TESTS_TIMEOUT_MS, SAMPLE_FROM } from '../helpers/infra-helpers.js';
 
 /** The policy's bucket (the aws overlay's); the tests' bucket replaces it. */
 const POLICY_BUCKET = 'model-metrics-data';

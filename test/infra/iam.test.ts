@@ -9,8 +9,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readYaml, repoPath } from './infra-helpers.js';
-import { OPERATION_ACTIONS, UPLOAD_OPERATIONS, isAllowed, listOf, readJobPolicy } from './iam-policy.js';
+import { readYaml, repoPath } from '../helpers/infra-helpers.js';
+import { OPERATION_ACTIONS, UPLOAD_OPERATIONS, isAllowed, listOf, readJobPolicy } from '../helpers/iam-policy.js';
 
 const policy = readJobPolicy();
 const INPUTS = ['predictions', 'labels'];
@@ -51,7 +51,7 @@ describe('the job\'s S3 calls', () => {
     expect(operations.size).toBeGreaterThanOrEqual(6);
     for (const [operation, files] of operations) {
       for (const file of files) expect(file, `${operation}`).toMatch(/^src\/storage\//);
-      expect(OPERATION_ACTIONS[operation], `${operation} (${files.join(', ')}) needs its IAM action in test/infra/iam-policy.ts and infra/iam/README.md`).toBeDefined();
+      expect(OPERATION_ACTIONS[operation], `${operation} (${files.join(', ')}) needs its IAM action in test/helpers/iam-policy.ts and infra/iam/README.md`).toBeDefined();
     }
     // Reading, writing, committing (copy + delete) and listing are all there.
     expect([...operations.keys()]).toEqual(expect.arrayContaining(['ListObjectsV2', 'HeadObject', 'GetObject', 'CopyObject', 'DeleteObjects', 'CreateMultipartUpload', 'AbortMultipartUpload']));

@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { K8S_BUILDS, K8S_DIR, type K8sObject, kubectlAvailable, kustomizeBuild, readYamlDocuments } from './infra-helpers.js';
+import { K8S_BUILDS, K8S_DIR, type K8sObject, kubectlAvailable, kustomizeBuild, readYamlDocuments } from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 const BUILDS = K8S_BUILDS;

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeRun, runCli } from '../helpers/cli.js';
-import { CLI_TESTS_TIMEOUT_MS, K8S_DIR, containerEnv, findObject, jobContainer, type K8sObject, kubectlAvailable, kustomizeBuild, podSpecOf, sampleDays, sampleWorkspace } from './infra-helpers.js';
+import { CLI_TESTS_TIMEOUT_MS, K8S_DIR, containerEnv, findObject, jobContainer, type K8sObject, kubectlAvailable, kustomizeBuild, podSpecOf, sampleDays, sampleWorkspace } from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 

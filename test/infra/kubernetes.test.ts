@@ -24,7 +24,7 @@ import {
   readYaml,
   readYamlDocuments,
   repoPath,
-} from './infra-helpers.js';
+} from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 const NAMESPACE = 'model-metrics';

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeRun, runCli } from '../helpers/cli.js';
-import { CLI_TESTS_TIMEOUT_MS, readYaml, repoPath, sampleDays, type SampleWorkspace, sampleWorkspace } from './infra-helpers.js';
+import { CLI_TESTS_TIMEOUT_MS, readYaml, repoPath, sampleDays, type SampleWorkspace, sampleWorkspace } from '../helpers/infra-helpers.js';
 
 const services: Record<string, { command: string[]; environment: Record<string, string> }> = readYaml(repoPath('infra', 'minio', 'docker-compose.yml')).services;
 

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readYaml, repoPath } from './infra-helpers.js';
+import { readYaml, repoPath } from '../helpers/infra-helpers.js';
 
 const compose = readYaml(repoPath('infra', 'minio', 'docker-compose.yml'));
 const services: Record<string, any> = compose.services;

@@ -220,6 +220,7 @@ describe('bad usage: exit 2 naming the option, before any S3 call', () => {
     { name: 'option without its value', args: ['run', '--stage', 'final', '--date'], option: '--date' },
     { name: 'bad --label-window (months)', args: ['run', '--date', DAY, '--stage', 'final', '--label-window', 'P1M'], option: '--label-window' },
     { name: 'bad --codec', args: ['run', '--date', DAY, '--stage', 'final', '--codec', 'lz4'], option: '--codec' },
+    { name: 'bad --s3-conditional-writes', args: ['run', '--date', DAY, '--stage', 'final', '--s3-conditional-writes', 'maybe'], option: '--s3-conditional-writes' },
     { name: 'bad --codec from the environment', args: ['run', '--date', DAY, '--stage', 'final'], env: { MODEL_METRICS_CODEC: 'lz4' }, option: '--codec' },
     { name: 'zoneless --as-of', args: ['run', '--date', DAY, '--stage', 'preliminary', '--as-of', '2026-03-03T06:00:00'], option: '--as-of' },
     { name: 'preliminary --as-of before the day', args: ['run', '--date', DAY, '--stage', 'preliminary', '--as-of', '2026-03-01T06:00:00Z'], option: '--as-of' },
@@ -521,6 +522,24 @@ describe('idempotent reruns (s3rver)', () => {
     expect(manifest.inputs.map((i) => i.key)).toContain(`dt=${DAY}/hour=23/late.avro`);
     const curated = await readRecords<EnrichedRecord>(root.store('curated'), `${PARTITION('preliminary')}part-00000.avro`, enrichedType);
     expect(curated.slice(-2).map((r) => r.prediction_id)).toEqual(['late-1', 'late-2']);
+  });
+});
+
+describe('--s3-conditional-writes (issue 10)', () => {
+  /** The HEADs of one run on the run leases (`_lease.json` of curated, metrics and alerts), through the proxy. */
+  async function leaseHeads(mode: string[]): Promise<number> {
+    const root = freshS3Root('conditional');
+    await seedSample(root, 300, 2);
+    proxy.clear();
+    expectExit(await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, ...root.args, ...mode]), 0);
+    return proxy.requests.filter((r) => r.method === 'HEAD' && r.path.endsWith('/_lease.json')).length;
+  }
+
+  it('on: the lease sends its conditional writes alone (one HEAD per acquire); auto on a custom endpoint still brackets them', async () => {
+    // Three leases (curated, metrics, alerts), each acquired once after a HEAD for a holder.
+    expect(await leaseHeads(['--s3-conditional-writes', 'on'])).toBe(3);
+    // auto = off on s3rver: every conditional PUT also has a HEAD before and after it.
+    expect(await leaseHeads([])).toBeGreaterThan(3 * 3);
   });
 });
 

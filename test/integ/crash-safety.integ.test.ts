@@ -23,7 +23,7 @@ import { type DatasetRoot, type LogLine, cliEnv, localRoot, s3Root, tempDirector
 import { type WatchedExit, describeExit, eventsOf, startCli } from '../helpers/cli-watch.js';
 import { DATASETS, type Snapshot, classify, snapshot } from '../helpers/output-state.js';
 import { createTestBucket } from '../helpers/s3rver.js';
-import { recordReliability, withDeadline } from '../reliability/tally.js';
+import { recordReliability, withDeadline } from '../helpers/reliability-tally.js';
 
 const DAY = '2026-03-02';
 const PARTITION = `stage=preliminary/dt=${DAY}/`;

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { main } from '../../jobs/main.js';
 import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
 import { optionsOf } from '../../src/config/options.js';
 import { generateSample } from '../../src/demo/generate.js';

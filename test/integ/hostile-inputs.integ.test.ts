@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateSample } from '../../src/demo/generate.js';
 import type { DayResult } from '../../src/pipeline/daily.js';
 import { type CliResult, cliEnv, describeRun, localRoot, readBytes, readManifest, runCli, tempDirectory } from '../helpers/cli.js';
-import { recordReliability } from '../reliability/tally.js';
-import { encodeFile, predictionV1SchemaJson, predictionV1Type, rawBlock, rawHeader, samplePrediction, varint } from '../unit/avro-helpers.js';
+import { recordReliability } from '../helpers/reliability-tally.js';
+import { encodeFile, predictionV1SchemaJson, predictionV1Type, rawBlock, rawHeader, samplePrediction, varint } from '../helpers/avro-helpers.js';
 
 const DAY = '2026-03-02';
 const AS_OF = '2026-03-03T06:00:00Z';

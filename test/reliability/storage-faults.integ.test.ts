@@ -15,7 +15,7 @@ import { S3ObjectStore } from '../../src/storage/s3.js';
 import { type CliResult, cliEnv, describeRun, runCli, testClient } from '../helpers/cli.js';
 import { FaultProxy, faults, type FaultRule } from '../helpers/fault-proxy.js';
 import { createTestBucket } from '../helpers/s3rver.js';
-import { type ReliabilityEntry, recordReliability, withDeadline } from './tally.js';
+import { type ReliabilityEntry, recordReliability, withDeadline } from '../helpers/reliability-tally.js';
 
 const DAY = '2026-03-02';
 const AS_OF = '2026-03-03T06:00:00Z';

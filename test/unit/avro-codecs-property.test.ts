@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32, portableCrc32 } from '../../src/avro/codec-frames.js';
 import { writableCodecs } from '../../src/avro/codecs.js';
-import { bzip2, encodeWithCodec, hasBzip2Program, hasXzProgram, predictionV1Type, schemaFileVersions, xzProgram } from './avro-codec-helpers.js';
-import { encodeFile, readAll } from './avro-helpers.js';
+import { bzip2, encodeWithCodec, hasBzip2Program, hasXzProgram, predictionV1Type, schemaFileVersions, xzProgram } from '../helpers/avro-codec-helpers.js';
+import { encodeFile, readAll } from '../helpers/avro-helpers.js';
 
 /** Schema JSON as the .avsc files write it. */
 type SchemaJson = string | SchemaJson[] | { type: SchemaJson; fields?: { name: string; type: SchemaJson }[]; values?: SchemaJson; logicalType?: string };

@@ -11,8 +11,8 @@ import {
   writableCodecs,
   type AvroDecompressor,
 } from '../../src/avro/codecs.js';
-import { bzip2, encodeWithCodec, hasBzip2Program, predictionV1Type } from './avro-codec-helpers.js';
-import { encodeFile, failure, readAll, samplePredictions } from './avro-helpers.js';
+import { bzip2, encodeWithCodec, hasBzip2Program, predictionV1Type } from '../helpers/avro-codec-helpers.js';
+import { encodeFile, failure, readAll, samplePredictions } from '../helpers/avro-helpers.js';
 
 const text = Buffer.from('model-metrics '.repeat(1000));
 const MiB = 1024 * 1024;

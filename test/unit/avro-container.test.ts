@@ -17,7 +17,7 @@ import {
   samplePrediction,
   samplePredictions,
   writeWithAvsc,
-} from './avro-helpers.js';
+} from '../helpers/avro-helpers.js';
 
 const KEY = 'dt=2026-01-01/a.avro';
 

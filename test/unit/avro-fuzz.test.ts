@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAvroType } from '../../src/avro/avro-types.js';
 import { SYNC_SIZE, longSize, writeLong } from '../../src/avro/container-format.js';
 import type { DecodeLimits } from '../../src/avro/container-reader.js';
-import { recordReliability, type ReliabilityEntry } from '../reliability/tally.js';
-import { encodeFile, predictionV1SchemaJson, predictionV1Type, samplePrediction } from './avro-helpers.js';
+import { recordReliability, type ReliabilityEntry } from '../helpers/reliability-tally.js';
+import { encodeFile, predictionV1SchemaJson, predictionV1Type, samplePrediction } from '../helpers/avro-helpers.js';
 
 const KEY = 'dt=2026-01-01/fuzzed.avro';
 /** Generous: a case takes milliseconds; the machine running the suite may be loaded. */
@@ -132,7 +132,7 @@ class GuardedDecoder {
   private pending: { id: number; settle: (reply: Reply | 'crash') => void } | undefined;
 
   private start(): Promise<void> {
-    const worker = new Worker(new URL('./avro-fuzz-worker.mjs', import.meta.url), {
+    const worker = new Worker(new URL('../helpers/avro-fuzz-worker.mjs', import.meta.url), {
       workerData: { readers },
       resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
     });

@@ -21,7 +21,7 @@ import {
   samplePrediction,
   samplePredictions,
   varint,
-} from './avro-helpers.js';
+} from '../helpers/avro-helpers.js';
 
 const KEY = 'dt=2026-01-01/hostile.avro';
 const SYNC = Buffer.alloc(16, 7);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAvroType } from '../../src/avro/avro-types.js';
 import { decodeContainer, readContainerHeader, resolveWriter } from '../../src/avro/container-reader.js';
 import { labelType, loadSchemaVersion, predictionType, schemaVersions } from '../../src/avro/schemas.js';
-import { chunksOf, encodeFile, failure, rawHeader, readAll, writeWithAvsc } from './avro-helpers.js';
+import { chunksOf, encodeFile, failure, rawHeader, readAll, writeWithAvsc } from '../helpers/avro-helpers.js';
 
 const KEY = 'predictions/dt=2026-01-01/hour=07/a.avro';
 const timestampMicros = { type: 'long', logicalType: 'timestamp-micros' };

@@ -72,6 +72,7 @@ describe('resolveJobConfig', () => {
     expectUsage(() => resolve({ root: '/d', 's3-max-attempts': '101' }), '--s3-max-attempts');
     expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': 'soon' }), '--s3-idle-timeout-seconds');
     expectUsage(() => resolve({ root: '/d', 's3-idle-timeout-seconds': '0' }), '--s3-idle-timeout-seconds');
+    expectUsage(() => resolve({ root: '/d', 's3-conditional-writes': 'yes' }), '--s3-conditional-writes');
     for (const { name } of decodeLimitFlags) {
       expectUsage(() => resolve({ root: '/d', [name]: '0' }), `--${name}`);
       expectUsage(() => resolve({ root: '/d', [name]: '1.5' }), `--${name}`);
@@ -92,6 +93,12 @@ describe('resolveJobConfig', () => {
     expect(set.decodeLimits.maxBlockBytes).toBe(8 * 1024 * 1024);
     expect(set.decodeLimits.maxBlockRecords).toBe(1000);
     expect(set.decodeLimits.maxHeaderBytes).toBe(defaultDecodeLimits.maxHeaderBytes);
+  });
+
+  it('--s3-conditional-writes: auto leaves the store its default (AWS on, custom endpoint off), on and off declare it', () => {
+    expect(resolve({ root: 's3://bkt/p' }).s3.conditionalWrites).toBeUndefined();
+    expect(resolve({ root: 's3://bkt/p', 's3-conditional-writes': 'on', 's3-endpoint': 'http://minio:9000' }).s3.conditionalWrites).toBe(true);
+    expect(resolve({ root: 's3://bkt/p', 's3-conditional-writes': 'off' }).s3.conditionalWrites).toBe(false);
   });
 
   it('refuses outputs that overlap inputs', () => {

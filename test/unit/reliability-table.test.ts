@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderReliabilityTable } from '../reliability/table.js';
+import { renderReliabilityTable } from '../helpers/reliability-table.js';
 
 describe('reliability table', () => {
   it('sums entries by category and kind, orders fault, crash, hostile, and adds a total row', () => {

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseLabelWindow } from '../../src/join/policy.js';
-import { AIRFLOW, PRELUDE, PYTHON, XCOM_RETURN_FILE, python, renderDaily } from './airflow-commands.js';
-import { flagValue, readYaml, repoPath } from './infra-helpers.js';
+import { AIRFLOW, PRELUDE, PYTHON, XCOM_RETURN_FILE, python, renderDaily } from '../helpers/airflow-commands.js';
+import { flagValue, readYaml, repoPath } from '../helpers/infra-helpers.js';
 
 describe('the DAG and the command module', () => {
   it('compile with the machine\'s Python', async () => {

@@ -7,8 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writableCodecs } from '../../src/avro/codecs.js';
 import { decodeContainer } from '../../src/avro/container-reader.js';
 import { labelType, predictionType } from '../../src/avro/schemas.js';
-import { predictionV1Type } from './avro-codec-helpers.js';
-import { chunksOf, encodeFile, failure, readAll, samplePredictions } from './avro-helpers.js';
+import { predictionV1Type } from '../helpers/avro-codec-helpers.js';
+import { chunksOf, encodeFile, failure, readAll, samplePredictions } from '../helpers/avro-helpers.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'avro');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(fixtures, name));

@@ -1,4 +1,4 @@
-/** Helpers of the avro-codecs*.test.ts and avro-interop.test.ts files: containers in any codec, external compressors. */
+/** Helpers of the avro-codecs*.test.ts and avro-interop.integ.test.ts files: containers in any codec, external compressors. */
 import { spawnSync } from 'node:child_process';
 import type { Type } from 'avsc';
 import { ContainerEncoder } from '../../src/avro/container-writer.js';

@@ -1,35 +1,25 @@
 /**
- * The command line (SPEC §6). Parses flags with commander, merges them over `MODEL_METRICS_*`
- * environment variables and a `--config` file, validates once into a JobConfig, runs a job from
- * `jobs/`, prints the summary on stdout and returns the exit code (0 done, 1 failed, 2 bad usage,
- * 3 not ready). It never calls process.exit, so tests can run it in-process too.
+ * The command line (SPEC §6) without its commands: commander, the flags of the option table
+ * merged over `MODEL_METRICS_*` variables and a `--config` file, parse errors as usage errors
+ * naming the option, signals, the summary on stdout, the failure's log line and plain last line,
+ * and the exit code (0 done, 1 failed, 2 bad usage, 3 not ready, 4 alert). The commands are wired in
+ * by jobs/main.ts, so nothing in cli/ imports jobs/. It never calls process.exit, so tests can run
+ * it in-process too.
  */
-import { join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { backfill } from '../../jobs/backfill.js';
-import { dailyRun } from '../../jobs/daily-run.js';
-import { demo } from '../../jobs/demo.js';
-import { type DayOutcome, combinedExitCode } from '../pipeline/outcome.js';
-import { buildReport, checkOutFile, renderAny, writeHtmlReport, writeOutFile } from '../../jobs/report.js';
-import { reportRequestOf } from '../report/request.js';
-import { scheduled } from '../../jobs/scheduled.js';
-import { checkDate } from '../config/dates.js';
-import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, defaultOf, envNameOf, optionsOf } from '../config/options.js';
-import { type JobConfig, coerceAll, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../config/resolve.js';
+import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, envNameOf, optionsOf } from '../config/options.js';
+import { type JobConfig, coerceAll, logSettingsOf } from '../config/resolve.js';
 import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
-import { alertExitCode, describeAlerts, describeDemoAlerts } from '../alerts/report.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
-import { dayWindow, formatMicros, parseLabelWindow, parseTimestamp } from '../join/policy.js';
-import type { Stage } from '../join/records.js';
+import { formatMicros, parseTimestamp } from '../calendar.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
-import type { DayResult, RunContext } from '../pipeline/daily.js';
-import { destroyStores, openStore } from '../storage/open.js';
+import type { RunContext } from '../pipeline/daily.js';
+import { combinedExitCode } from '../pipeline/outcome.js';
+import type { DayOutcome, Stage } from '../run-results.js';
+import { destroyStores } from '../storage/open.js';
 import { commandLogger, createRunContext } from './context.js';
-import { reportFormats } from './format.js';
-import { renderReport } from './report-view.js';
-import { registerSchemaCommand } from './schema-command.js';
-import { type Reporting, finishReporting, reportingOf, shardOf } from './reporting.js';
+import { type Reporting, finishReporting, reportingOf } from './reporting.js';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -49,7 +39,7 @@ function addOptions(command: Command, specs: readonly OptionSpec[]): Command {
 }
 
 /** A command's options from every source, coerced to their kinds, with the source of each value. */
-interface GatheredOptions {
+export interface GatheredOptions {
   raw: RawOptions;
   sources: OptionSources;
   /** Warnings to log once the command has a logger (unknown MODEL_METRICS_* names). */
@@ -88,7 +78,7 @@ function nowMicros(): number {
 }
 
 /** The run's as-of: `--as-of`, at most AS_OF_SKEW_MICROS ahead of the clock (SPEC §3), else now. */
-function asOfOf(raw: RawOptions): number {
+export function asOfOf(raw: RawOptions): number {
   const text = raw['as-of'] as string | undefined;
   if (text === undefined) return nowMicros();
   const asOf = parseTimestamp(text, '--as-of');
@@ -100,24 +90,6 @@ function asOfOf(raw: RawOptions): number {
     );
   }
   return asOf;
-}
-
-function describeResult(r: DayResult): string {
-  const coverage = r.label_coverage === null ? '-' : `${(r.label_coverage * 100).toFixed(1)}%`;
-  const head = `${r.date} ${r.stage}: ${r.status === 'already_done' ? 'already done (same inputs and options; --force recomputes)' : 'done'}`;
-  return [
-    `${head} — ${r.predictions_read.toLocaleString('en-US')} predictions read, ${r.predictions_kept.toLocaleString('en-US')} kept, ${r.labeled.toLocaleString('en-US')} labeled (${coverage}), ${r.curated_files} curated file(s), ${r.metrics_records} metrics record(s)${r.skipped_objects > 0 ? `, ${r.skipped_objects} object(s) skipped` : ''}, ${r.duration_s.toFixed(1)} s`,
-    `  curated: ${r.curated_manifest}`,
-    `  metrics: ${r.metrics_manifest}`,
-    ...describeAlerts(r.alerts),
-  ].join('\n');
-}
-
-function describeOutcomes(outcomes: readonly DayOutcome[]): string {
-  const lines = outcomes.map((o) => ('result' in o ? describeResult(o.result) : `${o.date} ${o.stage}: ${o.status.replace('_', ' ')} [${o.code}] ${o.error}`));
-  const count = (status: DayOutcome['status']): number => outcomes.filter((o) => o.status === status).length;
-  lines.push(`${outcomes.length} day(s): ${count('done')} done, ${count('already_done')} already done, ${count('not_ready')} not ready, ${count('failed')} failed`);
-  return lines.join('\n');
 }
 
 /** A commander parse error (unknown option or command, missing value) as a UsageError naming the option. */
@@ -152,8 +124,35 @@ Summary on stdout.`;
 /** How the last line of a failed command begins, whatever the log format. */
 export const FAILURE_PREFIX = 'model-metrics: error: ';
 
-/** Runs the CLI on argv (without node and script) and returns the exit code. */
-export async function main(argv: readonly string[], io: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env }): Promise<number> {
+/** What a command's wiring (jobs/main.ts) gets to declare and run its commands. */
+export interface CommandWiring {
+  program: Command;
+  io: CliIo;
+  /** Aborted by SIGTERM / SIGINT. */
+  signal: AbortSignal;
+  /** Declares a command from the option table (see below). */
+  define(name: CommandName, description: string, action: (options: GatheredOptions) => Promise<void>): Command;
+  /** Prints the summary: `human` as text, `machine` under --json (and in --summary-file). */
+  print(human: string, machine: unknown): void;
+  /** Validates a computing command's reporting options, then opens its run context and logger. */
+  startReporting(raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): { ctx: RunContext; report: Reporting };
+  /** The day outcomes' exit code and, when some failed or were not ready, the last line. */
+  outcomesVerdict(outcomes: readonly DayOutcome[]): void;
+  /** Logs the warnings of option gathering once the command's logger exists. */
+  warnAll(logger: Logger, warnings: readonly string[]): void;
+}
+
+/** How the commands are wired in: their declarations, and the alert rule of the exit code (SPEC §8). */
+export interface ProgramHooks {
+  register(cli: CommandWiring): void;
+  alertExitCode(exitCode: number, outcomes: readonly DayOutcome[], failOnAlert: boolean): number;
+}
+
+/** The default CliIo: the process's stdout and environment. */
+export const processIo: CliIo = { stdout: (t) => process.stdout.write(t), env: process.env };
+
+/** Runs the program on argv (without node and script) with the commands `hooks` registers; returns the exit code. */
+export async function runProgram(argv: readonly string[], io: CliIo, hooks: ProgramHooks): Promise<number> {
   let exitCode: number = ExitCode.ok;
   // SIGTERM (Kubernetes, Airflow) and SIGINT (Ctrl-C) stop the run at the next block; it removes
   // its partial outputs and commits nothing. A second signal gets Node's default: immediate exit.
@@ -175,7 +174,6 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     summary = machine;
     io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
   };
-  /** Validates a computing command's reporting options, then opens its run context and logger. */
   const startReporting = (raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): { ctx: RunContext; report: Reporting } => {
     const report = reportingOf(raw, command, stages);
     reporting = report;
@@ -199,7 +197,6 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
       outputError: () => undefined,
     });
 
-  /** Logs the warnings of option gathering once the command's logger exists. */
   const warnAll = (logger: Logger, warnings: readonly string[]): void => {
     for (const warning of warnings) logger.warn({ event: 'config_warning', message: sanitizeForLog(warning) }, sanitizeForLog(warning));
   };
@@ -226,7 +223,6 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
           throw attributeSource(error, sources);
         }
       });
-  /** The day outcomes' verdict for the last line of a failed multi-day command. */
   const outcomesVerdict = (outcomes: readonly DayOutcome[]): void => {
     exitCode = combinedExitCode(outcomes);
     const notOk = outcomes.filter((o) => o.status === 'failed' || o.status === 'not_ready');
@@ -236,105 +232,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
     }
   };
 
-  define('run', 'compute one day and stage', async ({ raw, warnings }) => {
-    const date = raw.date as string;
-    checkDate(date, '--date');
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
-    const asOfMicros = asOfOf(raw);
-    const config = resolveJobConfig(raw, io.env);
-    const { ctx, report } = startReporting(raw, config, 'run', [stage]);
-    warnAll(ctx.logger, warnings);
-    const result = await dailyRun(ctx, { date, stage, asOfMicros });
-    report.outcomes = [{ date, stage, status: result.status, result }];
-    print(describeResult(result), result);
-  });
-
-  define('backfill', 'compute every day of a range, several at once', async ({ raw, warnings }) => {
-    const from = raw.from as string;
-    const to = raw.to as string;
-    const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
-    const concurrency = (raw.concurrency as number | undefined) ?? defaultOf<number>('concurrency', 'backfill');
-    if (concurrency < 1 || concurrency > 32) throw new UsageError(`--concurrency must be from 1 to 32, got ${concurrency}`, { option: '--concurrency' });
-    const shard = shardOf(raw, io.env);
-    const config = resolveJobConfig(raw, io.env);
-    const asOfMicros = asOfOf(raw);
-    checkDate(to, '--to');
-    if (stage === 'preliminary' && dayWindow(to).startMicros > asOfMicros) {
-      // Caught here rather than as one failed day each: the whole range is a usage mistake.
-      throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
-    }
-    const { ctx, report } = startReporting(raw, config, 'backfill', [stage]);
-    warnAll(ctx.logger, warnings);
-    const outcomes = await backfill(ctx, { from, to, stage, asOfMicros, concurrency, shard });
-    report.outcomes = outcomes;
-    print(describeOutcomes(outcomes), outcomes);
-    outcomesVerdict(outcomes);
-  });
-
-  define('scheduled', 'CronJob entry: preliminary for yesterday, final for every closed window without one', async ({ raw, warnings }) => {
-    const lookbackIso = (raw.lookback as string | undefined) ?? defaultOf<string>('lookback', 'scheduled');
-    let lookbackMicros: number;
-    try {
-      lookbackMicros = parseLabelWindow(lookbackIso).micros;
-    } catch (error) {
-      throw new UsageError(`--lookback must be an ISO-8601 duration in days/hours (e.g. P30D), got ${JSON.stringify(lookbackIso)}`, { option: '--lookback' }, { cause: error });
-    }
-    const asOfMicros = asOfOf(raw);
-    const config = resolveJobConfig(raw, io.env);
-    const { ctx, report } = startReporting(raw, config, 'scheduled', ['preliminary', 'final']);
-    warnAll(ctx.logger, warnings);
-    const outcomes = await scheduled(ctx, { asOfMicros, lookbackMicros });
-    report.outcomes = outcomes;
-    print(describeOutcomes(outcomes), outcomes);
-    // A day not ready yet is the normal state of a schedule (its next run catches up): only failures fail it.
-    outcomesVerdict(outcomes.filter((o) => o.status !== 'not_ready'));
-  });
-
-  define('report', 'the metrics of a date range per model version and window: table, md, csv, json or html (SPEC §7)', async ({ raw, warnings }) => {
-    const request = reportRequestOf(raw);
-    const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : defaultOf<string>('format', 'report'));
-    const out = raw.out as string | undefined;
-    if (format === 'html' && out === undefined) throw new UsageError('--format html writes a file: add --out FILE, e.g. --out report.html', { option: '--out' });
-    if (out !== undefined) checkOutFile(out);
-    const metrics = openStore(datasetUri(raw, 'metrics'), s3SettingsOf(raw, io.env), '--metrics');
-    warnAll(commandLogger(logSettingsOf(raw), 'report'), warnings);
-    const text = await renderAny(await buildReport(metrics, request), format);
-    if (out === undefined) io.stdout(text);
-    else {
-      writeOutFile(out, text);
-      io.stdout(`report written to ${resolvePath(out)}\n`);
-    }
-  });
-
-  define('demo', 'generate sample data locally, run both stages and print the tables (no server, no credentials)', async ({ raw, warnings }) => {
-    const dir = resolvePath((raw.dir as string | undefined) ?? defaultOf<string>('dir', 'demo'));
-    const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? defaultOf<string>('log-level', 'demo'), ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
-    const ctx = createRunContext(config, 'demo', interrupt.signal);
-    warnAll(ctx.logger, warnings);
-    const result = await demo(ctx, {
-      htmlOut: join(dir, 'report.html'),
-      writeHtmlReport: async (c, r) => {
-        await writeHtmlReport(c.stores.metrics, { from: r.from, to: r.to, stage: 'both', by: 'day' }, r.out);
-      },
-    });
-    const failed = result.outcomes.filter((o) => o.status !== 'done' && o.status !== 'already_done');
-    const human = [
-      `sample data: ${result.sample.predictions.toLocaleString('en-US')} predictions in ${result.sample.predictionFiles} files, ${result.sample.labels.toLocaleString('en-US')} labels in ${result.sample.labelFiles} files under ${dir}`,
-      '',
-      renderReport(result.preliminary, 'table'),
-      '',
-      renderReport(result.final, 'table'),
-      '',
-      ...describeDemoAlerts(result, dir),
-      ...(result.htmlReport === undefined ? [] : [`HTML report: ${result.htmlReport}`]),
-      `try: npx model-metrics report --root ${dir} --from ${result.final.from} --to ${result.final.to} --format md`,
-      ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
-    ].join('\n');
-    print(human, result);
-    outcomesVerdict(result.outcomes);
-  });
-
-  registerSchemaCommand(program, io);
+  hooks.register({ program, io, signal: interrupt.signal, define, print, startReporting, outcomesVerdict, warnAll });
 
   let logger: Logger | undefined;
   try {
@@ -362,7 +260,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: (t) =>
   }
   try {
     if (reporting !== undefined) {
-      exitCode = alertExitCode(exitCode, reporting.outcomes, reporting.failOnAlert);
+      exitCode = hooks.alertExitCode(exitCode, reporting.outcomes, reporting.failOnAlert);
       const fallbackLogger = (): Logger => logger ?? commandLogger({ ...logSettings, logLevel: 'warn' }, argv[0] ?? 'model-metrics');
       exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });
       if (exitCode !== ExitCode.ok && finalSentence === undefined) finalSentence = 'the run succeeded but its summary or run metrics could not be written; see the log above';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { generateSample } from '../../src/demo/generate.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { REPO_ROOT } from './cli.js';
 
 /** A Kubernetes object as parsed from YAML. */
 export type K8sObject = Record<string, any> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [key: string]: any } };

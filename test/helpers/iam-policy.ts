@@ -5,7 +5,7 @@
  * string conditions the policy uses), and the mapping of a recorded HTTP request to the
  * authorisation checks S3 makes for it.
  */
-import type { RecordedRequest } from '../helpers/cli.js';
+import type { RecordedRequest } from './cli.js';
 import { readFileSync } from 'node:fs';
 import { repoPath } from './infra-helpers.js';
 

@@ -3,7 +3,7 @@
  * Pure (text in, text out) so that it is unit-testable without a run.
  */
 import { renderTable } from '../../src/cli/format.js';
-import type { ReliabilityEntry } from './tally.js';
+import type { ReliabilityEntry } from './reliability-tally.js';
 
 const columns = ['category', 'kind', 'injected', 'completed', 'identical', 'hangs', 'crashes', 'wrong'] as const;
 const counts = columns.slice(2) as Exclude<(typeof columns)[number], 'category' | 'kind'>[];
