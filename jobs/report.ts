@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeAtomically } from '../src/cli/reporting.js';
-import { type TextFormat, documentTable, missingLines, renderReport } from '../src/cli/report-view.js';
+import { type TextFormat, documentTable, renderReport, trailerLines } from '../src/cli/report-view.js';
 import type { ReportFormat } from '../src/cli/format.js';
 import { UsageError } from '../src/errors.js';
 import { type Report, type ReportRequest, buildReport } from '../src/report/build.js';
@@ -16,7 +16,7 @@ export { type Report, type ReportRequest, type ReportRow, buildReport } from '..
 
 /** The report rendered in any format of `report --format`. */
 export async function renderAny(report: Report, format: ReportFormat): Promise<string> {
-  if (format === 'html') return renderHtml(report, documentTable(report), missingLines(report));
+  if (format === 'html') return renderHtml(report, documentTable(report), trailerLines(report));
   return `${renderReport(report, format as TextFormat)}\n`;
 }
 

@@ -211,8 +211,11 @@ td.notes { white-space: normal; min-width: 18rem; }
 tbody tr:nth-child(even) { background: var(--stripe); }
 `;
 
-/** The report as one self-contained HTML document; `table` is the report's rows as [header, cells, numeric] columns. */
-export async function renderHtml(report: Report, table: { headers: Array<{ name: string; numeric: boolean }>; rows: string[][] }, missing: readonly string[]): Promise<string> {
+/**
+ * The report as one self-contained HTML document; `table` is the report's rows as [header, cells,
+ * numeric] columns, `trailer` the report-wide notes and missing days listed above the charts.
+ */
+export async function renderHtml(report: Report, table: { headers: Array<{ name: string; numeric: boolean }>; rows: string[][] }, trailer: readonly string[]): Promise<string> {
   const sections = await renderCharts(report);
   const stage = report.stage === 'both' ? 'preliminary and final' : report.stage;
   const heading = `Model metrics: ${stage}, ${report.from} .. ${report.to}`;
@@ -235,7 +238,7 @@ export async function renderHtml(report: Report, table: { headers: Array<{ name:
 <body>
 <h1>${escapeHtml(heading)}</h1>
 <p class="meta">Metrics from ${escapeHtml(report.metrics_uri)}, by ${escapeHtml(report.by)}${report.model === null ? '' : `, model ${escapeHtml(report.model)}`}${report.slice === null ? '' : `, slice ${escapeHtml(report.slice)}`}. Roll-ups are computed exactly from the daily sufficient statistics; intervals are 95% normal-approximation intervals.</p>
-${missing.length === 0 ? '' : `<ul class="missing">${missing.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`}
+${trailer.length === 0 ? '' : `<ul class="report-notes">${trailer.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`}
 ${body}
 <section><h2>Table</h2><div class="scroll"><table><caption class="meta">Every row of the report (the JSON format has the same fields).</caption><thead><tr>${head}</tr></thead><tbody>
 ${rows}
