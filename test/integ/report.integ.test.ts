@@ -3,6 +3,7 @@
  * computation over the same rows (property test), v1 and v2-shaped partitions mixed, restatements,
  * notes, every format carrying the same fields, and each bad input with its error code.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -293,6 +294,54 @@ describe('report bad input', () => {
     const result = await report(['--from', '2026-03-02', '--to', '2026-03-02', ...args]);
     expect(result.code, result.stdout).toBe(2);
     expect(result.json<{ code: string; option: string }>()).toMatchObject({ code: 'E_USAGE', option });
+  });
+
+  describe('--out to a place that cannot take the report is exit 2 naming --out, and leaves nothing behind', () => {
+    const outError = async (out: string): Promise<string> => {
+      const result = await report(['--from', '2026-03-02', '--to', '2026-03-02', '--format', 'md', '--out', out]);
+      expect(result.code, result.stdout).toBe(2);
+      const summary = result.json<{ code: string; option: string; message: string }>();
+      expect(summary).toMatchObject({ code: 'E_USAGE', option: '--out' });
+      expect(summary.message.startsWith(`--out ${out}: `)).toBe(true);
+      return summary.message;
+    };
+
+    it('a path through a file', async () => {
+      const file = path.join(root, 'plain-file');
+      fs.writeFileSync(file, 'x');
+      expect(await outError(path.join(file, 'report.md'))).toContain(`${file} is not a folder (ENOTDIR)`);
+      expect(fs.readFileSync(file, 'utf8')).toBe('x');
+    });
+
+    it('a named pipe (a special file the atomic rename would replace)', async () => {
+      const fifo = path.join(root, 'pipe');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      expect(await outError(fifo)).toContain('is a named pipe');
+      expect(fs.statSync(fifo).isFIFO()).toBe(true);
+    });
+
+    it('a folder that refuses the write (/proc)', async () => {
+      // As root the permission check passes and the write itself fails (ENOENT); otherwise the check refuses.
+      expect(await outError('/proc/report.md')).toMatch(/cannot write (the report|into \/proc) \((ENOENT|EACCES)\)/);
+    });
+
+    it.skipIf(process.getuid?.() === 0)('a read-only folder (skipped as root, who may write anywhere)', async () => {
+      const folder = path.join(root, 'read-only');
+      fs.mkdirSync(folder, { mode: 0o555 });
+      expect(await outError(path.join(folder, 'report.md'))).toContain(`cannot write into ${folder} (EACCES)`);
+      expect(fs.readdirSync(folder)).toEqual([]);
+    });
+  });
+
+  it('--out through a symbolic link replaces the file it points to and keeps the link', async () => {
+    const target = path.join(root, 'target.md');
+    const link = path.join(root, 'link.md');
+    fs.writeFileSync(target, 'old');
+    fs.symlinkSync(target, link);
+    const result = await runCli(['report', '--root', root, '--from', '2026-03-02', '--to', '2026-03-02', '--format', 'md', '--out', link], {});
+    expect(result.code, result.stderr).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toMatch(/^\*\*final metrics by day/);
   });
 
   it('--out writes the file whole and says where', async () => {
