@@ -101,14 +101,6 @@ export interface SumRecord {
   sum_ape: number;
   sum_y_true: number;
   sum_sq_y_true: number;
-  /** SPEC §5.1 low parts of the sums (metrics v2); absent or 0 for v1 records. */
-  sum_error_lo?: number;
-  sum_sq_error_lo?: number;
-  sum_abs_error_lo?: number;
-  sum_quad_error_lo?: number;
-  sum_ape_lo?: number;
-  sum_y_true_lo?: number;
-  sum_sq_y_true_lo?: number;
 }
 
 /** A roll-up: the added counts and sums, and the metrics recomputed from them. */
