@@ -9,6 +9,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '../../src/config/dates.js';
+import { renderAny } from '../../jobs/report.js';
 import { csvHeader, renderReport } from '../../src/cli/report-view.js';
 import { Z_95 } from '../../src/metrics/formulas.js';
 import { MIXED_ROLLUP_NOTE, type Report, type ReportRequest, buildReport } from '../../src/report/build.js';
@@ -196,6 +197,17 @@ describe('report content and formats', () => {
     expect(report.rows.filter((r) => r.window === '2026-03-05' && r.version === 'v1' && r.stage === 'final' && r.slice === 'all')).toHaveLength(1);
     // 2 hours × 2 versions × (2 stages on 03-05 + 1 on 03-06).
     expect(report.notes).toContain('12 hourly record(s) (--windows PT1H) are not day rows and are left out of this report');
+  });
+
+  it('draws the maturity curve in html from the label-age records, and says so where a range has none (v1 days)', async () => {
+    const withCurve = await renderAny(report, 'html');
+    expect(withCurve.match(/<figure data-chart="maturity-(coverage|mse)-eta@v[12]"/g)).toHaveLength(4);
+    const v1Only = await buildReport(store, { ...request, to: '2026-03-03' });
+    expect(v1Only.maturity).toEqual([]);
+    const html = await renderAny(v1Only, 'html');
+    expect(html).not.toContain('data-chart="maturity-');
+    expect(html).toMatch(/<h2>Label maturity<\/h2><p class="empty">No label-age records in this range, so there is no maturity curve: metrics v1 partitions carry none;/);
+    expect(JSON.parse(renderReport(v1Only, 'json')).maturity).toEqual([]);
   });
 
   it('carries the same fields under the same names in csv and json, missing days included', () => {
