@@ -48,9 +48,11 @@ const CHART_CONFIG = {
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Renders a Vega-Lite spec to an SVG string without a browser. */
-async function toSvg(spec: Record<string, unknown>): Promise<string> {
+async function toSvg(spec: Record<string, unknown> & { data: { values: readonly object[] } }): Promise<string> {
+  // Vega tags the objects it is given (a vega_id symbol): it gets copies, so the report stays as built.
+  const data = { values: spec.data.values.map((value) => ({ ...value })) };
   // The specs are built from literals here; Vega-Lite's own types are too deep to infer through spreads.
-  const view = new vega.View(vega.parse(compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec } as unknown as TopLevelSpec).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec, data } as unknown as TopLevelSpec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

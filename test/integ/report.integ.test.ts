@@ -202,6 +202,8 @@ describe('report content and formats', () => {
   it('draws the maturity curve in html from the label-age records, and says so where a range has none (v1 days)', async () => {
     const withCurve = await renderAny(report, 'html');
     expect(withCurve.match(/<figure data-chart="maturity-(coverage|mse)-eta@v[12]"/g)).toHaveLength(4);
+    // Drawing leaves the report as built (Vega tags the objects it draws; it gets copies).
+    for (const row of [...report.rows, ...report.segment_rows]) expect(Object.getOwnPropertySymbols(row)).toEqual([]);
     const v1Only = await buildReport(store, { ...request, to: '2026-03-03' });
     expect(v1Only.maturity).toEqual([]);
     const html = await renderAny(v1Only, 'html');
