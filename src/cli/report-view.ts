@@ -4,7 +4,7 @@
  * numbers through one formatter per column, so a column never mixes precisions.
  */
 import type { Report, ReportRow } from '../report/build.js';
-import { humanDuration } from '../report/build.js';
+import { dateRanges, humanDuration } from '../report/build.js';
 import { type Column, type NumberKind, columnFormatter, renderCsv, renderMarkdown, renderTable, wrapText } from './format.js';
 
 /** The text formats (html is written by src/report/html.ts). */
@@ -102,16 +102,9 @@ function title(report: Report): string {
   return `${stage} metrics by ${report.by}, ${report.from} .. ${report.to}${what === '' ? '' : ` (${what})`}`;
 }
 
-/** Consecutive dates as ranges: 2026-03-01..2026-03-03, 2026-03-05. */
-function dateRanges(dates: readonly string[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < dates.length; ) {
-    let j = i;
-    while (j + 1 < dates.length && Date.parse(dates[j + 1]!) - Date.parse(dates[j]!) === 86_400_000) j++;
-    parts.push(i === j ? dates[i]! : `${dates[i]}..${dates[j]}`);
-    i = j + 1;
-  }
-  return parts.join(', ');
+/** The lines under a report's table: the report-wide notes, then one line per stage with missing dates. */
+export function trailerLines(report: Report): string[] {
+  return [...report.notes, ...missingLines(report)];
 }
 
 /** One line per stage with missing dates. */
@@ -168,8 +161,8 @@ function renderTerminal(report: Report, rows: readonly ReportRow[]): string {
     lines.push(...wrapText(`left out to fit ${TABLE_WIDTH} columns: ${optional.slice(kept).map((o) => o.name).join(', ')}`, TABLE_WIDTH), '(--format md, csv or json has every field)');
   }
   if (footnotes.length > 0) lines.push('', 'notes:', ...footnotes);
-  const missing = missingLines(report);
-  if (missing.length > 0) lines.push('', ...missing);
+  const trailer = trailerLines(report);
+  if (trailer.length > 0) lines.push('', ...trailer.flatMap((line) => wrapText(line, TABLE_WIDTH)));
   return lines.join('\n');
 }
 
@@ -192,7 +185,7 @@ export function renderReport(report: Report, format: TextFormat): string {
   const rows = report.rows.filter((r) => r.kind !== 'missing');
   if (format === 'table') return renderTerminal(report, rows);
   const columns = documentColumns(rows);
-  // A blank line ends the Markdown table, so the missing days are a paragraph and not a table row.
-  const missing = missingLines(report);
-  return [`**${title(report)}**`, '', `From ${report.metrics_uri}.`, '', rows.length === 0 ? '(no rows)' : renderMarkdown(rows, columns), ...(missing.length === 0 ? [] : ['', ...missing.map((m) => `- ${m}`)])].join('\n');
+  // A blank line ends the Markdown table, so the notes and missing days are a list and not table rows.
+  const trailer = trailerLines(report);
+  return [`**${title(report)}**`, '', `From ${report.metrics_uri}.`, '', rows.length === 0 ? '(no rows)' : renderMarkdown(rows, columns), ...(trailer.length === 0 ? [] : ['', ...trailer.map((m) => `- ${m}`)])].join('\n');
 }

@@ -99,7 +99,12 @@ export interface Report {
   segment_rows: ReportRow[];
   /** Label maturity curves; empty when no label-age records exist (metrics v1). */
   maturity: MaturityPoint[];
+  /** What a reader of the whole report should know: v1 and v2 partitions mixed, hourly records left out. */
+  notes: string[];
 }
+
+/** The note of a roll-up over both v1 and v2 days. */
+export const MIXED_ROLLUP_NOTE = 'rolls up metrics v1 days (each sum rounded once) with v2 days (exact sum pairs): exact only to the v1 rounding';
 
 /** A coverage change this large (absolute) between consecutive windows gets a note. */
 const COVERAGE_NOTE_CHANGE = 0.05;
@@ -121,6 +126,18 @@ export function humanDuration(seconds: number): string {
   if (s < 3600) return `${sign}${Math.round(s / 60)} min`;
   if (s < 2 * 86400) return `${sign}${(s / 3600).toFixed(1)} h`;
   return `${sign}${(s / 86400).toFixed(1)} d`;
+}
+
+/** Consecutive dates as ranges: 2026-03-01..2026-03-03, 2026-03-05. */
+export function dateRanges(dates: readonly string[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < dates.length; ) {
+    let j = i;
+    while (j + 1 < dates.length && Date.parse(dates[j + 1]!) - Date.parse(dates[j]!) === 86_400_000) j++;
+    parts.push(i === j ? dates[i]! : `${dates[i]}..${dates[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 function percent(x: number): string {
@@ -169,6 +186,7 @@ function rowOf(group: Group): ReportRow {
   const records = group.records.map((r) => r.record);
   const dates = new Set(group.records.map((r) => r.date));
   const ages = group.stage === 'preliminary' ? records.map(labelAgeOf) : [];
+  const versions = new Set(group.records.map((r) => r.metricsVersion));
   return {
     kind: group.kind,
     model: group.model,
@@ -183,7 +201,7 @@ function rowOf(group: Group): ReportRow {
     label_age_s: ages.length === 0 ? null : Math.min(...ages),
     restated_mse_delta: null,
     preliminary_ci_covers_final: null,
-    notes: [],
+    notes: versions.size > 1 ? [MIXED_ROLLUP_NOTE] : [],
   };
 }
 
@@ -367,7 +385,7 @@ export async function buildReport(metrics: ObjectStore, request: ReportRequest):
       { uri: metricsUri, from: request.from, to: request.to },
     );
   }
-  const ordinary = loaded.records.filter((l) => l.record.label_age_s === null);
+  const ordinary = loaded.records.filter((l) => l.kind === 'day');
   const ofModel = ordinary.filter((l) => select.model(l.record));
   const selected = ofModel.filter((l) => select.slice(l.record));
   checkSelection(request, ordinary, selected);
@@ -383,7 +401,7 @@ export async function buildReport(metrics: ObjectStore, request: ReportRequest):
   annotate(rows, request, versionDays);
   const segmentRows = request.slice === undefined ? rowsOf(ofModel.filter((l) => Object.keys(l.record.slice_keys).length === 1), request, false) : [];
   annotate(segmentRows, request, versionDays);
-  const maturity = maturityOf(loaded.records.filter((l) => l.record.label_age_s !== null && select.model(l.record) && select.slice(l.record)));
+  const maturity = maturityOf(loaded.records.filter((l) => l.kind === 'label_age' && select.model(l.record) && select.slice(l.record)));
   return {
     metrics_uri: metricsUri,
     from: request.from,
@@ -396,5 +414,21 @@ export async function buildReport(metrics: ObjectStore, request: ReportRequest):
     missing: loaded.missing,
     segment_rows: segmentRows,
     maturity,
+    notes: reportNotes(loaded.records),
   };
+}
+
+/** The report-wide notes: which dates are metrics v1 and which v2 when both occur, and hourly records left out of the day rows. */
+function reportNotes(records: readonly LoadedRecord[]): string[] {
+  const notes: string[] = [];
+  const datesOf = (version: 1 | 2): string[] => [...new Set(records.filter((r) => r.metricsVersion === version).map((r) => r.date))].sort();
+  const [v1, v2] = [datesOf(1), datesOf(2)];
+  if (v1.length > 0 && v2.length > 0) {
+    notes.push(
+      `metrics v1 and v2 partitions mixed: v1 (sums rounded once, no label-age records) for ${dateRanges(v1)}, v2 for ${dateRanges(v2)}; roll-ups over both are exact only to the v1 rounding, and the label maturity curve covers the v2 days alone`,
+    );
+  }
+  const hourly = records.filter((r) => r.kind === 'hour').length;
+  if (hourly > 0) notes.push(`${hourly} hourly record(s) (--windows PT1H) are not day rows and are left out of this report`);
+  return notes;
 }

@@ -10,6 +10,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { ModelMetricsError } from '../errors.js';
 import type { MaturityPoint, Report, ReportRow } from './build.js';
 import { humanDuration } from './build.js';
 
@@ -23,12 +24,19 @@ export interface RenderedChart {
   svg: string;
 }
 
-/** The stage colours and shapes: finals filled circles, preliminaries hollow triangles. */
-const STAGE_SCALE = { domain: ['final', 'preliminary'], range: ['#3b82c4', '#e0852b'] };
+/**
+ * The stage colours and shapes: finals circles, preliminaries triangles. Both colours keep the 3:1
+ * contrast of WCAG 1.4.11 against the light and the dark page background.
+ */
+const STAGE_SCALE = { domain: ['final', 'preliminary'], range: ['#3b82c4', '#c8690f'] };
 const STAGE_SHAPES = { domain: ['final', 'preliminary'], range: ['circle', 'triangle-up'] };
+
+/** Colours for series (model versions): each keeps 3:1 contrast against both page backgrounds, unlike Vega's default scheme. */
+const SERIES_COLORS = ['#3b82c4', '#c8690f', '#2e8b57', '#9467bd', '#d9483b', '#16917f', '#c04f9e', '#9c7040', '#7f7f7f'];
 
 const CHART_CONFIG = {
   background: 'transparent',
+  range: { category: SERIES_COLORS },
   font: 'system-ui, -apple-system, Segoe UI, Roboto, sans-serif',
   view: { stroke: null },
   axis: { labelColor: '#666', titleColor: '#666', gridColor: '#8884', domainColor: '#888', tickColor: '#888' },
@@ -40,9 +48,11 @@ const CHART_CONFIG = {
 const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Renders a Vega-Lite spec to an SVG string without a browser. */
-async function toSvg(spec: Record<string, unknown>): Promise<string> {
+async function toSvg(spec: Record<string, unknown> & { data: { values: readonly object[] } }): Promise<string> {
+  // Vega tags the objects it is given (a vega_id symbol): it gets copies, so the report stays as built.
+  const data = { values: spec.data.values.map((value) => ({ ...value })) };
   // The specs are built from literals here; Vega-Lite's own types are too deep to infer through spreads.
-  const view = new vega.View(vega.parse(compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec } as unknown as TopLevelSpec).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CHART_CONFIG, ...spec, data } as unknown as TopLevelSpec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
@@ -102,7 +112,7 @@ async function metricCharts(report: Report, windowRows: readonly ReportRow[]): P
   return charts;
 }
 
-function describeStages(rows: readonly ReportRow[]): string {
+function describeStages(rows: ReadonlyArray<{ stage: string }>): string {
   const stages = [...new Set(rows.map((r) => r.stage))];
   return stages.length === 2 ? 'finals as blue circles, preliminaries as orange triangles' : `${stages[0]} only`;
 }
@@ -161,14 +171,15 @@ async function maturityCharts(report: Report): Promise<RenderedChart[]> {
     const values = points.map((p: MaturityPoint) => ({ ...p, label_age_h: p.label_age_s / 3600, age: humanDuration(p.label_age_s) }));
     for (const metric of ['coverage', 'mse'] as const) {
       const title = `${series}: ${metric === 'mse' ? 'MSE' : 'coverage'} against label age`;
-      const caption = `${metric === 'mse' ? 'MSE' : 'Label coverage'} of ${series} as labels arrive: ${values.length} label age(s) from ${values[0]!.age} to ${values.at(-1)!.age}, over the days of the range.`;
+      const ages = [...new Set(points.map((p) => p.label_age_s))].sort((a, b) => a - b);
+      const caption = `${metric === 'mse' ? 'MSE' : 'Label coverage'} of ${series} as labels arrive: ${ages.length} label age(s) from ${humanDuration(ages[0]!)} to ${humanDuration(ages.at(-1)!)}, ${describeStages(points)}, over the days of the range.`;
       const y = metric === 'mse' ? { field: 'mse', type: 'quantitative', title: 'MSE (95% CI)' } : { field: 'coverage', type: 'quantitative', title: 'coverage', axis: { format: '.0%' }, scale: { domain: [0, 1] } };
       const x = { field: 'label_age_h', type: 'quantitative', title: 'label age (hours after the end of the day)', scale: { type: 'symlog' } };
       const color = { field: 'stage', type: 'nominal', title: 'stage', scale: STAGE_SCALE };
       const layer = [
         ...(metric === 'mse' ? [{ mark: { type: 'rule' }, encoding: { x, y: { field: 'mse_ci_low', type: 'quantitative' }, y2: { field: 'mse_ci_high' }, color } }] : []),
         { mark: { type: 'line' }, encoding: { x, y, color } },
-        { mark: { type: 'point', filled: true, size: 40 }, encoding: { x, y, color, tooltip: [{ field: 'age' }, { field: metric, format: '.4~g' }, { field: 'days' }] } },
+        { mark: { type: 'point', filled: true, size: 40 }, encoding: { x, y, color, shape: { field: 'stage', type: 'nominal', title: 'stage', scale: STAGE_SHAPES }, tooltip: [{ field: 'age' }, { field: metric, format: '.4~g' }, { field: 'days' }] } },
       ];
       const svg = await toSvg({ title, description: caption, width: 420, height: 200, data: { values: values }, layer });
       charts.push({ id: `maturity-${metric}-${series}`, title, caption, points: countNonNull(values, metric), svg });
@@ -188,9 +199,18 @@ export async function renderCharts(report: Report): Promise<Array<{ section: str
     {
       section: 'Label maturity',
       charts: maturity,
-      empty: 'No label-age records in this range (metrics written before ModelMetrics v2 carry none), so there is no maturity curve: coverage and MSE against label age appear once the job writes label-age records (SPEC §5.1).',
+      empty:
+        'No label-age records in this range, so there is no maturity curve: metrics v1 partitions carry none; v2 runs write one per slice and label age of --label-ages (SPEC §5.1), and coverage and MSE against label age appear here once such partitions are in the range.',
     },
   ];
+}
+
+/** The chart's SVG as one image with a name (its title) and a description (its caption) for assistive technology. */
+function accessibleSvg(chart: RenderedChart): string {
+  const open = /^<svg\b[^>]*>/.exec(chart.svg);
+  if (open === null) throw new ModelMetricsError('E_INTERNAL', `chart ${chart.id}: Vega did not render an <svg> element`, { operation: 'render the HTML report' });
+  const label = escapeHtml(`${chart.title}. ${chart.caption}`);
+  return `${open[0].slice(0, -1)} role="img" aria-label="${label}"><title>${escapeHtml(chart.title)}</title><desc>${escapeHtml(chart.caption)}</desc>${chart.svg.slice(open[0].length)}`;
 }
 
 const STYLE = `
@@ -211,13 +231,15 @@ td.notes { white-space: normal; min-width: 18rem; }
 tbody tr:nth-child(even) { background: var(--stripe); }
 `;
 
-/** The report as one self-contained HTML document; `table` is the report's rows as [header, cells, numeric] columns. */
-export async function renderHtml(report: Report, table: { headers: Array<{ name: string; numeric: boolean }>; rows: string[][] }, missing: readonly string[]): Promise<string> {
+/**
+ * The report as one self-contained HTML document; `table` is the report's rows as [header, cells,
+ * numeric] columns, `trailer` the report-wide notes and missing days listed above the charts.
+ */
+export async function renderHtml(report: Report, table: { headers: Array<{ name: string; numeric: boolean }>; rows: string[][] }, trailer: readonly string[]): Promise<string> {
   const sections = await renderCharts(report);
   const stage = report.stage === 'both' ? 'preliminary and final' : report.stage;
   const heading = `Model metrics: ${stage}, ${report.from} .. ${report.to}`;
-  const figure = (c: RenderedChart): string =>
-    `<figure data-chart="${escapeHtml(c.id)}" data-points="${c.points}" role="img" aria-label="${escapeHtml(`${c.title}. ${c.caption}`)}">${c.svg}<figcaption>${escapeHtml(c.caption)}</figcaption></figure>`;
+  const figure = (c: RenderedChart): string => `<figure data-chart="${escapeHtml(c.id)}" data-points="${c.points}">${accessibleSvg(c)}<figcaption>${escapeHtml(c.caption)}</figcaption></figure>`;
   const body = sections
     .map((s) => `<section><h2>${escapeHtml(s.section)}</h2>${s.charts.length === 0 ? `<p class="empty">${escapeHtml(s.empty ?? 'Nothing to draw in this range.')}</p>` : s.charts.map(figure).join('\n')}</section>`)
     .join('\n');
@@ -235,7 +257,7 @@ export async function renderHtml(report: Report, table: { headers: Array<{ name:
 <body>
 <h1>${escapeHtml(heading)}</h1>
 <p class="meta">Metrics from ${escapeHtml(report.metrics_uri)}, by ${escapeHtml(report.by)}${report.model === null ? '' : `, model ${escapeHtml(report.model)}`}${report.slice === null ? '' : `, slice ${escapeHtml(report.slice)}`}. Roll-ups are computed exactly from the daily sufficient statistics; intervals are 95% normal-approximation intervals.</p>
-${missing.length === 0 ? '' : `<ul class="missing">${missing.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`}
+${trailer.length === 0 ? '' : `<ul class="report-notes">${trailer.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`}
 ${body}
 <section><h2>Table</h2><div class="scroll"><table><caption class="meta">Every row of the report (the JSON format has the same fields).</caption><thead><tr>${head}</tr></thead><tbody>
 ${rows}

@@ -3,21 +3,21 @@
  * whose `_SUCCESS` manifest lists the metrics file exist (SPEC §1); each record is checked before it
  * is used, so a report never rolls up a negative count or a labeled count above the count.
  *
- * The reader type is the package's latest ModelMetrics schema plus the fields of metrics v2
- * (SPEC §5.1: every `sum_X_lo` companion, default 0, and `label_age_s`, default null) where that
- * schema does not have them yet: a v1 file resolves them to their defaults, a v2 file supplies them,
- * so a range that mixes v1 and v2 partitions reads as one dataset.
+ * The reader type is the package's latest ModelMetrics schema (v2, SPEC §5.1): a v1 file resolves
+ * every `sum_X_lo` companion to 0 and `label_age_s` to null, a v2 file supplies them, so a range that
+ * mixes v1 and v2 partitions reads as one dataset. Each record says which it came from (a v1 file's
+ * sums were rounded once) and what it is: an ordinary day record, an hourly one (`--windows PT1H`)
+ * or a label-age (maturity) record.
  */
-import type { Type } from 'avsc';
-import { parseAvroType } from '../avro/avro-types.js';
+import { decodeContainer } from '../avro/container-reader.js';
 import { metricsType } from '../avro/schemas.js';
 import { METRICS_FILE, SUCCESS_FILE, outputPartition } from '../dataset/layout.js';
 import { parseManifest } from '../dataset/manifest.js';
 import { CorruptObjectError } from '../errors.js';
+import { dayWindow } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
 import type { ModelMetricsRecord } from '../join/slices.js';
-import { readInOrder } from '../pipeline/ordered-reader.js';
-import type { ObjectStore } from '../storage/types.js';
+import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 
 /** The seven sufficient statistics of SPEC §5, in schema order. */
 export const SUM_FIELDS = ['sum_error', 'sum_sq_error', 'sum_abs_error', 'sum_quad_error', 'sum_ape', 'sum_y_true', 'sum_sq_y_true'] as const;
@@ -27,27 +27,22 @@ export type SumField = (typeof SUM_FIELDS)[number];
 /** A metrics record as the report reads it: v1 fields, plus the v2 ones (defaults for v1 files). */
 export type ReportMetricsRecord = ModelMetricsRecord & { [K in `${SumField}_lo`]: number } & { label_age_s: number | null };
 
+/**
+ * What a record is (SPEC §5.1): the day's ordinary record, one hour of the day (`--windows PT1H`),
+ * or a point of the day's label maturity curve (non-null `label_age_s`).
+ */
+export type RecordKind = 'day' | 'hour' | 'label_age';
+
 /** A record with the stage and date of the partition it came from, and its object's URI. */
 export interface LoadedRecord {
   stage: Stage;
   date: string;
   uri: string;
+  /** 1 when the file's writer schema has no `sum_X_lo` companions (each sum rounded once), else 2. */
+  metricsVersion: 1 | 2;
+  kind: RecordKind;
   record: ReportMetricsRecord;
 }
-
-/** The report's reader type: the latest schema, with the §5.1 fields it lacks added with their defaults. */
-function reportReaderType(): Type {
-  const schema = metricsType.schema({ exportAttrs: true }) as { fields: Array<{ name: string }> } & Record<string, unknown>;
-  const names = new Set(schema.fields.map((f) => f.name));
-  const extra: Array<Record<string, unknown>> = [];
-  for (const field of SUM_FIELDS) {
-    if (!names.has(`${field}_lo`)) extra.push({ name: `${field}_lo`, type: 'double', default: 0 });
-  }
-  if (!names.has('label_age_s')) extra.push({ name: 'label_age_s', type: ['null', 'long'], default: null });
-  return parseAvroType({ ...schema, fields: [...schema.fields, ...extra] });
-}
-
-const readerType = reportReaderType();
 
 const COUNT_FIELDS = ['count', 'labeled_count', 'mape_count', 'invalid_count', 'duplicate_prediction_count', 'duplicate_label_count', 'negative_delay_count', 'misplaced_count'] as const;
 /** Sums of non-negative terms (Σe², Σ|e|, Σe⁴, Σ|e/y|, Σy²): a negative value is a broken record. */
@@ -93,11 +88,44 @@ export interface LoadedMetrics {
   missing: Array<{ date: string; stage: Stage }>;
 }
 
+/** Whether a writer schema carries the SPEC §5.1 low parts: the metrics version a file was written with. */
+function metricsVersionOf(writerSchema: unknown): 1 | 2 {
+  const fields = (writerSchema as { fields?: Array<{ name?: unknown }> }).fields ?? [];
+  return fields.some((f) => f.name === 'sum_error_lo') ? 2 : 1;
+}
+
+/** The kind of a record of the partition of `date`: label-age, the day's window, or a shorter (hourly) one. */
+function kindOf(record: ReportMetricsRecord, date: string): RecordKind {
+  if (record.label_age_s !== null) return 'label_age';
+  const day = dayWindow(date);
+  return record.window_start_ts === day.startMicros && record.window_end_ts === day.endMicros ? 'day' : 'hour';
+}
+
+/** Decodes one committed metrics file (pinned to its listed ETag), checking every record. */
+async function readMetricsFile(store: ObjectStore, info: ObjectInfo, stage: Stage, date: string): Promise<LoadedRecord[]> {
+  const uri = store.uriOf(info.key);
+  const stream = await store.read(info.key, { ifMatch: info.etag });
+  let metricsVersion: 1 | 2 = 1;
+  const loaded: LoadedRecord[] = [];
+  try {
+    const blocks = decodeContainer(stream, { key: info.key, readerType: metricsType, expectedBytes: info.size, onHeader: (header) => (metricsVersion = metricsVersionOf(header.writerSchema)) });
+    for await (const block of blocks) {
+      for (const record of block as ReportMetricsRecord[]) {
+        checkRecord(record, uri, loaded.length, stage);
+        loaded.push({ stage, date, uri, metricsVersion, kind: kindOf(record, date), record });
+      }
+    }
+  } finally {
+    stream.destroy();
+  }
+  return loaded;
+}
+
 /**
  * Reads the committed metrics of each date and stage, keeping the records `keep` accepts. Memory is
- * the kept records: one per (model version, slice, day, label age), far below the rows they summarise.
+ * the kept records: one per (model version, slice, window, label age) and day, far below the rows they summarise.
  */
-export async function loadMetrics(store: ObjectStore, dates: readonly string[], stages: readonly Stage[], keep: (record: ReportMetricsRecord) => boolean): Promise<LoadedMetrics> {
+export async function loadMetrics(store: ObjectStore, dates: readonly string[], stages: readonly Stage[], keep: (record: LoadedRecord) => boolean): Promise<LoadedMetrics> {
   const records: LoadedRecord[] = [];
   const missing: Array<{ date: string; stage: Stage }> = [];
   for (const stage of stages) {
@@ -108,14 +136,7 @@ export async function loadMetrics(store: ObjectStore, dates: readonly string[], 
         missing.push({ date, stage });
         continue;
       }
-      const uri = store.uriOf(info.key);
-      let index = 0;
-      for await (const block of readInOrder<ReportMetricsRecord>(store, [info], readerType, 1)) {
-        for (const record of block.records) {
-          checkRecord(record, uri, index++, stage);
-          if (keep(record)) records.push({ stage, date, uri, record });
-        }
-      }
+      for (const loaded of await readMetricsFile(store, info, stage, date)) if (keep(loaded)) records.push(loaded);
     }
   }
   missing.sort((a, b) => a.date.localeCompare(b.date) || a.stage.localeCompare(b.stage));

@@ -1,11 +1,10 @@
 /**
  * Committed metrics partitions made from known rows, for the report tests: each record's sums are
  * computed here from (y_true, y_pred) pairs, so a roll-up can be checked against a direct computation
- * over the same rows. `v2` writes with a ModelMetrics v1 schema extended by the SPEC §5.1 fields
- * (`sum_X_lo`, `label_age_s`), the shape metrics v2 files will have.
+ * over the same rows. `v2` writes with schemas/metrics/v2.avsc (SPEC §5.1: `sum_X_lo` pairs and
+ * `label_age_s`), `v1` with schemas/metrics/v1.avsc.
  */
 import type { Type } from 'avsc';
-import { parseAvroType } from '../../src/avro/avro-types.js';
 import { loadSchemaVersion } from '../../src/avro/schemas.js';
 import { dayWindow } from '../../src/join/policy.js';
 import type { Stage } from '../../src/join/records.js';
@@ -33,18 +32,13 @@ export interface FixtureSlice {
   /** A §5.1 label-age record (v2 only). */
   labelAgeRecord?: number;
   delayP95S?: number;
+  /** An hourly record (`--windows PT1H`, v2 only): the hour of the day it covers, 0..23. */
+  hour?: number;
 }
 
 export const metricsV1Type: Type = loadSchemaVersion('metrics', 1);
 
-/** ModelMetrics v1 plus the SPEC §5.1 fields: the writer schema of a v2-shaped file. */
-export const metricsV2ShapedType: Type = (() => {
-  const schema = metricsV1Type.schema({ exportAttrs: true }) as { fields: unknown[] } & Record<string, unknown>;
-  return parseAvroType({
-    ...schema,
-    fields: [...schema.fields, ...SUM_FIELDS.map((f) => ({ name: `${f}_lo`, type: 'double', default: 0 })), { name: 'label_age_s', type: ['null', 'long'], default: null }],
-  });
-})();
+export const metricsV2Type: Type = loadSchemaVersion('metrics', 2);
 
 /** The ModelMetrics record of `rows` (sums as double words; v1 keeps only hi + lo rounded). */
 export function recordOf(stage: Stage, date: string, slice: FixtureSlice, rows: readonly FixtureRow[], v2: boolean): Record<string, unknown> {
@@ -68,10 +62,12 @@ export function recordOf(stage: Stage, date: string, slice: FixtureSlice, rows: 
   }
   const day = dayWindow(date);
   const derived = metricsFromSums({ count: rows.length, labeled_count: labeled, mape_count: mapeCount, ...sums });
-  const labelsThrough = stage === 'final' ? day.endMicros + 7 * 86_400_000_000 : day.endMicros + (slice.labelAgeS ?? 6 * 3600) * 1_000_000;
+  const labelsThrough =
+    slice.labelAgeRecord !== undefined ? day.endMicros + slice.labelAgeRecord * 1_000_000 : stage === 'final' ? day.endMicros + 7 * 86_400_000_000 : day.endMicros + (slice.labelAgeS ?? 6 * 3600) * 1_000_000;
+  const hourMicros = 3_600_000_000;
   const record: Record<string, unknown> = {
-    window_start_ts: day.startMicros,
-    window_end_ts: day.endMicros,
+    window_start_ts: slice.hour === undefined ? day.startMicros : day.startMicros + slice.hour * hourMicros,
+    window_end_ts: slice.hour === undefined ? day.endMicros : day.startMicros + (slice.hour + 1) * hourMicros,
     stage: stage === 'final' ? 'FINAL' : 'PRELIMINARY',
     model_name: slice.model,
     model_version: slice.version,
@@ -101,7 +97,7 @@ export function recordOf(stage: Stage, date: string, slice: FixtureSlice, rows: 
 /** Writes `records` as the committed metrics partition of a stage and date (metrics.avro, then _SUCCESS). */
 export async function writeMetricsPartition(store: ObjectStore, stage: Stage, date: string, records: readonly Record<string, unknown>[], v2: boolean): Promise<void> {
   const key = `stage=${stage}/dt=${date}/metrics.avro`;
-  const bytes = avroFile(v2 ? metricsV2ShapedType : metricsV1Type, records);
+  const bytes = avroFile(v2 ? metricsV2Type : metricsV1Type, records);
   await store.write(key, bytes);
   const manifest = { format: 'model-metrics/success@1', dataset: 'metrics', stage, date, fingerprint: 'fixture', outputs: [{ key, size: bytes.length, records: records.length }] };
   await store.write(`stage=${stage}/dt=${date}/_SUCCESS`, Buffer.from(JSON.stringify(manifest)));

@@ -3,14 +3,16 @@
  * computation over the same rows (property test), v1 and v2-shaped partitions mixed, restatements,
  * notes, every format carrying the same fields, and each bad input with its error code.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDays } from '../../src/config/dates.js';
+import { renderAny } from '../../jobs/report.js';
 import { csvHeader, renderReport } from '../../src/cli/report-view.js';
 import { Z_95 } from '../../src/metrics/formulas.js';
-import { type Report, type ReportRequest, buildReport } from '../../src/report/build.js';
+import { MIXED_ROLLUP_NOTE, type Report, type ReportRequest, buildReport } from '../../src/report/build.js';
 import { windowOf } from '../../src/report/rollup.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { runCli, tempDirectory } from '../helpers/cli.js';
@@ -123,6 +125,8 @@ describe('report content and formats', () => {
           records.push(recordOf(stage, date, { model: 'eta', version, slice: { region: 'eu' } }, rows.slice(0, 200), v2File));
           records.push(recordOf(stage, date, { model: 'eta', version, slice: { region: 'us' } }, rows.slice(200), v2File));
           if (v2File) {
+            // Two hourly records (--windows PT1H) of the first rows: not day rows.
+            for (const hour of [0, 1]) records.push(recordOf(stage, date, { model: 'eta', version, hour }, rows.slice(hour * 50, hour * 50 + 50), true));
             for (const age of [3600, 6 * 3600, 86_400]) {
               const young = rows.map((r, i) => ({ ...r, y_true: i % Math.round(86_400 / age + 1) === 0 ? r.y_true : null }));
               records.push(recordOf(stage, date, { model: 'eta', version, labelAgeRecord: age }, young, true));
@@ -171,6 +175,43 @@ describe('report content and formats', () => {
     expect(points[0]!.coverage!).toBeLessThan(points[2]!.coverage!);
   });
 
+  it('reads v1 and v2 partitions as one dataset and says so, with a note on each roll-up mixing them', async () => {
+    expect(report.notes[0]).toBe(
+      'metrics v1 and v2 partitions mixed: v1 (sums rounded once, no label-age records) for 2026-03-02..2026-03-03, v2 for 2026-03-05..2026-03-06; roll-ups over both are exact only to the v1 rounding, and the label maturity curve covers the v2 days alone',
+    );
+    const total = report.rows.find((r) => r.kind === 'range' && r.version === 'v1' && r.stage === 'final' && r.slice === 'all')!;
+    expect(total.days).toBe(3);
+    expect(total.notes).toContain(MIXED_ROLLUP_NOTE);
+    // A day row reads one file, so it mixes nothing; a range of v2 days alone has no such note.
+    expect(report.rows.filter((r) => r.kind === 'window').some((r) => r.notes.includes(MIXED_ROLLUP_NOTE))).toBe(false);
+    const v2Only = await buildReport(store, { ...request, from: '2026-03-05' });
+    expect(v2Only.notes.some((n) => n.startsWith('metrics v1 and v2'))).toBe(false);
+    expect(v2Only.rows.some((r) => r.notes.includes(MIXED_ROLLUP_NOTE))).toBe(false);
+    // The terminal wraps it at 100 columns.
+    for (const format of ['table', 'md'] as const) expect(renderReport(report, format).replace(/\s+/g, ' ')).toContain(report.notes[0]);
+  });
+
+  it('keeps hourly records out of the day rows and says how many it left out', () => {
+    const day = report.rows.find((r) => r.window === '2026-03-05' && r.version === 'v1' && r.stage === 'final' && r.slice === 'all')!;
+    expect(day.count).toBe(400);
+    expect(report.rows.filter((r) => r.window === '2026-03-05' && r.version === 'v1' && r.stage === 'final' && r.slice === 'all')).toHaveLength(1);
+    // 2 hours × 2 versions × (2 stages on 03-05 + 1 on 03-06).
+    expect(report.notes).toContain('12 hourly record(s) (--windows PT1H) are not day rows and are left out of this report');
+  });
+
+  it('draws the maturity curve in html from the label-age records, and says so where a range has none (v1 days)', async () => {
+    const withCurve = await renderAny(report, 'html');
+    expect(withCurve.match(/<figure data-chart="maturity-(coverage|mse)-eta@v[12]"/g)).toHaveLength(4);
+    // Drawing leaves the report as built (Vega tags the objects it draws; it gets copies).
+    for (const row of [...report.rows, ...report.segment_rows]) expect(Object.getOwnPropertySymbols(row)).toEqual([]);
+    const v1Only = await buildReport(store, { ...request, to: '2026-03-03' });
+    expect(v1Only.maturity).toEqual([]);
+    const html = await renderAny(v1Only, 'html');
+    expect(html).not.toContain('data-chart="maturity-');
+    expect(html).toMatch(/<h2>Label maturity<\/h2><p class="empty">No label-age records in this range, so there is no maturity curve: metrics v1 partitions carry none;/);
+    expect(JSON.parse(renderReport(v1Only, 'json')).maturity).toEqual([]);
+  });
+
   it('carries the same fields under the same names in csv and json, missing days included', () => {
     const csv = renderReport(report, 'csv').split('\r\n');
     expect(csv[0]!.split(',')).toEqual(csvHeader);
@@ -185,7 +226,8 @@ describe('report content and formats', () => {
     const md = renderReport(report, 'md').split('\n');
     const missingAt = md.findIndex((l) => l.startsWith('- no committed'));
     expect(missingAt).toBeGreaterThan(0);
-    expect(md[missingAt - 1]).toBe('');
+    // The report-wide notes, then the missing days: one list after a blank line that ends the table.
+    expect(md.slice(missingAt - report.notes.length - 1, missingAt)).toEqual(['', ...report.notes.map((n) => `- ${n}`)]);
     expect(md.slice(missingAt)).toEqual(['- no committed preliminary metrics for 2 day(s): 2026-03-01, 2026-03-04', '- no committed final metrics for 3 day(s): 2026-03-01, 2026-03-04, 2026-03-06']);
     const header = md.find((l) => l.startsWith('| kind'))!;
     expect(header.split(' | ').map((h) => h.replace(/^\| |\s*\|$/g, ''))).toEqual(csvHeader);
@@ -266,6 +308,54 @@ describe('report bad input', () => {
     const result = await report(['--from', '2026-03-02', '--to', '2026-03-02', ...args]);
     expect(result.code, result.stdout).toBe(2);
     expect(result.json<{ code: string; option: string }>()).toMatchObject({ code: 'E_USAGE', option });
+  });
+
+  describe('--out to a place that cannot take the report is exit 2 naming --out, and leaves nothing behind', () => {
+    const outError = async (out: string): Promise<string> => {
+      const result = await report(['--from', '2026-03-02', '--to', '2026-03-02', '--format', 'md', '--out', out]);
+      expect(result.code, result.stdout).toBe(2);
+      const summary = result.json<{ code: string; option: string; message: string }>();
+      expect(summary).toMatchObject({ code: 'E_USAGE', option: '--out' });
+      expect(summary.message.startsWith(`--out ${out}: `)).toBe(true);
+      return summary.message;
+    };
+
+    it('a path through a file', async () => {
+      const file = path.join(root, 'plain-file');
+      fs.writeFileSync(file, 'x');
+      expect(await outError(path.join(file, 'report.md'))).toContain(`${file} is not a folder (ENOTDIR)`);
+      expect(fs.readFileSync(file, 'utf8')).toBe('x');
+    });
+
+    it('a named pipe (a special file the atomic rename would replace)', async () => {
+      const fifo = path.join(root, 'pipe');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      expect(await outError(fifo)).toContain('is a named pipe');
+      expect(fs.statSync(fifo).isFIFO()).toBe(true);
+    });
+
+    it('a folder that refuses the write (/proc)', async () => {
+      // As root the permission check passes and the write itself fails (ENOENT); otherwise the check refuses.
+      expect(await outError('/proc/report.md')).toMatch(/cannot write (the report|into \/proc) \((ENOENT|EACCES)\)/);
+    });
+
+    it.skipIf(process.getuid?.() === 0)('a read-only folder (skipped as root, who may write anywhere)', async () => {
+      const folder = path.join(root, 'read-only');
+      fs.mkdirSync(folder, { mode: 0o555 });
+      expect(await outError(path.join(folder, 'report.md'))).toContain(`cannot write into ${folder} (EACCES)`);
+      expect(fs.readdirSync(folder)).toEqual([]);
+    });
+  });
+
+  it('--out through a symbolic link replaces the file it points to and keeps the link', async () => {
+    const target = path.join(root, 'target.md');
+    const link = path.join(root, 'link.md');
+    fs.writeFileSync(target, 'old');
+    fs.symlinkSync(target, link);
+    const result = await runCli(['report', '--root', root, '--from', '2026-03-02', '--to', '2026-03-02', '--format', 'md', '--out', link], {});
+    expect(result.code, result.stderr).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toMatch(/^\*\*final metrics by day/);
   });
 
   it('--out writes the file whole and says where', async () => {
