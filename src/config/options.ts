@@ -4,6 +4,7 @@
  * Precedence (SPEC §6): flags beat environment beat file beat defaults.
  */
 
+import { DEFAULT_ALERT_SETTINGS, DEFAULT_RULES } from '../alerts/policy.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 import { DEFAULT_LEASE_TTL_MS } from '../pipeline/lease-policy.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
@@ -68,6 +69,11 @@ function decodeLimitOptions(): OptionSpec[] {
   }));
 }
 
+/** How `--help` and the table state a rule's default parameter (null: the rule is off). */
+function ruleDefault(parameter: number | null): string | number {
+  return parameter ?? 'off';
+}
+
 const stageDescription = 'preliminary (labels so far) or final (label window closed)';
 const asOfSpec: OptionSpec = { name: 'as-of', commands: COMPUTING, kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z; at most 5 minutes ahead of the clock', defaultText: 'now' };
 
@@ -123,11 +129,11 @@ export const optionTable: readonly OptionSpec[] = [
   // Alerts (SPEC §8), validated by src/alerts/settings.ts.
   { name: 'alerts', commands: COMPUTING, kind: 'mapping', arg: 'YAML', description: 'per-model alert rules {default: {sigma: K, pct: P, metrics: [mse, mae, coverage]}, models: {NAME: {...}}}, usually the "alerts" key of --config' },
   { name: 'alerts-dataset', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'alerts output dataset', defaultText: '<root>/alerts, else beside --metrics' },
-  { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', defaultText: '3' },
-  { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', defaultText: 'off' },
-  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice (a preliminary: their label-age records, at equal label age)', defaultText: '14' },
-  { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', defaultText: '7' },
-  { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', defaultText: '200' },
+  { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', default: ruleDefault(DEFAULT_RULES.sigma) },
+  { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', default: ruleDefault(DEFAULT_RULES.pct) },
+  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice (a preliminary: their label-age records, at equal label age)', default: DEFAULT_ALERT_SETTINGS.baselineDays },
+  { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', default: DEFAULT_ALERT_SETTINGS.baselineMinDays },
+  { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', default: DEFAULT_ALERT_SETTINGS.minLabeled },
   { name: 'fail-on-alert', commands: COMPUTING, kind: 'boolean', description: 'exit 4 once everything is committed when an alert fired' },
 ];
 
