@@ -50,9 +50,11 @@ export interface DeleteUnderResult {
   /** Partial writes removed: S3 multipart uploads aborted, local temp files deleted. */
   partial: number;
   /**
-   * Set when the store could not list or abort multipart uploads (s3rver: NotImplemented, a policy
-   * without s3:ListBucketMultipartUploads: AccessDenied): why, for the caller to log. Such uploads
-   * are left to the bucket's own cleanup (an AbortIncompleteMultipartUpload lifecycle rule).
+   * Set when partial writes were not listed: why, for the caller to log. Either the store does not
+   * declare the listing (StoreCapabilities.partialWriteListing: a custom S3 endpoint by default),
+   * or a store that declares it refused the call (s3rver: NotImplemented; a policy without
+   * s3:ListBucketMultipartUploads: AccessDenied). Such uploads are left to the bucket's own cleanup
+   * (an AbortIncompleteMultipartUpload lifecycle rule, MinIO's stale-upload expiry).
    */
   partialUnlisted?: string;
 }
@@ -103,6 +105,13 @@ export interface S3Settings {
    * MinIO ignore the headers; set true for a MinIO or other store known to enforce them.
    */
   conditionalWrites?: boolean;
+  /**
+   * Whether the store lists and aborts the multipart uploads under a folder
+   * (StoreCapabilities.partialWriteListing). Default: true on AWS (no `endpoint`), false on a
+   * custom endpoint: s3rver 3.7.1 implements neither call, and MinIO matches only whole object
+   * names as the prefix, so a folder's uploads are never found there.
+   */
+  multipartListing?: boolean;
 }
 
 /**
@@ -117,6 +126,12 @@ export interface StoreCapabilities {
    * verdict; otherwise it brackets the PUT with HEADs and the lease reads its writes back.
    */
   conditionalWrites: boolean;
+  /**
+   * The partial writes a killed process left under a folder can be listed and removed (local
+   * files: their temp files, always; S3: ListMultipartUploads and AbortMultipartUpload, AWS S3).
+   * Otherwise deleteUnder sends no such call and says why in DeleteUnderResult.partialUnlisted.
+   */
+  partialWriteListing: boolean;
 }
 
 /** An object store rooted at one URI. */
