@@ -102,7 +102,7 @@ export interface S3Settings {
   /**
    * Whether the store evaluates conditional writes itself (StoreCapabilities.conditionalWrites).
    * Default: true on AWS (no `endpoint`), false on a custom endpoint, since s3rver 3.7.1 and older
-   * MinIO ignore the headers; set true for a MinIO or other store known to enforce them.
+   * MinIO releases ignore the headers (or, before RELEASE.2025-09-06, If-Match on a missing object); set true for a MinIO or other store known to enforce them.
    */
   conditionalWrites?: boolean;
   /**
@@ -122,8 +122,9 @@ export interface S3Settings {
 export interface StoreCapabilities {
   /**
    * `If-None-Match: *` and `If-Match` on writes are evaluated atomically by the server (AWS S3
-   * since 2024-11, recent MinIO). Then writeConditional sends the PUT alone and its answer is the
-   * verdict; otherwise it brackets the PUT with HEADs and the lease reads its writes back.
+   * since 2024-11; MinIO from RELEASE.2025-09-06T17-38-46Z, the first to refuse If-Match on a
+   * missing object). Then writeConditional sends the PUT alone and its answer is the verdict;
+   * otherwise it brackets the PUT with HEADs and the lease reads its writes back.
    */
   conditionalWrites: boolean;
   /**

@@ -179,3 +179,13 @@ export async function validateK8sObject(object: K8sObject): Promise<void> {
   if (Model === undefined) throw new Error(`kubernetes-models has no ${object.apiVersion} ${object.kind}`);
   new Model(object).validate();
 }
+
+/**
+ * True for a `minio/minio:RELEASE.…` image that evaluates If-None-Match / If-Match on PUT, a failed
+ * If-Match on a missing object included: RELEASE.2025-09-06T17-38-46Z (minio/minio#21550) or later.
+ * An unpinned image (`latest`) is false: what it runs is not known.
+ */
+export function minioEnforcesConditionalWrites(image: string): boolean {
+  const release = /^minio\/minio:RELEASE\.(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})Z$/.exec(image)?.[1];
+  return release !== undefined && release >= '2025-09-06T17-38-46';
+}

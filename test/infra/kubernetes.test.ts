@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { K8S_DIR, expectRestricted, flagValue, jobContainer, readYaml, readYamlDocuments, repoPath } from '../helpers/infra-helpers.js';
+import { K8S_DIR, expectRestricted, flagValue, jobContainer, minioEnforcesConditionalWrites, readYaml, readYamlDocuments, repoPath } from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 const NAMESPACE = 'model-metrics';
@@ -145,6 +145,17 @@ describe.each(kustomizationDirs.map((dir) => [relative(K8S, dir), dir]))('kustom
       }
       expect([...inherited], `${merged} merges into a generator of a resource`).toContain(merged);
     }
+  });
+});
+
+describe('the minio-local overlay', () => {
+  it('declares the conditional writes its pinned MinIO release enforces', () => {
+    const kustomization = readYaml(join(K8S, 'overlays', 'minio-local', 'kustomization.yaml'));
+    const env = kustomization.configMapGenerator.find((g: any) => g.name === 'model-metrics-env');
+    expect(env.literals).toContain('MODEL_METRICS_S3_CONDITIONAL_WRITES=on');
+    const minio = readYamlDocuments(join(K8S, 'overlays', 'minio-local', 'minio.yaml')).find((doc) => doc.kind === 'Deployment');
+    const image: string = minio.spec.template.spec.containers.find((c: any) => c.name === 'minio').image;
+    expect(minioEnforcesConditionalWrites(image), image).toBe(true);
   });
 });
 
