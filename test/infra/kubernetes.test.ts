@@ -216,6 +216,10 @@ describe('the backfill Job', () => {
     expect(args[0]).toBe('backfill');
     expect(Number(flagValue(args, '--shard-count'))).toBe(job.spec.completions);
     expect(args, 'the index comes from JOB_COMPLETION_INDEX').not.toContain('--shard-index');
+    // The alerts of historical days page no one (job.yaml's header): no exit 4, so no rule for it.
+    expect(args).not.toContain('--fail-on-alert');
+    expect(readYaml(join(K8S, 'base', 'config.yaml'))['fail-on-alert'], 'the shared option file would pass it to the backfill too').toBeUndefined();
+    expect(job.spec.podFailurePolicy.rules.flatMap((rule: any) => rule.onExitCodes?.values ?? [])).not.toContain(4);
     expect(job.spec.parallelism).toBeLessThanOrEqual(job.spec.completions);
     expect(job.spec.backoffLimitPerIndex).toBeGreaterThanOrEqual(0);
     expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
