@@ -5,7 +5,7 @@
  * model degrades (DEMO_DRIFT), so the finals of those days raise alerts (SPEC §8) against the two
  * weeks before.
  */
-import { addDays } from '../src/config/dates.js';
+import { addDays } from '../src/calendar.js';
 import type { AlertRecord } from '../src/alerts/policy.js';
 import { generateSample, type SampleDrift, type SampleSummary } from '../src/demo/generate.js';
 import { dayWindow } from '../src/join/policy.js';
@@ -82,4 +82,18 @@ export async function demo(given: RunContext, options: DemoOptions = {}): Promis
     result.htmlReport = options.htmlOut;
   }
   return result;
+}
+
+/** Alerts the demo prints; the rest are in the files. */
+const DEMO_ALERTS_SHOWN = 12;
+
+/** The demo's closing lines: the drift it seeded and the alerts that caught it. */
+export function describeDemoAlerts(result: Pick<DemoResult, 'drift' | 'alerts'>, dir: string): string[] {
+  const d = result.drift;
+  return [
+    `seeded drift: ${d.model} ${d.segmentKey}=${d.segmentValue}, error noise ×${d.noiseFactor} from ${d.from} on`,
+    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared at equal label age with the finals' label-age records, and the demo runs its preliminaries before any final exists, so only finals alert here):`,
+    ...result.alerts.slice(0, DEMO_ALERTS_SHOWN).map((a) => `  ALERT ${a.message}`),
+    ...(result.alerts.length > DEMO_ALERTS_SHOWN ? [`  … and ${result.alerts.length - DEMO_ALERTS_SHOWN} more (every one in the files above, and in the --json summary)`] : []),
+  ];
 }

@@ -4,7 +4,7 @@
  * adds `schema check`. Kept here, beside the jobs, so that src/cli/ never imports jobs/.
  */
 import { join, resolve as resolvePath } from 'node:path';
-import { alertExitCode, describeAlerts, describeDemoAlerts } from '../src/alerts/report.js';
+import { alertExitCode, describeAlerts } from '../src/alerts/report.js';
 import { checkDate, dayWindow, formatMicros } from '../src/calendar.js';
 import { defaultOf } from '../src/config/options.js';
 import { datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../src/config/resolve.js';
@@ -21,7 +21,7 @@ import { registerSchemaCommand } from '../src/cli/schema-command.js';
 import { reportRequestOf } from '../src/report/request.js';
 import { backfill } from './backfill.js';
 import { dailyRun } from './daily-run.js';
-import { demo } from './demo.js';
+import { demo, describeDemoAlerts } from './demo.js';
 import { buildReport, checkOutFile, renderAny, writeHtmlReport, writeOutFile } from './report.js';
 import { scheduled } from './scheduled.js';
 

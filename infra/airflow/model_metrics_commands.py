@@ -99,18 +99,19 @@ class CommandSettings:
     label_window: str = "P7D"
     summary_file: str | None = XCOM_RETURN_FILE
     log_level: str | None = None
-    # Exit 4 when an alert fired (SPEC §8): the task fails without retries, so the DAG's failure
-    # callbacks and e-mails reach someone; the day's outputs are committed all the same.
+    # The daily commands exit 4 when an alert fired (SPEC §8): the task fails without retries, so
+    # the DAG's failure callbacks and e-mails reach someone; the day's outputs are committed all the
+    # same. A backfill never passes it (backfill_args), like the Kubernetes backfill Job.
     fail_on_alert: bool = True
 
-    def common_args(self) -> list[str]:
-        """Flags every command of the DAGs carries."""
+    def common_args(self, paging: bool = True) -> list[str]:
+        """Flags every command of the DAGs carries; `paging`: --fail-on-alert too, where fail_on_alert is set."""
         args = ["--label-window", self.label_window]
         if self.summary_file is not None:
             args += ["--summary-file", self.summary_file]
         if self.log_level is not None:
             args += ["--log-level", self.log_level]
-        if self.fail_on_alert:
+        if paging and self.fail_on_alert:
             args += ["--fail-on-alert"]
         return args
 
@@ -150,7 +151,9 @@ def backfill_args(
             "--shard-index", str(shard_index), "--shard-count", str(shard_count)]
     if as_of is not None:
         args += ["--as-of", format_instant(as_of)]
-    return args + settings.common_args()
+    # No --fail-on-alert: a backfill recomputes history, whose alerts page no one; they are in the
+    # committed alerts/ partitions and in each shard's summary (XCom) for whoever reviews it.
+    return args + settings.common_args(paging=False)
 
 
 def backfill_shards(first_day: date, last_day: date, stage: str, shard_count: int, as_of: datetime | None = None,

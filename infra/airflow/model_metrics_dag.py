@@ -14,13 +14,14 @@ model_metrics_daily, at 06:00 UTC over the interval [D 06:00, D+1 06:00):
   Each pushes the run summary (the `--json` document) to XCom through /airflow/xcom/return.json.
   Exit 3 ("not ready") is not a failure: the task waits (deferred, no worker held) and runs again
   an hour later, until two days past the interval; exit 2 (bad usage or config) fails at once,
-  without retries; exit 4 (done, and an alert fired: every command carries --fail-on-alert) fails
+  without retries; exit 4 (done, and an alert fired: both daily commands carry --fail-on-alert) fails
   at once too, so the failure callbacks and e-mails reach someone, while the outputs stay committed;
   exit 1 is retried like any failure.
 model_metrics_backfill, triggered by hand with a range (Trigger DAG w/ config):
   one pod per shard, `backfill --from … --to … --stage … --shard-index i --shard-count n`, so the
   days of the range are spread over n pods (day k to shard k mod n); a shard whose days are not
-  ready yet ends "skipped".
+  ready yet ends "skipped". Without --fail-on-alert (never exit 4), like the Kubernetes backfill
+  Job: the alerts of past days are read from each shard's summary (XCom) and alerts/, not paged.
 
 Airflow cannot be installed on the project's build machines, so this file is only compiled there;
 the commands it runs come from model_metrics_commands.py, which test/infra/airflow-commands.integ.test.ts renders

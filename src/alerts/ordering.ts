@@ -4,7 +4,7 @@
  * `--concurrency`. Days still run their joins in parallel; only the alert step waits. Days start in
  * range order (one queue, FIFO), and a day waits only on earlier days, so the waits cannot cycle.
  */
-import { addDays } from '../config/dates.js';
+import { addDays } from '../calendar.js';
 import type { Stage } from '../join/records.js';
 
 /** A gate over the days of one backfill. */

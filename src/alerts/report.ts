@@ -2,8 +2,7 @@
  * How a command's alerts reach people and schedulers: lines of the human summary, and exit 4 with
  * `--fail-on-alert` once every day is committed (SPEC §6, §8).
  */
-import { DEMO_SIGMA, type DemoResult } from '../../jobs/demo.js';
-import type { DayOutcome } from '../pipeline/outcome.js';
+import type { DayOutcome } from '../run-results.js';
 import { ExitCode } from '../errors.js';
 import type { DayAlerts } from './step.js';
 
@@ -32,19 +31,5 @@ export function describeAlerts(alerts: DayAlerts | undefined): string[] {
       ? [`  ${withoutAges.length} baseline day(s) hold no label-age records and do not count for this preliminary (metrics v1, or finals written before label ages; rerun those finals with this version to add them): ${withoutAges.join(', ')}`]
       : []),
     ...alerts.alerts.map((a) => `    ALERT ${a.message}`),
-  ];
-}
-
-/** Alerts the demo prints; the rest are in the files. */
-const DEMO_ALERTS_SHOWN = 12;
-
-/** The demo's closing lines: the drift it seeded and the alerts that caught it. */
-export function describeDemoAlerts(result: Pick<DemoResult, 'drift' | 'alerts'>, dir: string): string[] {
-  const d = result.drift;
-  return [
-    `seeded drift: ${d.model} ${d.segmentKey}=${d.segmentValue}, error noise ×${d.noiseFactor} from ${d.from} on`,
-    `${result.alerts.length} alert(s) raised at sigma k = ${DEMO_SIGMA} (files under ${dir}/alerts/stage=…/dt=…/alerts.avro; preliminaries are compared at equal label age with the finals' label-age records, and the demo runs its preliminaries before any final exists, so only finals alert here):`,
-    ...result.alerts.slice(0, DEMO_ALERTS_SHOWN).map((a) => `  ALERT ${a.message}`),
-    ...(result.alerts.length > DEMO_ALERTS_SHOWN ? [`  … and ${result.alerts.length - DEMO_ALERTS_SHOWN} more (every one in the files above, and in the --json summary)`] : []),
   ];
 }

@@ -5,9 +5,10 @@
  * is a UsageError (exit 2) naming the option or the config path and the way out.
  */
 import { parse as parseYaml } from 'yaml';
+import { defaultOf } from '../config/options.js';
 import type { RawOptions } from '../config/resolve.js';
 import { UsageError } from '../errors.js';
-import { ALERT_METRICS, type AlertMetric, type AlertRules, type AlertSettings, DEFAULT_ALERT_SETTINGS, DEFAULT_RULES } from './policy.js';
+import { ALERT_METRICS, type AlertMetric, type AlertRules, type AlertSettings, DEFAULT_RULES } from './policy.js';
 
 /** The alert settings of a run and whether an alert fails the command (exit 4). */
 export interface AlertConfig extends AlertSettings {
@@ -77,12 +78,12 @@ function alertsMapping(value: unknown): Record<string, unknown> {
 
 /** Validates the alert options of a computing command. */
 export function resolveAlertConfig(raw: RawOptions): AlertConfig {
-  const baselineDays = wholeNumber(raw, 'baseline-days', DEFAULT_ALERT_SETTINGS.baselineDays, 2, 366);
-  const baselineMinDays = wholeNumber(raw, 'baseline-min-days', DEFAULT_ALERT_SETTINGS.baselineMinDays, 2, 366);
+  const baselineDays = wholeNumber(raw, 'baseline-days', defaultOf<number>('baseline-days'), 2, 366);
+  const baselineMinDays = wholeNumber(raw, 'baseline-min-days', defaultOf<number>('baseline-min-days'), 2, 366);
   if (baselineMinDays > baselineDays) {
     throw new UsageError(`--baseline-min-days ${baselineMinDays} exceeds --baseline-days ${baselineDays}: no slice could ever be compared; lower it or widen the baseline`, { option: '--baseline-min-days' });
   }
-  const minLabeled = wholeNumber(raw, 'alert-min-labeled', DEFAULT_ALERT_SETTINGS.minLabeled, 1, Number.MAX_SAFE_INTEGER);
+  const minLabeled = wholeNumber(raw, 'alert-min-labeled', defaultOf<number>('alert-min-labeled'), 1, Number.MAX_SAFE_INTEGER);
   const mapping = raw.alerts === undefined ? {} : alertsMapping(raw.alerts);
   let defaults = mapping.default === undefined ? DEFAULT_RULES : parseRules(mapping.default, 'alerts.default', DEFAULT_RULES);
   // Flags and variables beat the file (SPEC §6): they set the default rules, not a model's own.

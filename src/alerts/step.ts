@@ -7,7 +7,7 @@
  * imply committed metrics). The daily pipeline only calls the methods below at its commit steps.
  */
 import { alertType, metricsType } from '../avro/schemas.js';
-import { addDays } from '../config/dates.js';
+import { addDays } from '../calendar.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { ALERTS_FILE, METRICS_FILE, SUCCESS_FILE, outputPartition } from '../dataset/layout.js';
 import { type Manifest, type ManifestOutput, parseManifest, serializeManifest } from '../dataset/manifest.js';

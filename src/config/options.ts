@@ -4,6 +4,7 @@
  * Precedence (SPEC §6): flags beat environment beat file beat defaults.
  */
 
+import { DEFAULT_ALERT_SETTINGS, DEFAULT_RULES } from '../alerts/policy.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 import { DEFAULT_LEASE_TTL_MS } from '../pipeline/lease-policy.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
@@ -68,6 +69,11 @@ function decodeLimitOptions(): OptionSpec[] {
   }));
 }
 
+/** How `--help` and the table state a rule's default parameter (null: the rule is off). */
+function ruleDefault(parameter: number | null): string | number {
+  return parameter ?? 'off';
+}
+
 const stageDescription = 'preliminary (labels so far) or final (label window closed)';
 const asOfSpec: OptionSpec = { name: 'as-of', commands: COMPUTING, kind: 'string', arg: 'TS', description: 'ISO-8601 instant with zone, e.g. 2026-03-03T06:00:00Z; at most 5 minutes ahead of the clock', defaultText: 'now' };
 
@@ -111,7 +117,8 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 's3-region', commands: STORE_READERS, kind: 'string', arg: 'REGION', description: 'S3 region', defaultText: 'AWS chain, else us-east-1' },
   { name: 's3-max-attempts', commands: STORE_READERS, kind: 'integer', arg: 'N', description: 'attempts per S3 operation, the first included: request retries and resumed reads of a body that broke or stalled', default: DEFAULT_MAX_ATTEMPTS },
   { name: 's3-idle-timeout-seconds', commands: STORE_READERS, kind: 'integer', arg: 'S', description: 'an S3 request or body that moves no byte for this long is abandoned and retried', default: DEFAULT_IDLE_TIMEOUT_MS / 1000 },
-  { name: 's3-conditional-writes', commands: COMPUTING, kind: 'string', arg: 'auto|on|off', description: 'whether the S3 store itself enforces If-None-Match / If-Match on writes (AWS S3, recent MinIO): on sends the run lease and _SUCCESS writes alone, off checks them with extra HEADs and reads; auto: on for AWS, off for a custom --s3-endpoint', default: 'auto' },
+  { name: 's3-conditional-writes', commands: COMPUTING, kind: 'string', arg: 'auto|on|off', description: 'whether the S3 store itself enforces If-None-Match / If-Match on writes (AWS S3, MinIO from RELEASE.2025-09-06): on sends the run lease and _SUCCESS writes alone, off checks them with extra HEADs and reads; auto: on for AWS, off for a custom --s3-endpoint', default: 'auto' },
+  { name: 's3-multipart-listing', commands: COMPUTING, kind: 'string', arg: 'auto|on|off', description: "whether the S3 store lists a folder's incomplete multipart uploads (AWS S3), so a run aborts those a killed run left: on lists and aborts them, off leaves them to the bucket's lifecycle rule without asking; auto: on for AWS, off for a custom --s3-endpoint", default: 'auto' },
   ...decodeLimitOptions(),
   { name: 'lease-ttl', commands: COMPUTING, kind: 'integer', arg: 'SECONDS', description: "how long a run's lease on its date and stage lasts without renewal (renewed every quarter of it); a rerun after a crash on another host waits this long plus 10 s", default: DEFAULT_LEASE_TTL_MS / 1000 },
   { name: 'force', commands: COMPUTING, kind: 'boolean', description: 'recompute even if _SUCCESS matches the same inputs' },
@@ -123,11 +130,11 @@ export const optionTable: readonly OptionSpec[] = [
   // Alerts (SPEC §8), validated by src/alerts/settings.ts.
   { name: 'alerts', commands: COMPUTING, kind: 'mapping', arg: 'YAML', description: 'per-model alert rules {default: {sigma: K, pct: P, metrics: [mse, mae, coverage]}, models: {NAME: {...}}}, usually the "alerts" key of --config' },
   { name: 'alerts-dataset', commands: COMPUTING, kind: 'string', arg: 'URI', description: 'alerts output dataset', defaultText: '<root>/alerts, else beside --metrics' },
-  { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', defaultText: '3' },
-  { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', defaultText: 'off' },
-  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice (a preliminary: their label-age records, at equal label age)', defaultText: '14' },
-  { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', defaultText: '7' },
-  { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', defaultText: '200' },
+  { name: 'alert-sigma', commands: COMPUTING, kind: 'string', arg: 'K|off', description: 'default sigma rule: alert when a value is beyond the baseline mean ± K·sd', default: ruleDefault(DEFAULT_RULES.sigma) },
+  { name: 'alert-pct', commands: COMPUTING, kind: 'string', arg: 'P|off', description: 'default pct rule: alert when a value is beyond the baseline mean·(1 ± P), e.g. 0.25', default: ruleDefault(DEFAULT_RULES.pct) },
+  { name: 'baseline-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'previous days whose finals form the baseline of a slice (a preliminary: their label-age records, at equal label age)', default: DEFAULT_ALERT_SETTINGS.baselineDays },
+  { name: 'baseline-min-days', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'baseline days with enough labels a slice needs to be compared', default: DEFAULT_ALERT_SETTINGS.baselineMinDays },
+  { name: 'alert-min-labeled', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'labeled predictions a record needs, as the day compared or as a baseline day', default: DEFAULT_ALERT_SETTINGS.minLabeled },
   { name: 'fail-on-alert', commands: COMPUTING, kind: 'boolean', description: 'exit 4 once everything is committed when an alert fired' },
 ];
 

@@ -50,7 +50,8 @@ export type { RawOptions } from './sources.js';
 
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 const logFormats = ['pretty', 'json'] as const;
-const conditionalWriteModes = ['auto', 'on', 'off'] as const;
+/** auto, on or off: what an S3 store is declared to enforce (--s3-conditional-writes, --s3-multipart-listing). */
+const capabilityModes = ['auto', 'on', 'off'] as const;
 
 /** Coerces one raw value to its kind; string values from env/flags are parsed here. `source` names where it came from. */
 export function coerceOption(spec: OptionSpec, value: unknown, source = `--${spec.name}`): unknown {
@@ -166,9 +167,11 @@ export function s3SettingsOf(raw: RawOptions, env: NodeJS.ProcessEnv): S3Setting
   const awsMaxAttempts = /^\d+$/.test(env.AWS_MAX_ATTEMPTS ?? '') ? Number(env.AWS_MAX_ATTEMPTS) : undefined;
   s3.maxAttempts = positiveInt({ 's3-max-attempts': awsMaxAttempts, ...raw }, 's3-max-attempts', defaultOf('s3-max-attempts'), 100);
   s3.idleTimeoutMs = positiveInt(raw, 's3-idle-timeout-seconds', defaultOf('s3-idle-timeout-seconds'), 86_400) * 1000;
-  // auto leaves the store to its default (client-cache.ts conditionalWritesOf: AWS yes, a custom endpoint no).
-  const conditionalWrites = oneOf(raw, 's3-conditional-writes', conditionalWriteModes, defaultOf<string>('s3-conditional-writes'));
+  // auto leaves the store to its default (client-cache.ts s3CapabilitiesOf: AWS yes, a custom endpoint no).
+  const conditionalWrites = oneOf(raw, 's3-conditional-writes', capabilityModes, defaultOf<string>('s3-conditional-writes'));
   if (conditionalWrites !== 'auto') s3.conditionalWrites = conditionalWrites === 'on';
+  const multipartListing = oneOf(raw, 's3-multipart-listing', capabilityModes, defaultOf<string>('s3-multipart-listing'));
+  if (multipartListing !== 'auto') s3.multipartListing = multipartListing === 'on';
   return s3;
 }
 

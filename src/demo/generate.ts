@@ -6,6 +6,7 @@
  */
 import { DateTime } from 'luxon';
 import { labelType, predictionType } from '../avro/schemas.js';
+import { defaultOf } from '../config/options.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import type { LabelRecord, PredictionRecord } from '../join/records.js';
 import type { ObjectStore } from '../storage/types.js';
@@ -31,6 +32,7 @@ export interface SampleOptions {
   seed?: number;
   /** Prediction files per day (hourly partitions). Default 24. */
   filesPerDay?: number;
+  /** Avro codec of the sample files. Default: the job's output codec default (`--codec` in the option table). */
   codec?: string;
   /** Share of predictions that never get a label. Default 0.1. */
   unlabeledShare?: number;
@@ -88,7 +90,7 @@ async function writeFile(store: ObjectStore, key: string, type: typeof predictio
 export async function generateSample(predictions: ObjectStore, labels: ObjectStore, options: SampleOptions): Promise<SampleSummary> {
   const random = seededRandom(options.seed ?? 42);
   const filesPerDay = options.filesPerDay ?? 24;
-  const codec = options.codec ?? 'deflate';
+  const codec = options.codec ?? defaultOf<string>('codec');
   const dirty = options.dirty ?? true;
   const unlabeledShare = options.unlabeledShare ?? 0.1;
   const labelsByDate = new Map<string, LabelRecord[]>();

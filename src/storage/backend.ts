@@ -90,12 +90,27 @@ export interface StoreBackend {
   rename(sourceKey: string, targetKey: string): Promise<void>;
   /** Deletes up to deleteBatchSize keys (a key ending in `/` is a marker or a directory); missing ones are not an error. */
   deleteBatch(keys: readonly string[], operation: string): Promise<void>;
-  /** The partial writes under the folder `prefix`. */
+  /**
+   * The partial writes under the folder `prefix`; called only when capabilities.partialWriteListing.
+   * A store that refuses the call (not implemented, not allowed) throws PartialWritesRefused.
+   */
   listPartial(prefix: string): AsyncIterable<PartialWrite>;
-  /** Removes one partial write; false when it was gone already or the store cannot remove it. */
+  /** Removes one partial write; false when it was gone already. A refusal throws PartialWritesRefused. */
   abortPartial(write: PartialWrite): Promise<boolean>;
-  /** Why partial writes cannot be listed or removed here, once the store said so. */
-  partialUnlisted?(): string | undefined;
+  /** Why this store lists no partial writes, when its capabilities leave out partialWriteListing. */
+  readonly partialUnlisted?: string;
+}
+
+/**
+ * A store that declares partialWriteListing refused to list or abort partial writes (the
+ * declaration is wrong for it, or a policy forbids the call): the caller leaves them to the
+ * bucket's own cleanup and reports `reason`, with the way out.
+ */
+export class PartialWritesRefused extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'PartialWritesRefused';
+  }
 }
 
 /** True for "this object does not exist" (E_NOT_FOUND naming a key), not for a missing bucket. */

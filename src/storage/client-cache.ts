@@ -4,7 +4,7 @@
  * CLI can hold the cache without loading the SDK for a local run or `--version` (issue 9).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { S3Settings } from './types.js';
+import type { S3Settings, StoreCapabilities } from './types.js';
 
 /** Clients shared by every openStore call that passes no cache of its own; released by destroyStores. */
 export const defaultClients = new Map<string, S3Client>();
@@ -35,10 +35,18 @@ export function clientFor(settings: S3Settings, clientCache: Map<string, S3Clien
   return client;
 }
 
-/** StoreCapabilities.conditionalWrites of an S3 store with these settings (S3Settings.conditionalWrites). */
-export function conditionalWritesOf(settings: S3Settings): boolean {
-  return settings.conditionalWrites ?? settings.endpoint === undefined;
+/**
+ * What an S3 store with these settings declares it enforces (S3Settings.conditionalWrites and
+ * .multipartListing): each given setting, else true on AWS (no endpoint) and false on a custom one.
+ */
+export function s3CapabilitiesOf(settings: S3Settings): StoreCapabilities {
+  const aws = settings.endpoint === undefined;
+  return { conditionalWrites: settings.conditionalWrites ?? aws, partialWriteListing: settings.multipartListing ?? aws };
 }
+
+/** Why an S3 store whose capabilities leave out partialWriteListing lists no multipart uploads (DeleteUnderResult.partialUnlisted). */
+export const S3_UPLOADS_UNDECLARED =
+  'the store is not declared to list multipart uploads (--s3-multipart-listing: off, or auto on a custom --s3-endpoint)';
 
 /** Closes the S3 clients of `clientCache` (their keep-alive sockets), so the process can exit promptly. */
 export function destroyStores(clientCache: Map<string, S3Client> = defaultClients): void {

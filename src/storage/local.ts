@@ -43,7 +43,7 @@ export class LocalObjectStore extends LayeredObjectStore {
 export class LocalBackend implements StoreBackend {
   readonly uri: string;
   /** link(2) makes If-None-Match atomic, but If-Match is a stat then a rename (putConditional): not enforced. */
-  readonly capabilities = { conditionalWrites: false } as const;
+  readonly capabilities = { conditionalWrites: false, partialWriteListing: true } as const;
   readonly deleteBatchSize = 1000;
 
   constructor(readonly rootDir: string) {

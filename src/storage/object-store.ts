@@ -17,7 +17,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConcurrentChangeError, NotFoundError, StorageError, describeError } from '../errors.js';
-import { isMissingObjectError, type GetResult, type StoreBackend } from './backend.js';
+import { type GetResult, type PartialWrite, PartialWritesRefused, type StoreBackend, isMissingObjectError } from './backend.js';
 import { resumableBody } from './resumable-body.js';
 import { READ_SMALL_LIMIT_BYTES, assertFolderPrefix, assertRelativeKey, checkRange, sortByKeyBytes, sortedKeys } from './store-rules.js';
 import type { DeleteUnderResult, FolderListing, ObjectInfo, ObjectStore, ReadOptions, StoreCapabilities, WriteCondition, WriteResult } from './types.js';
@@ -185,9 +185,9 @@ export class LayeredObjectStore implements ObjectStore {
     for await (const page of this.backend.listPages(prefix, 'listFolder')) {
       for (const entry of page) if (!inSubFolder(entry.key) && entry.kind === 'object') objects.push(entry.key);
     }
-    for await (const write of this.backend.listPartial(prefix)) {
+    await this.eachPartial(prefix, async (write) => {
       if (!inSubFolder(write.key) && write.deletableByKey && !write.live) partial.push(write.key);
-    }
+    });
     return { folders: sortedKeys([...folders]), objects: sortedKeys(objects), ...(partial.length === 0 ? {} : { partial: sortedKeys(partial) }) };
   }
 
@@ -200,10 +200,9 @@ export class LayeredObjectStore implements ObjectStore {
   async deleteUnder(prefix: string): Promise<DeleteUnderResult> {
     assertFolderPrefix(prefix, this.uri, 'deleteUnder');
     let partial = 0;
-    for await (const write of this.backend.listPartial(prefix)) {
+    const unlisted = await this.eachPartial(prefix, async (write) => {
       if (await this.backend.abortPartial(write)) partial++;
-      if (this.backend.partialUnlisted?.() !== undefined) break;
-    }
+    });
     let objects = 0;
     const directories: string[] = [];
     const batch = this.backend.deleteBatchSize;
@@ -215,8 +214,23 @@ export class LayeredObjectStore implements ObjectStore {
     }
     const deepestFirst = sortedKeys(directories).reverse();
     for (let i = 0; i < deepestFirst.length; i += batch) await this.backend.deleteBatch(deepestFirst.slice(i, i + batch), 'deleteUnder');
-    const unlisted = this.backend.partialUnlisted?.();
     return { objects, partial, ...(unlisted === undefined ? {} : { partialUnlisted: unlisted }) };
+  }
+
+  /**
+   * Calls `visit` on each partial write under the folder, when the store declares their listing
+   * (StoreCapabilities.partialWriteListing). Returns why they were not (all) visited: the store
+   * does not declare the listing, or refused a call (PartialWritesRefused); undefined otherwise.
+   */
+  private async eachPartial(prefix: string, visit: (write: PartialWrite) => Promise<void>): Promise<string | undefined> {
+    if (!this.capabilities.partialWriteListing) return this.backend.partialUnlisted ?? 'the store is not declared to list partial writes';
+    try {
+      for await (const write of this.backend.listPartial(prefix)) await visit(write);
+      return undefined;
+    } catch (error) {
+      if (error instanceof PartialWritesRefused) return error.reason;
+      throw error;
+    }
   }
 
   /** The first body of a read, checked, and wrapped so that failures later in the body are resumed. */

@@ -8,7 +8,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { BackendRetry, ConditionalPutOutcome, GetResult, ListEntry, PartialWrite, StoreBackend } from './backend.js';
-import { clientFor, conditionalWritesOf, defaultClients } from './client-cache.js';
+import { S3_UPLOADS_UNDECLARED, clientFor, defaultClients, s3CapabilitiesOf } from './client-cache.js';
 import { LocalObjectStore } from './local.js';
 import { LayeredObjectStore } from './object-store.js';
 import type { S3Backend } from './s3.js';
@@ -53,7 +53,7 @@ class DeferredS3Backend implements StoreBackend {
     private readonly clientCache: Map<string, S3Client>,
   ) {
     this.uri = s3RootUri(bucket, prefix);
-    this.capabilities = { conditionalWrites: conditionalWritesOf(settings) };
+    this.capabilities = s3CapabilitiesOf(settings);
   }
 
   get retry(): BackendRetry {
@@ -100,9 +100,7 @@ class DeferredS3Backend implements StoreBackend {
     return (await this.opened()).abortPartial(write);
   }
 
-  partialUnlisted(): string | undefined {
-    return this.loaded?.partialUnlisted();
-  }
+  readonly partialUnlisted = S3_UPLOADS_UNDECLARED;
 
   /** The S3 backend, imported and constructed once; a failed construction is retried by the next call. */
   private opened(): Promise<S3Backend> {

@@ -20,8 +20,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { ModelMetricsError, StorageError, UsageError } from '../errors.js';
-import type { BackendRetry, ConditionalPutOutcome, GetResult, ListEntry, PartialWrite, StoreBackend } from './backend.js';
-import { conditionalWritesOf } from './client-cache.js';
+import { type BackendRetry, type ConditionalPutOutcome, type GetResult, type ListEntry, type PartialWrite, PartialWritesRefused, type StoreBackend } from './backend.js';
+import { S3_UPLOADS_UNDECLARED, s3CapabilitiesOf } from './client-cache.js';
 import { PartHasher, isPlainMd5, multipartEtag } from './multipart-etag.js';
 import { LayeredObjectStore } from './object-store.js';
 import { completionRecords, recordCompletedParts, type CompletionRecord } from './s3-client.js';
@@ -57,14 +57,6 @@ export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** Default number of parts in flight; memory per write is bounded by queueSize × partSize (32 MiB). */
 export const DEFAULT_QUEUE_SIZE = 4;
 
-/**
- * Why a client cannot list or abort multipart uploads in a bucket, once the store has said so
- * (s3rver 3.7.1 answers ListMultipartUploads with 501 NotImplemented, which the SDK retries as a
- * server error): asked once per client and bucket, so the curated and metrics stores of a run,
- * which share both, pay for it once per process instead of before every delete.
- */
-const uploadsUnsupportedByClient = new WeakMap<S3Client, Map<string, string>>();
-
 /** An object store rooted at `s3://bucket/prefix`: the façade over an S3Backend. */
 export class S3ObjectStore extends LayeredObjectStore {
   constructor(client: S3Client, readonly bucket: string, prefix: string, settings: S3Settings = {}) {
@@ -92,7 +84,7 @@ export class S3Backend implements StoreBackend {
     const trimmed = prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
     this.uri = s3RootUri(bucket, prefix);
-    this.capabilities = { conditionalWrites: conditionalWritesOf(settings) };
+    this.capabilities = s3CapabilitiesOf(settings);
     this.retry = s3Retry(settings);
     this.partSize = settings.uploadPartSize ?? DEFAULT_PART_SIZE;
     this.queueSize = settings.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
@@ -341,24 +333,20 @@ export class S3Backend implements StoreBackend {
       const { name, status } = sdkErrorDetails(error);
       // Completed or aborted meanwhile (NoSuchUpload, 404): nothing left to remove.
       if (name === 'NoSuchUpload' || (status === 404 && name !== 'NoSuchBucket')) return false;
-      if (this.markUploadsUnsupported(unsupportedReason(error, 'AbortMultipartUpload'))) return false;
+      refusedUploads(error, 'AbortMultipartUpload');
       throw this.mapError(error, 'abortUpload', write.key);
     }
   }
 
-  /** Why this client cannot list or abort uploads in this bucket, if it has found out. */
-  partialUnlisted(): string | undefined {
-    return uploadsUnsupportedByClient.get(this.client)?.get(this.bucket);
-  }
+  /** Why this store lists no uploads, when its capabilities leave them out. */
+  readonly partialUnlisted = S3_UPLOADS_UNDECLARED;
 
   /**
-   * The pages of ListMultipartUploads under the folder `prefix`. Ends without a page on a store
-   * that does not implement the call or forbids it (the reason is kept per client and bucket, see
-   * partialUnlisted). MinIO answers an empty list for any prefix that is not an exact object name:
-   * there it finds nothing, and that is not an error.
+   * The pages of ListMultipartUploads under the folder `prefix`; a store that does not implement
+   * the call or forbids it throws PartialWritesRefused. MinIO answers an empty list for any prefix
+   * that is not an exact object name: there it finds nothing, and that is not an error.
    */
   private async *uploadPages(prefix: string): AsyncGenerator<ListMultipartUploadsCommandOutput> {
-    if (this.partialUnlisted() !== undefined) return;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
@@ -374,7 +362,7 @@ export class S3Backend implements StoreBackend {
           }),
         );
       } catch (error) {
-        if (this.markUploadsUnsupported(unsupportedReason(error, 'ListMultipartUploads'))) return;
+        refusedUploads(error, 'ListMultipartUploads');
         throw this.mapError(error, 'listUploads', prefix);
       }
       yield page;
@@ -391,16 +379,19 @@ export class S3Backend implements StoreBackend {
     }
   }
 
-  /** Remembers `reason` (when there is one) for partialUnlisted; true when it did. */
-  private markUploadsUnsupported(reason: string | undefined): boolean {
-    if (reason === undefined) return false;
-    const byBucket = uploadsUnsupportedByClient.get(this.client) ?? new Map<string, string>();
-    byBucket.set(this.bucket, reason);
-    uploadsUnsupportedByClient.set(this.client, byBucket);
-    return true;
-  }
-
   private mapError(error: unknown, operation: string, key: string, ifMatch?: string, attempts?: number): ModelMetricsError {
     return mapS3Error(error, { operation, uri: this.uriOf(key), key, bucket: this.bucket }, ifMatch, attempts);
   }
+}
+
+/**
+ * Throws PartialWritesRefused when `error` says the store does not implement or allow a
+ * multipart-upload call (s3-protocol.ts unsupportedReason), naming the way out; returns otherwise.
+ */
+function refusedUploads(error: unknown, api: string): void {
+  const reason = unsupportedReason(error, api);
+  if (reason === undefined) return;
+  throw new PartialWritesRefused(
+    `${reason}: grant s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or declare that the store does not list uploads with --s3-multipart-listing off`,
+  );
 }

@@ -50,9 +50,11 @@ export interface DeleteUnderResult {
   /** Partial writes removed: S3 multipart uploads aborted, local temp files deleted. */
   partial: number;
   /**
-   * Set when the store could not list or abort multipart uploads (s3rver: NotImplemented, a policy
-   * without s3:ListBucketMultipartUploads: AccessDenied): why, for the caller to log. Such uploads
-   * are left to the bucket's own cleanup (an AbortIncompleteMultipartUpload lifecycle rule).
+   * Set when partial writes were not listed: why, for the caller to log. Either the store does not
+   * declare the listing (StoreCapabilities.partialWriteListing: a custom S3 endpoint by default),
+   * or a store that declares it refused the call (s3rver: NotImplemented; a policy without
+   * s3:ListBucketMultipartUploads: AccessDenied). Such uploads are left to the bucket's own cleanup
+   * (an AbortIncompleteMultipartUpload lifecycle rule, MinIO's stale-upload expiry).
    */
   partialUnlisted?: string;
 }
@@ -100,9 +102,16 @@ export interface S3Settings {
   /**
    * Whether the store evaluates conditional writes itself (StoreCapabilities.conditionalWrites).
    * Default: true on AWS (no `endpoint`), false on a custom endpoint, since s3rver 3.7.1 and older
-   * MinIO ignore the headers; set true for a MinIO or other store known to enforce them.
+   * MinIO releases ignore the headers (or, before RELEASE.2025-09-06, If-Match on a missing object); set true for a MinIO or other store known to enforce them.
    */
   conditionalWrites?: boolean;
+  /**
+   * Whether the store lists and aborts the multipart uploads under a folder
+   * (StoreCapabilities.partialWriteListing). Default: true on AWS (no `endpoint`), false on a
+   * custom endpoint: s3rver 3.7.1 implements neither call, and MinIO matches only whole object
+   * names as the prefix, so a folder's uploads are never found there.
+   */
+  multipartListing?: boolean;
 }
 
 /**
@@ -113,10 +122,17 @@ export interface S3Settings {
 export interface StoreCapabilities {
   /**
    * `If-None-Match: *` and `If-Match` on writes are evaluated atomically by the server (AWS S3
-   * since 2024-11, recent MinIO). Then writeConditional sends the PUT alone and its answer is the
-   * verdict; otherwise it brackets the PUT with HEADs and the lease reads its writes back.
+   * since 2024-11; MinIO from RELEASE.2025-09-06T17-38-46Z, the first to refuse If-Match on a
+   * missing object). Then writeConditional sends the PUT alone and its answer is the verdict;
+   * otherwise it brackets the PUT with HEADs and the lease reads its writes back.
    */
   conditionalWrites: boolean;
+  /**
+   * The partial writes a killed process left under a folder can be listed and removed (local
+   * files: their temp files, always; S3: ListMultipartUploads and AbortMultipartUpload, AWS S3).
+   * Otherwise deleteUnder sends no such call and says why in DeleteUnderResult.partialUnlisted.
+   */
+  partialWriteListing: boolean;
 }
 
 /** An object store rooted at one URI. */

@@ -1,13 +1,14 @@
 /**
- * Helpers of the deployment tests (issue 4): every YAML document of a file, kustomize builds through
- * `kubectl kustomize` where kubectl is installed, the pod specs of workload objects, a small sample
- * dataset on local disk for the CLI runs, and the environment a manifest's container would get.
+ * Helpers of the deployment tests (issue 4): every YAML document of a file, the pod specs of
+ * workload objects, the Pod Security "restricted" and API-schema checks of an object, a small
+ * sample dataset on local disk for the CLI runs, and the environment a manifest's container would
+ * get. Nothing here runs a program (kubectl is in kubectl.ts, for the integ tier only).
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { generateSample } from '../../src/demo/generate.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
@@ -45,16 +46,6 @@ export function readYaml(path: string): any {
   const docs = readYamlDocuments(path);
   if (docs.length !== 1) throw new Error(`${path}: expected one YAML document, found ${docs.length}`);
   return docs[0];
-}
-
-/** True when `kubectl` (with its built-in kustomize) can be run. */
-export const kubectlAvailable: boolean = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
-
-/** The objects `kubectl kustomize DIR` renders; throws with kubectl's message when the build fails. */
-export function kustomizeBuild(dir: string): K8sObject[] {
-  const result = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  if (result.status !== 0) throw new Error(`kubectl kustomize ${dir} failed (exit ${result.status}): ${result.stderr || result.error?.message}`);
-  return parseAllDocuments(result.stdout).map((d) => d.toJS() as K8sObject).filter((o) => o !== null);
 }
 
 /** The pod spec of a workload (CronJob, Job, Deployment), or undefined for other kinds. */
@@ -158,4 +149,43 @@ export function jobContainer(pod: any): any {
   const container = pod?.containers?.find((c: any) => c.name === 'model-metrics');
   if (container === undefined) throw new Error(`no container named model-metrics among ${JSON.stringify(pod?.containers?.map((c: any) => c.name))}`);
   return container;
+}
+
+/** Pod Security "restricted" (the namespace enforces it): what the API server would refuse otherwise. */
+export function expectRestricted(pod: any, where: string): void {
+  expect(pod.hostNetwork ?? false, where).toBe(false);
+  expect(pod.hostPID ?? false, where).toBe(false);
+  expect(pod.securityContext?.seccompProfile?.type, where).toBe('RuntimeDefault');
+  for (const volume of pod.volumes ?? []) expect(volume.hostPath, `${where}: volume ${volume.name}`).toBeUndefined();
+  for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+    const at = `${where}: container ${container.name}`;
+    expect(container.securityContext?.allowPrivilegeEscalation, at).toBe(false);
+    expect(container.securityContext?.privileged ?? false, at).toBe(false);
+    expect(container.securityContext?.capabilities?.drop, at).toContain('ALL');
+    expect(container.securityContext?.capabilities?.add ?? [], at).toEqual([]);
+    expect(container.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, at).toBe(true);
+    expect(container.securityContext?.runAsUser ?? pod.securityContext?.runAsUser ?? 1, at).not.toBe(0);
+  }
+}
+
+/**
+ * Validates one object with the `kubernetes-models` class of its apiVersion and kind (the OpenAPI
+ * schemas of the Kubernetes API: types, enums, quantities, required fields); throws the schema's complaints.
+ */
+export async function validateK8sObject(object: K8sObject): Promise<void> {
+  // kubernetes-models lays its classes out by API group and version: `v1` (core), `batch/v1`, `apps/v1`.
+  const models = (await import(`kubernetes-models/${object.apiVersion}`)) as Record<string, new (data: unknown) => { validate(): void }>;
+  const Model = models[object.kind];
+  if (Model === undefined) throw new Error(`kubernetes-models has no ${object.apiVersion} ${object.kind}`);
+  new Model(object).validate();
+}
+
+/**
+ * True for a `minio/minio:RELEASE.…` image that evaluates If-None-Match / If-Match on PUT, a failed
+ * If-Match on a missing object included: RELEASE.2025-09-06T17-38-46Z (minio/minio#21550) or later.
+ * An unpinned image (`latest`) is false: what it runs is not known.
+ */
+export function minioEnforcesConditionalWrites(image: string): boolean {
+  const release = /^minio\/minio:RELEASE\.(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})Z$/.exec(image)?.[1];
+  return release !== undefined && release >= '2025-09-06T17-38-46';
 }

@@ -1,16 +1,93 @@
 /**
- * The rendered Kubernetes commands, run (issue 4): `kubectl kustomize` renders the overlays, and the
- * real CLI runs the CronJob's and the backfill Job's arguments with the environment their containers
+ * The rendered Kubernetes builds (issue 4), needing kubectl (skipped without it): `kubectl
+ * kustomize` renders every build; every object validates against the Kubernetes API schemas, every
+ * pod meets Pod Security "restricted", and the overlays' images, ConfigMaps and shard counts agree.
+ * Then the real CLI runs the CronJob's and the backfill Job's arguments with the environment their containers
  * would get (envFrom ConfigMaps and Secrets, env), on a local sample dataset — the overlay's config
  * file and variables are accepted, `scheduled` does the closed days and yesterday, and the Indexed
- * Job's completion indexes together compute the range once. Needs kubectl (skipped without it).
+ * Job's completion indexes together compute the range once.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeRun, runCli } from '../helpers/cli.js';
-import { CLI_TESTS_TIMEOUT_MS, K8S_DIR, containerEnv, findObject, jobContainer, type K8sObject, kubectlAvailable, kustomizeBuild, podSpecOf, sampleDays, sampleWorkspace } from '../helpers/infra-helpers.js';
+import {
+  CLI_TESTS_TIMEOUT_MS,
+  K8S_BUILDS,
+  K8S_DIR,
+  type K8sObject,
+  containerEnv,
+  expectRestricted,
+  findObject,
+  flagValue,
+  jobContainer,
+  podSpecOf,
+  sampleDays,
+  sampleWorkspace,
+  validateK8sObject,
+} from '../helpers/infra-helpers.js';
+import { kubectlAvailable, kustomizeBuild } from '../helpers/kubectl.js';
 
 const K8S = K8S_DIR;
+const NAMESPACE = 'model-metrics';
+
+describe.skipIf(!kubectlAvailable)('rendered with kubectl kustomize', () => {
+  const rendered = new Map<string, K8sObject[]>();
+  beforeAll(() => {
+    for (const build of K8S_BUILDS) rendered.set(build, kustomizeBuild(join(K8S, build)));
+  });
+
+  it('renders every build into the model-metrics namespace', () => {
+    for (const [build, objects] of rendered) {
+      expect(objects.length, build).toBeGreaterThan(0);
+      for (const object of objects) if (object.kind !== 'Namespace') expect(object.metadata.namespace, `${build}: ${object.kind}/${object.metadata.name}`).toBe(NAMESPACE);
+    }
+  });
+
+  it.each(K8S_BUILDS.map((build) => [build]))('%s validates against the Kubernetes API schemas', async (build) => {
+    for (const object of rendered.get(build)!) await validateK8sObject(object);
+  });
+
+  it('meets Pod Security "restricted" in every pod of every build', () => {
+    for (const [build, objects] of rendered) {
+      for (const object of objects) {
+        const pod = podSpecOf(object);
+        if (pod !== undefined) expectRestricted(pod, `${build}: ${object.kind}/${object.metadata.name}`);
+      }
+    }
+  });
+
+  it.each([['overlays/aws'], ['overlays/minio-local']])('%s: the backfill build runs the same image, and every envFrom resolves', (overlay) => {
+    const main = rendered.get(overlay)!;
+    const backfill = rendered.get(`${overlay}/backfill`)!;
+    const cronImage = jobContainer(podSpecOf(findObject(main, 'CronJob', 'model-metrics'))).image;
+    const backfillImage = jobContainer(podSpecOf(findObject(backfill, 'Job', 'model-metrics-backfill'))).image;
+    expect(cronImage).not.toBe('model-metrics');
+    expect(backfillImage).toBe(cronImage);
+    for (const object of [...main, ...backfill]) {
+      const pod = podSpecOf(object);
+      if (pod === undefined) continue;
+      for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+        if (container.image.startsWith('model-metrics') || container.image === cronImage) expect(container.image, `${object.metadata.name}/${container.name}`).toBe(cronImage);
+        // Throws when a ConfigMap or non-optional Secret is not in the overlay's builds.
+        containerEnv(container, [...main, ...backfill]);
+      }
+    }
+  });
+
+  it('annotates the ServiceAccount for IRSA in the aws overlay only', () => {
+    const aws = findObject(rendered.get('overlays/aws')!, 'ServiceAccount', 'model-metrics');
+    expect(aws.metadata.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\//);
+    const local = findObject(rendered.get('overlays/minio-local')!, 'ServiceAccount', 'model-metrics');
+    expect(local.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
+  });
+
+  it('keeps --shard-count equal to completions after the overlays patch the Job', () => {
+    for (const build of ['backfill', 'overlays/aws/backfill', 'overlays/minio-local/backfill']) {
+      const job = findObject(rendered.get(build)!, 'Job', 'model-metrics-backfill');
+      expect(Number(flagValue(jobContainer(podSpecOf(job)).args, '--shard-count')), build).toBe(job.spec.completions);
+    }
+  });
+});
 
 describe.skipIf(!kubectlAvailable)('rendered overlays, run by the real CLI', { timeout: CLI_TESTS_TIMEOUT_MS }, () => {
   const rendered = new Map<string, K8sObject[]>();

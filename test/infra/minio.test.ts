@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readYaml, repoPath } from '../helpers/infra-helpers.js';
+import { minioEnforcesConditionalWrites, readYaml, repoPath } from '../helpers/infra-helpers.js';
 
 const compose = readYaml(repoPath('infra', 'minio', 'docker-compose.yml'));
 const services: Record<string, any> = compose.services;
@@ -31,6 +31,13 @@ describe('the compose file', () => {
     expect(services.minio.image).toMatch(/^minio\/minio[:@]/);
     expect(services.minio.healthcheck.test).toEqual(['CMD', 'mc', 'ready', 'local']);
     expect(services.minio.environment.MINIO_API_STALE_UPLOADS_EXPIRY).toBe('24h');
+  });
+
+  it('declares the conditional writes the pinned MinIO release enforces, to the computing services only', () => {
+    expect(minioEnforcesConditionalWrites(services.minio.image), services.minio.image).toBe(true);
+    for (const name of ['preliminary', 'final']) expect(services[name].environment.MODEL_METRICS_S3_CONDITIONAL_WRITES, name).toBe('on');
+    // report takes no --s3-conditional-writes: the variable would be exit 2 there.
+    expect(services.report.environment.MODEL_METRICS_S3_CONDITIONAL_WRITES).toBeUndefined();
   });
 
   it('creates the bucket and applies the lifecycle rule that aborts incomplete multipart uploads, once MinIO is healthy', () => {

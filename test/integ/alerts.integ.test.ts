@@ -14,7 +14,7 @@ import { alertType, loadSchemaVersion, metricsType } from '../../src/avro/schema
 import { type AlertRecord, type BaselineDay, evaluateAlerts } from '../../src/alerts/policy.js';
 import { resolveAlertConfig } from '../../src/alerts/settings.js';
 import type { DayAlerts } from '../../src/alerts/step.js';
-import { addDays } from '../../src/config/dates.js';
+import { addDays } from '../../src/calendar.js';
 import { optionsOf } from '../../src/config/options.js';
 import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
 import { AvroFilesWriter } from '../../src/dataset/avro-writer.js';

@@ -221,6 +221,7 @@ describe('bad usage: exit 2 naming the option, before any S3 call', () => {
     { name: 'bad --label-window (months)', args: ['run', '--date', DAY, '--stage', 'final', '--label-window', 'P1M'], option: '--label-window' },
     { name: 'bad --codec', args: ['run', '--date', DAY, '--stage', 'final', '--codec', 'lz4'], option: '--codec' },
     { name: 'bad --s3-conditional-writes', args: ['run', '--date', DAY, '--stage', 'final', '--s3-conditional-writes', 'maybe'], option: '--s3-conditional-writes' },
+    { name: 'bad --s3-multipart-listing', args: ['run', '--date', DAY, '--stage', 'final', '--s3-multipart-listing', 'yes'], option: '--s3-multipart-listing' },
     { name: 'bad --codec from the environment', args: ['run', '--date', DAY, '--stage', 'final'], env: { MODEL_METRICS_CODEC: 'lz4' }, option: '--codec' },
     { name: 'zoneless --as-of', args: ['run', '--date', DAY, '--stage', 'preliminary', '--as-of', '2026-03-03T06:00:00'], option: '--as-of' },
     { name: 'preliminary --as-of before the day', args: ['run', '--date', DAY, '--stage', 'preliminary', '--as-of', '2026-03-01T06:00:00Z'], option: '--as-of' },
@@ -540,6 +541,29 @@ describe('--s3-conditional-writes (issue 10)', () => {
     expect(await leaseHeads(['--s3-conditional-writes', 'on'])).toBe(3);
     // auto = off on s3rver: every conditional PUT also has a HEAD before and after it.
     expect(await leaseHeads([])).toBeGreaterThan(3 * 3);
+  });
+});
+
+describe('--s3-multipart-listing (issue 10)', () => {
+  /** One preliminary run over a staging folder a dead run left; its ListMultipartUploads requests and the cleanup's log line. */
+  async function sweep(mode: string[]): Promise<{ listings: number; removed: Record<string, unknown> | undefined }> {
+    const root = freshS3Root('uploads');
+    await seedSample(root, 300, 2);
+    await root.store('curated').write(`_staging/${PARTITION('preliminary')}0badc0de-dead-4bad-8bad-000000000001/${PARTITION('preliminary')}part-00000.avro`, Buffer.from('x'));
+    proxy.clear();
+    const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, ...root.args, ...mode]);
+    expectExit(result, 0);
+    return { listings: proxy.requests.filter((r) => r.method === 'GET' && r.query.has('uploads')).length, removed: result.logs.find((l) => l.event === 'stale_staging_removed') };
+  }
+
+  it('auto on a custom endpoint asks for no uploads and says why; on asks, and reports the refusal with the way out', async () => {
+    const auto = await sweep([]);
+    expect(auto.listings).toBe(0);
+    expect(auto.removed).toMatchObject({ objects: 1, partial_uploads_aborted: 0, partial_uploads_unlisted: expect.stringMatching(/not declared to list multipart uploads.*--s3-multipart-listing/) });
+    // s3rver 3.7.1 does not implement ListMultipartUploads: declared on, the store is asked and refuses.
+    const on = await sweep(['--s3-multipart-listing', 'on']);
+    expect(on.listings).toBeGreaterThan(0);
+    expect(on.removed).toMatchObject({ objects: 1, partial_uploads_unlisted: expect.stringMatching(/^ListMultipartUploads answered NotImplemented \(HTTP 501\): grant s3:ListBucketMultipartUploads .* --s3-multipart-listing off$/) });
   });
 });
 

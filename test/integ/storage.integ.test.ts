@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ModelMetricsError } from '../../src/errors.js';
 import { LOCAL_TEMP_PREFIX } from '../../src/storage/local.js';
 import { destroyStores, openStore } from '../../src/storage/index.js';
+import { S3_UPLOADS_UNDECLARED } from '../../src/storage/client-cache.js';
 import type { DeleteUnderResult, ObjectStore } from '../../src/storage/types.js';
 import { S3RVER_CREDENTIALS, createTestBucket, createTestS3Client } from '../helpers/s3rver.js';
 
@@ -66,16 +67,7 @@ async function s3Harness(): Promise<StoreHarness> {
   const settings = { endpoint, forcePathStyle: true, uploadPartSize: 5 * MiB };
   const store = openStore(`s3://${bucket}/data/root`, settings, '--root', clients);
   const sibling = openStore(`s3://${bucket}/data/root-sibling`, settings, '--root', clients);
-  const sentCommands: string[] = [];
-  for (const client of clients.values()) {
-    client.middlewareStack.add(
-      (next, context) => (args) => {
-        sentCommands.push(context.commandName ?? 'unknown');
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordCommandNames' },
-    );
-  }
+  const sentCommands = recordCommands(clients);
   return {
     store,
     sentCommands,
@@ -92,15 +84,31 @@ async function s3Harness(): Promise<StoreHarness> {
       } finally {
         raw.destroy();
       }
-      // s3rver 3.7.1 implements neither ListMultipartUploads (501) nor AbortMultipartUpload (405):
-      // the upload stays, and deleteUnder says why; the folder marker is an object and goes.
-      return { objects: 1, partial: 0, partialUnlisted: expect.stringMatching(/^ListMultipartUploads answered NotImplemented \(HTTP 501\)$/) as unknown as string };
+      // A custom endpoint is not declared to list uploads (s3rver 3.7.1 implements neither
+      // ListMultipartUploads nor AbortMultipartUpload): the upload stays, and deleteUnder says why;
+      // the folder marker is an object and goes.
+      return { objects: 1, partial: 0, partialUnlisted: S3_UPLOADS_UNDECLARED };
     },
     close: async () => {
       destroyStores(clients);
       vi.unstubAllEnvs();
     },
   };
+}
+
+/** The names of the commands the clients send from now on, in order. */
+function recordCommands(clients: Map<string, S3Client>): string[] {
+  const sent: string[] = [];
+  for (const client of clients.values()) {
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? 'unknown');
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommandNames' },
+    );
+  }
+  return sent;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -590,19 +598,13 @@ describe('S3ObjectStore failures', () => {
 
   it('emulates conditional writes with a HEAD before and after the PUT unless the store declares it enforces them (issue 10)', async () => {
     await withTestBucket(async (endpoint, bucket, clients) => {
-      const sent: string[] = [];
       const emulating = openStore(`s3://${bucket}/emulated`, { endpoint, forcePathStyle: true }, '--root', clients);
       // s3rver evaluates no precondition, so "enforcing" here only shows which requests are sent;
       // that AWS S3 and MinIO answer 412 to the loser is their documented behaviour, not tested here.
       const enforcing = openStore(`s3://${bucket}/enforced`, { endpoint, forcePathStyle: true, conditionalWrites: true }, '--root', clients);
       expect([emulating.capabilities.conditionalWrites, enforcing.capabilities.conditionalWrites]).toEqual([false, true]);
       expect(clients.size).toBe(1);
-      for (const client of clients.values()) {
-        client.middlewareStack.add((next, context) => (args) => {
-          sent.push(context.commandName ?? 'unknown');
-          return next(args);
-        }, { step: 'initialize', name: 'countConditionalWrites' });
-      }
+      const sent = recordCommands(clients);
       const created = await emulating.writeConditional('lease.json', Buffer.from('a'), { ifNoneMatch: '*' });
       expect(sent.splice(0)).toEqual(['HeadObjectCommand', 'PutObjectCommand', 'HeadObjectCommand']);
       expect(await emulating.writeConditional('lease.json', Buffer.from('b'), { ifNoneMatch: '*' })).toBeUndefined();
@@ -612,6 +614,31 @@ describe('S3ObjectStore failures', () => {
       expect(sent.splice(0)).toEqual(['PutObjectCommand', 'PutObjectCommand']);
       expect(enforcedCreate).toEqual({ key: 'lease.json', size: 1, etag: created!.etag });
       expect((await enforcing.readSmall('lease.json'))?.toString()).toBe('c');
+    });
+  });
+
+  it('lists multipart uploads only where the store declares it; a declared store that refuses says so, every time (issue 10)', async () => {
+    await withTestBucket(async (endpoint, bucket, clients) => {
+      const undeclared = openStore(`s3://${bucket}/undeclared`, { endpoint, forcePathStyle: true }, '--root', clients);
+      const declared = openStore(`s3://${bucket}/declared`, { endpoint, forcePathStyle: true, multipartListing: true }, '--root', clients);
+      expect([undeclared.capabilities.partialWriteListing, declared.capabilities.partialWriteListing]).toEqual([false, true]);
+      expect(openStore(`s3://${bucket}/aws`, {}, '--root', clients).capabilities).toEqual({ conditionalWrites: true, partialWriteListing: true });
+      const sent = recordCommands(clients);
+      const listings = (): number => sent.splice(0).filter((name) => name === 'ListMultipartUploadsCommand').length;
+      for (const store of [undeclared, declared]) {
+        await store.write('run-1/a.avro', Buffer.from('a'));
+        await store.write('run-2/a.avro', Buffer.from('a'));
+      }
+      sent.length = 0;
+      expect(await undeclared.deleteUnder('run-1/')).toEqual({ objects: 1, partial: 0, partialUnlisted: S3_UPLOADS_UNDECLARED });
+      expect(listings()).toBe(0);
+      // s3rver 3.7.1 answers 501 NotImplemented: the declaration is wrong for it, and each deleteUnder asks again.
+      for (const run of ['run-1/', 'run-2/']) {
+        const removed = await declared.deleteUnder(run);
+        expect(removed).toMatchObject({ objects: 1, partial: 0 });
+        expect(removed.partialUnlisted).toMatch(/^ListMultipartUploads answered NotImplemented \(HTTP 501\): grant s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or declare .* --s3-multipart-listing off$/);
+        expect(listings(), run).toBe(1);
+      }
     });
   });
 

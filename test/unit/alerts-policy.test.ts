@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type AlertInputRecord, type AlertRun, type AlertSettings, type BaselineDay, DEFAULT_ALERT_SETTINGS, alertInputOf, evaluateAlerts, formatLabelAge, meanAndSd, usableInBaseline } from '../../src/alerts/policy.js';
-import { addDays } from '../../src/config/dates.js';
+import { addDays } from '../../src/calendar.js';
 import { seededRandom } from '../../src/demo/generate.js';
 import { dayWindow } from '../../src/join/policy.js';
 

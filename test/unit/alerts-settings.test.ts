@@ -3,6 +3,7 @@ import { checkConfiguredModels, resolveAlertConfig } from '../../src/alerts/sett
 import { ModelMetricsError } from '../../src/errors.js';
 import { alertExitCode } from '../../src/alerts/report.js';
 import { baselineGate } from '../../src/alerts/ordering.js';
+import { defaultOf } from '../../src/config/options.js';
 
 function usage(fn: () => unknown): ModelMetricsError {
   try {
@@ -18,6 +19,12 @@ function usage(fn: () => unknown): ModelMetricsError {
 describe('alert settings (SPEC §8)', () => {
   it('defaults: 14 baseline days, 7 needed, 200 labels, sigma 3, pct off, every metric', () => {
     expect(resolveAlertConfig({})).toEqual({ baselineDays: 14, baselineMinDays: 7, minLabeled: 200, defaults: { sigma: 3, pct: null, metrics: ['mse', 'mae', 'coverage'] }, models: {}, failOnAlert: false });
+  });
+
+  it('states its defaults once: the option table (and so --help) shows the values the settings use', () => {
+    const config = resolveAlertConfig({});
+    expect([defaultOf('baseline-days'), defaultOf('baseline-min-days'), defaultOf('alert-min-labeled')]).toEqual([config.baselineDays, config.baselineMinDays, config.minLabeled]);
+    expect([defaultOf('alert-sigma'), defaultOf('alert-pct')]).toEqual([config.defaults.sigma ?? 'off', config.defaults.pct ?? 'off']);
   });
 
   it('per-model rules over the defaults; flags set the default rules', () => {

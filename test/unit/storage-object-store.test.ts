@@ -7,10 +7,10 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/errors.js';
-import type { BackendRetry, ConditionalPutOutcome, GetResult, ListEntry, PartialWrite, StoreBackend } from '../../src/storage/backend.js';
+import { type BackendRetry, type ConditionalPutOutcome, type GetResult, type ListEntry, type PartialWrite, PartialWritesRefused, type StoreBackend } from '../../src/storage/backend.js';
 import { LayeredObjectStore } from '../../src/storage/object-store.js';
 import { READ_SMALL_LIMIT_BYTES } from '../../src/storage/store-rules.js';
-import type { ObjectInfo, WriteCondition, WriteResult } from '../../src/storage/types.js';
+import type { ObjectInfo, StoreCapabilities, WriteCondition, WriteResult } from '../../src/storage/types.js';
 
 /** Objects in a Map, listed in reverse insertion order; every call is recorded by name. */
 class MemoryBackend implements StoreBackend {
@@ -25,10 +25,17 @@ class MemoryBackend implements StoreBackend {
   announcedLength: number | undefined;
   private version = 0;
 
+  readonly capabilities: StoreCapabilities;
+  readonly partialUnlisted = 'mem lists no partial writes';
+  /** When set, listPartial refuses with this reason after yielding the first write (a store that declared the listing wrongly). */
+  refusePartial: string | undefined;
+
   constructor(
-    readonly capabilities = { conditionalWrites: false },
+    declared: Partial<StoreCapabilities> = {},
     readonly retry?: BackendRetry,
-  ) {}
+  ) {
+    this.capabilities = { conditionalWrites: false, partialWriteListing: true, ...declared };
+  }
 
   uriOf(key: string): string {
     return `${this.uri}/${key}`;
@@ -90,7 +97,11 @@ class MemoryBackend implements StoreBackend {
   }
 
   async *listPartial(prefix: string): AsyncGenerator<PartialWrite> {
-    yield* this.partial.filter((write) => write.key.startsWith(prefix));
+    this.calls.push(`listPartial:${prefix}`);
+    for (const write of this.partial.filter((w) => w.key.startsWith(prefix))) {
+      yield write;
+      if (this.refusePartial !== undefined) throw new PartialWritesRefused(this.refusePartial);
+    }
   }
 
   async abortPartial(write: PartialWrite): Promise<boolean> {
@@ -200,5 +211,32 @@ describe('the ObjectStore façade over any backend', () => {
     expect([...backend.objects.keys()]).toEqual(['s/_lease.json']);
     expect(await store.deleteUnder('s/')).toEqual({ objects: 1, partial: 4 });
     expect(backend.calls.slice(-6, -2)).toEqual(['abort:s/run-2/part.avro', 'abort:s/.tmp-dead', 'abort:s/.tmp-mine', 'abort:s/upload.avro']);
+  });
+
+  it('asks for partial writes only where the store declares their listing, and says why not otherwise', async () => {
+    const undeclared = new MemoryBackend({ partialWriteListing: false });
+    undeclared.set('s/run-1/p.avro', 'x');
+    undeclared.partial = [{ key: 's/run-1/part.avro', id: 'u1', live: false, deletableByKey: false }];
+    const store = new LayeredObjectStore(undeclared);
+    expect(await store.listFolder('s/')).toEqual({ folders: ['s/run-1/'], objects: [] });
+    expect(await store.deleteUnder('s/run-1/')).toEqual({ objects: 1, partial: 0, partialUnlisted: 'mem lists no partial writes' });
+    expect(undeclared.calls.filter((c) => c.startsWith('listPartial') || c.startsWith('abort'))).toEqual([]);
+  });
+
+  it('deletes the objects when a store that declared the listing refuses it, and reports the refusal each time', async () => {
+    const backend = new MemoryBackend();
+    backend.refusePartial = 'ListMultipartUploads answered AccessDenied (HTTP 403)';
+    const store = new LayeredObjectStore(backend);
+    for (const run of ['run-1', 'run-2']) {
+      backend.set(`s/${run}/p.avro`, 'x');
+      backend.partial = [
+        { key: `s/${run}/a.avro`, id: 'u1', live: false, deletableByKey: false },
+        { key: `s/${run}/b.avro`, id: 'u2', live: false, deletableByKey: false },
+      ];
+      // Not remembered: every call asks again, as the declaration says it may.
+      expect(await store.deleteUnder(`s/${run}/`)).toEqual({ objects: 1, partial: 1, partialUnlisted: backend.refusePartial });
+    }
+    expect(backend.calls.filter((c) => c.startsWith('listPartial'))).toEqual(['listPartial:s/run-1/', 'listPartial:s/run-2/']);
+    expect([...backend.objects.keys()]).toEqual([]);
   });
 });
