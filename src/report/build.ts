@@ -4,7 +4,7 @@
  * points the HTML charts draw. Every output format renders this one structure, so they carry the
  * same fields under the same names.
  */
-import { dateRange } from '../config/dates.js';
+import { dateRange } from '../calendar.js';
 import { NotFoundError, UsageError } from '../errors.js';
 import type { Stage } from '../join/records.js';
 import type { ObjectStore } from '../storage/types.js';

@@ -4,7 +4,7 @@
  */
 import type { RawOptions } from '../config/resolve.js';
 import { oneOf } from '../config/resolve.js';
-import { dateRange } from '../config/dates.js';
+import { dateRange } from '../calendar.js';
 import { UsageError } from '../errors.js';
 import { type ReportRequest, reportStages } from './build.js';
 import { reportGrains } from './rollup.js';

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDays } from '../../src/config/dates.js';
+import { addDays } from '../../src/calendar.js';
 import { generateSample } from '../../src/demo/generate.js';
 import type { Report } from '../../src/report/build.js';
 import { LocalObjectStore } from '../../src/storage/local.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDays } from '../../src/config/dates.js';
+import { addDays } from '../../src/calendar.js';
 import { renderAny } from '../../jobs/report.js';
 import { csvHeader, renderReport } from '../../src/cli/report-view.js';
 import { Z_95 } from '../../src/metrics/formulas.js';

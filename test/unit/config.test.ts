@@ -6,7 +6,7 @@ import { defaultDecodeLimits } from '../../src/avro/container-reader.js';
 import { closestName, commandNames, decodeLimitFlags, optionsOf } from '../../src/config/options.js';
 import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
 import { mergeSources, readConfigFile, readEnvOptions } from '../../src/config/sources.js';
-import { dateRange } from '../../src/config/dates.js';
+import { dateRange } from '../../src/calendar.js';
 import { ModelMetricsError } from '../../src/errors.js';
 
 function expectUsage(fn: () => unknown, option: string, code = 'E_USAGE'): void {

@@ -4,7 +4,7 @@
  * agrees with a direct computation over the rows to 1e-9, and one of the same days as v1 records does not.
  */
 import { describe, expect, it } from 'vitest';
-import { addDays } from '../../src/config/dates.js';
+import { addDays } from '../../src/calendar.js';
 import type { ReportMetricsRecord } from '../../src/report/metrics-reader.js';
 import { rollUp } from '../../src/report/rollup.js';
 import { type FixtureRow, recordOf, seededRandom } from '../helpers/metrics-fixture.js';
