@@ -194,3 +194,128 @@ export function dwDiv(a: DoubleWord, b: DoubleWord): DoubleWord {
   const hi = q1 + q2;
   return { hi, lo: q2 - (hi - q1) };
 }
+
+/**
+ * An exact running sum of doubles (SPEC §5.1): Shewchuk's non-overlapping expansion as in Python's
+ * `math.fsum` ("msum", Shewchuk 1997, "Adaptive precision floating-point arithmetic"), held in a
+ * small Float64Array that grows on demand. Each add is exact, so the represented value is the exact
+ * sum of every term added, whatever their order; `pair` rounds it to hi + lo (hi = round(exact),
+ * lo = round(exact − hi), ties to even), the same two doubles for every order and every merge tree.
+ *
+ * Cost: one TwoSum per component per add. Terms of one magnitude range keep 2–4 components (a
+ * double's 53 bits plus the range of the running sum); terms spread over 1e-12 … 1e12 need ~5.
+ *
+ * Non-finite terms (an overflowed e⁴, an infinite y²) and a finite sum that overflows are kept
+ * apart in `special`: the result is then ±Infinity (NaN for +∞ and −∞ together), lo = 0.
+ */
+export class ExactSum {
+  /** The expansion's components, increasing in magnitude and non-overlapping; `size` are in use. */
+  private parts = new Float64Array(4);
+  private size = 0;
+  /** Sum of the non-finite terms (0 while there are none). */
+  private special = 0;
+
+  /** Adds one double exactly. */
+  add(value: number): void {
+    let x = value;
+    if (x - x !== 0) {
+      // ±Infinity or NaN: x − x is NaN only for those.
+      this.special += x;
+      return;
+    }
+    const parts = this.parts;
+    const n = this.size;
+    let kept = 0;
+    for (let j = 0; j < n; j++) {
+      let y = parts[j]!;
+      if (Math.abs(x) < Math.abs(y)) {
+        const t = x;
+        x = y;
+        y = t;
+      }
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) parts[kept++] = lo;
+      x = hi;
+    }
+    if (x - x !== 0) {
+      // The finite sum left the double range: it is ±Infinity from now on.
+      this.special += x;
+      this.size = 0;
+      return;
+    }
+    if (kept === parts.length) {
+      const grown = new Float64Array(parts.length * 2);
+      grown.set(parts);
+      this.parts = grown;
+    }
+    this.parts[kept] = x;
+    this.size = kept + 1;
+  }
+
+  /** Adds another exact sum (merging accumulators): exact, so merge trees do not change the result. */
+  addSum(other: ExactSum): void {
+    for (let j = 0; j < other.size; j++) this.add(other.parts[j]!);
+    if (other.special !== 0 || Number.isNaN(other.special)) this.special += other.special;
+  }
+
+  /** Subtracts another exact sum: exact, like addSum. */
+  subtractSum(other: ExactSum): void {
+    for (let j = 0; j < other.size; j++) this.add(-other.parts[j]!);
+    if (other.special !== 0 || Number.isNaN(other.special)) this.special -= other.special;
+  }
+
+  /** The exact sum correctly rounded to one double (round half to even). */
+  get value(): number {
+    if (this.special !== 0 || Number.isNaN(this.special)) return this.special;
+    return roundExpansion(this.parts, this.size);
+  }
+
+  /** The exact sum rounded to about 106 bits: hi = round(exact), lo = round(exact − hi). */
+  pair(): DoubleWord {
+    const hi = this.value;
+    if (!Number.isFinite(hi)) return { hi, lo: 0 };
+    const rest = new ExactSum();
+    for (let j = 0; j < this.size; j++) rest.add(this.parts[j]!);
+    rest.add(-hi);
+    return { hi, lo: rest.value };
+  }
+
+  /** Number of expansion components in use (for tests and the cost note above). */
+  get components(): number {
+    return this.size;
+  }
+}
+
+/**
+ * The correctly rounded value of a non-overlapping expansion (increasing magnitude): CPython's
+ * `math_fsum` final step, summing from the top until a rounding occurs, then correcting a
+ * half-way case by the sign of the next component.
+ */
+function roundExpansion(parts: Float64Array, size: number): number {
+  if (size === 0) return 0;
+  let n = size - 1;
+  let hi = parts[n]!;
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    n--;
+    const y = parts[n]!;
+    hi = x + y;
+    const yr = hi - x;
+    lo = y - yr;
+    if (lo !== 0) break;
+  }
+  if (n > 0 && ((lo < 0 && parts[n - 1]! < 0) || (lo > 0 && parts[n - 1]! > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    const yr = x - hi;
+    if (y === yr) hi = x;
+  }
+  return hi;
+}
+
+/** The rounding error of p = fl(x²), so that x² = p + error exactly; 0 when p overflowed (SPEC §5.1 per-record terms). */
+export function squareRoundingError(x: number, p: number): number {
+  return Number.isFinite(p) ? squareError(x, p) : 0;
+}

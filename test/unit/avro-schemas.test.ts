@@ -54,7 +54,7 @@ describe('schemas/', () => {
       prediction: [1, 2],
       label: [1],
       enriched: [1],
-      metrics: [1],
+      metrics: [1, 2],
     });
     expect(schemaVersions.prediction.map((v) => v.file)).toEqual([1, 2].map((n) => path.join(schemasDir, 'prediction', `v${n}.avsc`)));
   });

@@ -109,7 +109,7 @@ describe('MetricAccumulator.merge', () => {
     for (const p of parts) merged.merge(p);
     expect(merged.finish()).toEqual(whole.finish());
     for (const sum of ['sumError', 'sumSqError', 'sumAbsError', 'sumQuadError', 'sumYTrue', 'sumSqYTrue'] as const) {
-      expect([merged[sum].hi, merged[sum].lo], sum).toEqual([whole[sum].hi, whole[sum].lo]);
+      expect(merged[sum].pair(), sum).toEqual(whole[sum].pair());
     }
   });
 
