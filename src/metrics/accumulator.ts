@@ -11,10 +11,19 @@
  * stay exact under removal.
  */
 import { DelayHistogram, delayKey } from './delay-histogram.js';
-import { ExactSum, squareRoundingError } from './compensated.js';
-import { metricsFromSums, type MetricValues } from './formulas.js';
+import { type DoubleWord, ExactSumBank, squareRoundingError } from './compensated.js';
+import { SUM_FIELDS, metricsFromSums, type MetricValues } from './formulas.js';
 
 export { DELAY_ACCURACY as DELAY_SKETCH_ACCURACY } from './delay-histogram.js';
+
+// Indexes of the sums in the bank, in SUM_FIELDS order.
+const SUM_ERROR = 0;
+const SUM_SQ_ERROR = 1;
+const SUM_ABS_ERROR = 2;
+const SUM_QUAD_ERROR = 3;
+const SUM_APE = 4;
+const SUM_Y_TRUE = 5;
+const SUM_SQ_Y_TRUE = 6;
 
 /** Everything needed to produce one slice's ModelMetrics numbers; merges exactly with another. */
 export class MetricAccumulator {
@@ -37,20 +46,12 @@ export class MetricAccumulator {
   /** Predictions whose inference_ts lies outside their dt partition's day. */
   misplacedCount = 0;
 
-  /** Σe with e = y_true − y_pred. */
-  readonly sumError = new ExactSum();
-  /** Σe², each square added exactly as the two terms p + q of TwoProduct. */
-  readonly sumSqError = new ExactSum();
-  /** Σ|e|. */
-  readonly sumAbsError = new ExactSum();
-  /** Σe⁴, each fourth power as the double-word terms p² + (error of p² + 2p·q). */
-  readonly sumQuadError = new ExactSum();
-  /** Σ|e / y_true| over y_true ≠ 0. */
-  readonly sumApe = new ExactSum();
-  /** Σy_true. */
-  readonly sumYTrue = new ExactSum();
-  /** Σy_true², as sumSqError. */
-  readonly sumSqYTrue = new ExactSum();
+  /**
+   * The seven sums of SUM_FIELDS, exact, in one bank: Σe (e = y_true − y_pred); Σe², each square as
+   * the two terms p + q of TwoProduct; Σ|e|; Σe⁴, each as the double-word terms p² + (error of p² +
+   * 2p·q); Σ|e / y_true| over y_true ≠ 0; Σy_true; Σy_true² as Σe².
+   */
+  private readonly sums = new ExactSumBank(SUM_FIELDS.length);
 
   /** The largest delay added (removals never lower it: maturity.ts only removes smaller-or-equal delays). */
   maxDelaySeconds = 0;
@@ -103,31 +104,26 @@ export class MetricAccumulator {
     const e4Low = Number.isFinite(e4) ? squareRoundingError(e2, e4) + 2 * e2 * e2Low : 0;
     const y2 = yTrue * yTrue;
     const y2Low = squareRoundingError(yTrue, y2);
-    if (sign > 0) {
-      this.sumError.add(error);
-      this.sumSqError.add(e2);
-      this.sumSqError.add(e2Low);
-      this.sumAbsError.add(absError);
-      this.sumQuadError.add(e4);
-      this.sumQuadError.add(e4Low);
-      this.sumYTrue.add(yTrue);
-      this.sumSqYTrue.add(y2);
-      this.sumSqYTrue.add(y2Low);
-    } else {
-      this.sumError.add(-error);
-      this.sumSqError.add(-e2);
-      this.sumSqError.add(-e2Low);
-      this.sumAbsError.add(-absError);
-      this.sumQuadError.add(-e4);
-      this.sumQuadError.add(-e4Low);
-      this.sumYTrue.add(-yTrue);
-      this.sumSqYTrue.add(-y2);
-      this.sumSqYTrue.add(-y2Low);
-    }
+    const sums = this.sums;
+    // Negation is exact, so a removal (sign −1) adds the same terms negated.
+    sums.add(SUM_ERROR, sign * error);
+    sums.add(SUM_SQ_ERROR, sign * e2);
+    sums.add(SUM_SQ_ERROR, sign * e2Low);
+    sums.add(SUM_ABS_ERROR, sign * absError);
+    sums.add(SUM_QUAD_ERROR, sign * e4);
+    sums.add(SUM_QUAD_ERROR, sign * e4Low);
+    sums.add(SUM_Y_TRUE, sign * yTrue);
+    sums.add(SUM_SQ_Y_TRUE, sign * y2);
+    sums.add(SUM_SQ_Y_TRUE, sign * y2Low);
     if (yTrue !== 0) {
       this.mapeCount += sign;
-      this.sumApe.add(sign * (absError / Math.abs(yTrue)));
+      sums.add(SUM_APE, sign * (absError / Math.abs(yTrue)));
     }
+  }
+
+  /** One sufficient statistic as its pair hi + lo (SPEC §5.1). */
+  pairOf(field: (typeof SUM_FIELDS)[number]): DoubleWord {
+    return this.sums.pair(SUM_FIELDS.indexOf(field));
   }
 
   /** Adds another accumulator's records: counts and sums exactly, the histogram bin by bin. */
@@ -141,13 +137,7 @@ export class MetricAccumulator {
     this.duplicateLabelCount += other.duplicateLabelCount;
     this.negativeDelayCount += other.negativeDelayCount;
     this.misplacedCount += other.misplacedCount;
-    this.sumError.addSum(other.sumError);
-    this.sumSqError.addSum(other.sumSqError);
-    this.sumAbsError.addSum(other.sumAbsError);
-    this.sumQuadError.addSum(other.sumQuadError);
-    this.sumApe.addSum(other.sumApe);
-    this.sumYTrue.addSum(other.sumYTrue);
-    this.sumSqYTrue.addSum(other.sumSqYTrue);
+    this.sums.merge(other.sums);
     if (other.maxDelaySeconds > this.maxDelaySeconds) this.maxDelaySeconds = other.maxDelaySeconds;
     if (other.delays !== undefined) (this.delays ??= new DelayHistogram()).merge(other.delays);
   }
@@ -155,13 +145,13 @@ export class MetricAccumulator {
   /** The slice's numeric ModelMetrics fields (SPEC §5, §5.1); does not change the accumulator. */
   finish(): MetricValues {
     const pairs = {
-      sum_error: this.sumError.pair(),
-      sum_sq_error: this.sumSqError.pair(),
-      sum_abs_error: this.sumAbsError.pair(),
-      sum_quad_error: this.sumQuadError.pair(),
-      sum_ape: this.sumApe.pair(),
-      sum_y_true: this.sumYTrue.pair(),
-      sum_sq_y_true: this.sumSqYTrue.pair(),
+      sum_error: this.sums.pair(SUM_ERROR),
+      sum_sq_error: this.sums.pair(SUM_SQ_ERROR),
+      sum_abs_error: this.sums.pair(SUM_ABS_ERROR),
+      sum_quad_error: this.sums.pair(SUM_QUAD_ERROR),
+      sum_ape: this.sums.pair(SUM_APE),
+      sum_y_true: this.sums.pair(SUM_Y_TRUE),
+      sum_sq_y_true: this.sums.pair(SUM_SQ_Y_TRUE),
     };
     const labeled = this.labeledCount > 0;
     return {

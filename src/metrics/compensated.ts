@@ -307,6 +307,153 @@ export class ExactSum {
   }
 }
 
+/**
+ * Several ExactSums in one Float64Array: the seven sufficient statistics of an accumulator, which
+ * every labeled record updates together. Each sum owns a window of BANK_WINDOW limbs (320 bits),
+ * placed on its first term and shifted when a term needs limbs above it (the bottom limbs go into
+ * the sum's expansion, exactly); terms below the window, or outside the fast range, go to the
+ * expansion too. One array and no object per sum keep the limbs of one record's terms in a few cache
+ * lines, which matters with thousands of accumulators (combos × label-age buckets × hours).
+ */
+export class ExactSumBank {
+  private readonly limbs: Float64Array;
+  /** Per sum: the limb index of its window's first limb; NaN until its first term. */
+  private readonly offsets: Float64Array;
+  private readonly rare: Array<ExpansionSum | undefined>;
+  /** Adds since the last carry propagation (over all sums: a bound for each). */
+  private pending = 0;
+
+  constructor(readonly size: number) {
+    this.limbs = new Float64Array(size * BANK_WINDOW);
+    this.offsets = new Float64Array(size).fill(NaN);
+    this.rare = new Array<ExpansionSum | undefined>(size).fill(undefined);
+  }
+
+  /** Adds x to sum `index` exactly. */
+  add(index: number, x: number): void {
+    if (x === 0) return;
+    EXPONENT_VIEW[0] = x;
+    const biased = (EXPONENT_WORDS[1]! >>> 20) & 0x7ff;
+    if (biased < FAST_MIN_BIASED || biased > FAST_MAX_BIASED) {
+      this.addRare(index, x);
+      return;
+    }
+    const top = biased - 1023;
+    let limb = (top - LIMB_BASE) >> 5;
+    let offset = this.offsets[index]!;
+    if (offset !== offset) {
+      // First term: its top limb three below the window's top, room for the sum to grow 64 bits.
+      offset = limb - (BANK_WINDOW - 3);
+      this.offsets[index] = offset;
+    }
+    let j = limb - offset;
+    if (j < 2 || j > BANK_WINDOW - 3) {
+      j = this.shift(index, limb);
+      if (j < 0) {
+        this.addRare(index, x);
+        return;
+      }
+    }
+    const limbs = this.limbs;
+    let at = index * BANK_WINDOW + j;
+    let rest = x;
+    for (;;) {
+      if (limb * 32 + LIMB_BASE <= top - 52) {
+        limbs[at]! += rest;
+        break;
+      }
+      const magic = LIMB_MAGIC[limb]!;
+      const piece = rest + magic - magic;
+      limbs[at]! += piece;
+      rest -= piece;
+      if (rest === 0) break;
+      limb--;
+      at--;
+    }
+    if (++this.pending >= CARRY_EVERY) this.carry();
+  }
+
+  /** Adds every sum of another bank (same size) exactly. */
+  merge(other: ExactSumBank): void {
+    for (let index = 0; index < this.size; index++) {
+      const base = index * BANK_WINDOW;
+      for (let j = 0; j < BANK_WINDOW; j++) {
+        const v = other.limbs[base + j]!;
+        if (v !== 0) this.add(index, v);
+      }
+      const rare = other.rare[index];
+      if (rare !== undefined) (this.rare[index] ??= new ExpansionSum()).addSum(rare);
+    }
+  }
+
+  /** Sum `index` rounded to about 106 bits: hi = round(exact), lo = round(exact − hi). */
+  pair(index: number): DoubleWord {
+    const out = new ExpansionSum();
+    const base = index * BANK_WINDOW;
+    for (let j = 0; j < BANK_WINDOW; j++) if (this.limbs[base + j] !== 0) out.add(this.limbs[base + j]!);
+    const rare = this.rare[index];
+    if (rare !== undefined) out.addSum(rare);
+    return out.pair();
+  }
+
+  private addRare(index: number, x: number): void {
+    (this.rare[index] ??= new ExpansionSum()).add(x);
+  }
+
+  /**
+   * Moves sum `index`'s window so that limbs limb − 2 … limb are in it with two limbs of headroom:
+   * up by flushing its bottom limbs into the expansion, down only while its top limbs are empty.
+   * Returns the new position of `limb`, or -1 when the window cannot move down.
+   */
+  private shift(index: number, limb: number): number {
+    const limbs = this.limbs;
+    const base = index * BANK_WINDOW;
+    const offset = this.offsets[index]!;
+    const wanted = limb - (BANK_WINDOW - 3);
+    if (wanted > offset) {
+      const by = Math.min(wanted - offset, BANK_WINDOW);
+      for (let j = 0; j < by; j++) if (limbs[base + j] !== 0) this.addRare(index, limbs[base + j]!);
+      limbs.copyWithin(base, base + by, base + BANK_WINDOW);
+      limbs.fill(0, base + BANK_WINDOW - by, base + BANK_WINDOW);
+      this.offsets[index] = wanted;
+      return BANK_WINDOW - 3;
+    }
+    const by = offset - (limb - 2);
+    if (by >= BANK_WINDOW) return -1;
+    for (let j = BANK_WINDOW - by; j < BANK_WINDOW; j++) if (limbs[base + j] !== 0) return -1;
+    limbs.copyWithin(base + by, base, base + BANK_WINDOW - by);
+    limbs.fill(0, base, base + by);
+    this.offsets[index] = offset - by;
+    return 2;
+  }
+
+  /** Moves each limb's part above 2^32 units into the next limb; a full top limb goes to the expansion. */
+  private carry(): void {
+    this.pending = 0;
+    const limbs = this.limbs;
+    for (let index = 0; index < this.size; index++) {
+      const offset = this.offsets[index]!;
+      if (offset !== offset) continue;
+      const base = index * BANK_WINDOW;
+      for (let j = 0; j + 1 < BANK_WINDOW; j++) {
+        const next = 2 ** ((offset + j + 1) * 32 + LIMB_BASE);
+        const carried = Math.floor(limbs[base + j]! / next) * next;
+        if (carried === 0) continue;
+        limbs[base + j]! -= carried;
+        limbs[base + j + 1]! += carried;
+      }
+      const topAt = base + BANK_WINDOW - 1;
+      if (Math.abs(limbs[topAt]!) >= 2 ** ((offset + BANK_WINDOW - 1) * 32 + LIMB_BASE + 40)) {
+        this.addRare(index, limbs[topAt]!);
+        limbs[topAt] = 0;
+      }
+    }
+  }
+}
+
+/** Limbs per sum of an ExactSumBank: 320 bits, e.g. Σe⁴ over errors of 1e-5 … 1e3 with its low parts. */
+const BANK_WINDOW = 10;
+
 /** Unit exponent of limb 0: limb i holds multiples of 2^(32i + LIMB_BASE). */
 const LIMB_BASE = -1088;
 /** Fast range of biased exponents: the rounding constant stays normal and the top limb finite. */

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { metricsType } from '../../src/avro/schemas.js';
 import { MetricAccumulator } from '../../src/metrics/accumulator.js';
-import { ExactSum } from '../../src/metrics/compensated.js';
+import { ExactSum, ExactSumBank } from '../../src/metrics/compensated.js';
 import { DelayHistogram, delayKey } from '../../src/metrics/delay-histogram.js';
 import { Z_95, rollupMetrics, type MetricValues } from '../../src/metrics/formulas.js';
 import { type Rational, ZERO, add, div, exactOf, int, mul, relativeDifference, sub, toNumber } from '../helpers/exact.js';
@@ -54,6 +54,28 @@ describe('ExactSum (SPEC §5.1)', () => {
         expect(one.value).toBe(base[0]);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('ExactSumBank agrees with ExactSum bit for bit as its windows move (tiny first, huge later, and back)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(mixedDouble(-300, 300), mixedDouble(-20, 20), mixedDouble(-320, -305)), { minLength: 1, maxLength: 300 }), (values) => {
+        const bank = new ExactSumBank(2);
+        const one = new ExactSum();
+        values.forEach((v) => {
+          bank.add(0, v);
+          bank.add(1, -v / 3);
+          one.add(v);
+        });
+        const merged = new ExactSumBank(2);
+        merged.add(0, 1e-200);
+        merged.add(0, -1e-200);
+        merged.merge(bank);
+        expect(bank.pair(0)).toEqual(one.pair());
+        expect(merged.pair(0)).toEqual(one.pair());
+        expect(merged.pair(1)).toEqual(bank.pair(1));
+      }),
+      { numRuns: 300 },
     );
   });
 
