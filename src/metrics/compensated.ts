@@ -201,109 +201,33 @@ export function dwDiv(a: DoubleWord, b: DoubleWord): DoubleWord {
  * Limb i holds a double that is a multiple of 2^(32i − 1088); a term is cut at limb boundaries into
  * two or three pieces (a rounding to a multiple of the limb unit by the 1.5·2^(u+52) trick, then the
  * exact remainder), each added to its limb without rounding while the limb stays below 2^53 units;
- * carries are propagated every 2^19 adds. Terms outside 2^-991 … 2^900 (and ±∞, NaN) go to an
+ * carries are propagated every 2^19 adds. Terms outside the limbs' range (and ±∞, NaN) go to an
  * ExpansionSum instead. The value is the exact sum of every term added, whatever their order or merge
- * tree; `pair` rounds it once, through the expansion.
+ * tree; `pair` rounds it once, through the expansion. One sum of an ExactSumBank (below).
  *
- * Cost: ~3 adds and 2 roundings per term, against 16 TwoSums for an expansion of Σe⁴. Memory: only
- * the limbs in use (a window grown on demand), ~8 limbs for terms spanning 1e-12 … 1e12.
+ * Cost: ~3 adds and 2 roundings per term, against 16 TwoSums for an expansion of Σe⁴.
  */
 export class ExactSum {
-  private limbs = new Float64Array(0);
-  /** Limb index of limbs[0]. */
-  private offset = 0;
-  /** Adds since the last carry propagation. */
-  private pending = 0;
-  /** Terms outside the limbs' fast range. */
-  private rare: ExpansionSum | undefined;
+  private readonly bank = new ExactSumBank(1);
 
   /** Adds one double exactly. */
   add(x: number): void {
-    if (x === 0) return;
-    EXPONENT_VIEW[0] = x;
-    const biased = (EXPONENT_WORDS[1]! >>> 20) & 0x7ff;
-    if (biased < FAST_MIN_BIASED || biased > FAST_MAX_BIASED) {
-      (this.rare ??= new ExpansionSum()).add(x);
-      return;
-    }
-    const top = biased - 1023;
-    let limb = (top - LIMB_BASE) >> 5;
-    let j = limb - this.offset;
-    // The lowest limb a term reaches is at most two below its top one (53 bits over 32-bit limbs).
-    if (j < 2 || j >= this.limbs.length) j = this.reserve(limb);
-    const limbs = this.limbs;
-    let rest = x;
-    for (;;) {
-      const unitExponent = limb * 32 + LIMB_BASE;
-      if (unitExponent <= top - 52) {
-        limbs[j]! += rest;
-        break;
-      }
-      const magic = LIMB_MAGIC[limb]!;
-      const piece = rest + magic - magic;
-      limbs[j]! += piece;
-      rest -= piece;
-      if (rest === 0) break;
-      limb--;
-      j--;
-    }
-    if (++this.pending >= CARRY_EVERY) this.carry();
+    this.bank.add(0, x);
   }
 
   /** Adds another exact sum (merging accumulators): exact, so merge trees do not change the result. */
   addSum(other: ExactSum): void {
-    const limbs = other.limbs;
-    for (let j = 0; j < limbs.length; j++) if (limbs[j] !== 0) this.add(limbs[j]!);
-    if (other.rare !== undefined) (this.rare ??= new ExpansionSum()).addSum(other.rare);
+    this.bank.merge(other.bank);
   }
 
   /** The exact sum correctly rounded to one double (round half to even). */
   get value(): number {
-    return this.expansion().value;
+    return this.bank.pair(0).hi;
   }
 
   /** The exact sum rounded to about 106 bits: hi = round(exact), lo = round(exact − hi). */
   pair(): DoubleWord {
-    return this.expansion().pair();
-  }
-
-  /** The exact sum as an expansion (for rounding). */
-  private expansion(): ExpansionSum {
-    const out = new ExpansionSum();
-    const limbs = this.limbs;
-    for (let j = 0; j < limbs.length; j++) if (limbs[j] !== 0) out.add(limbs[j]!);
-    if (this.rare !== undefined) out.addSum(this.rare);
-    return out;
-  }
-
-  /** Makes room for limbs `limb − 2 … limb`; returns the index of `limb`. */
-  private reserve(limb: number): number {
-    const old = this.limbs;
-    const low = old.length === 0 ? limb - 2 : Math.min(this.offset, limb - 2);
-    const high = old.length === 0 ? limb + 1 : Math.max(this.offset + old.length - 1, limb + 1);
-    const grown = new Float64Array(high - low + 1);
-    if (old.length > 0) grown.set(old, this.offset - low);
-    this.limbs = grown;
-    this.offset = low;
-    return limb - low;
-  }
-
-  /** Moves each limb's part above 2^32 units into the next limb (exact: powers of two and floors). */
-  private carry(): void {
-    this.pending = 0;
-    const limbs = this.limbs;
-    for (let j = 0; j + 1 < limbs.length; j++) {
-      const next = 2 ** ((this.offset + j + 1) * 32 + LIMB_BASE);
-      const carried = Math.floor(limbs[j]! / next) * next;
-      if (carried === 0) continue;
-      limbs[j]! -= carried;
-      limbs[j + 1]! += carried;
-    }
-    // The top limb keeps its carry: it holds at most 2^53 units only after 2^20 more full adds.
-    if (limbs.length > 0 && Math.abs(limbs[limbs.length - 1]!) >= 2 ** ((this.offset + limbs.length - 1) * 32 + LIMB_BASE + 40)) {
-      this.reserve(this.offset + limbs.length + 1);
-      this.carry();
-    }
+    return this.bank.pair(0);
   }
 }
 
