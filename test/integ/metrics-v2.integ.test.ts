@@ -4,8 +4,11 @@
  * and another split into files give a byte-identical metrics file; hourly records; bad --windows and
  * --label-ages values are exit 2 naming the option.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metricsType, predictionType, labelType } from '../../src/avro/schemas.js';
+import { labelType, loadSchemaVersion, metricsType, predictionType } from '../../src/avro/schemas.js';
+import type { Report } from '../../src/report/build.js';
 import { generateSample, seededRandom } from '../../src/demo/generate.js';
 import type { LabelRecord, PredictionRecord } from '../../src/join/records.js';
 import type { ModelMetricsRecord } from '../../src/join/slices.js';
@@ -139,6 +142,31 @@ describe('metrics v2 through the CLI (local folders)', () => {
     expect(a!.length).toBeGreaterThan(1000);
     expect(b!.equals(a!)).toBe(true);
   }, 240_000);
+
+  it('report reads a v1 partition beside a v2 one and rolls both up', async () => {
+    // The v2 day without hourly records (the report's roll-ups take day records; see the report notes).
+    const rerun = await cli(['run', '--date', DATE, '--stage', 'final', '--as-of', FINAL_AS_OF, ...root.args]);
+    expect(rerun.code, describeRun(rerun)).toBe(0);
+    // A v1 partition for the day before: the same day records, written with schemas/metrics/v1.avsc.
+    const previous = '2026-03-01';
+    const v1Records = final.filter((r) => isDay(r) && r.label_age_s === null).map((r) => ({ ...r, window_start_ts: r.window_start_ts - 86_400_000_000, window_end_ts: r.window_end_ts - 86_400_000_000 }));
+    const v1Key = `stage=final/dt=${previous}/metrics.avro`;
+    await putAll(root.store('metrics'), [[v1Key, avroFile(loadSchemaVersion('metrics', 1), v1Records)]]);
+    const manifest = JSON.parse(await readFile(join(root.uri, 'metrics', `stage=final/dt=${DATE}/_SUCCESS`), 'utf8')) as { outputs: Array<{ key: string }> };
+    manifest.outputs = [{ ...manifest.outputs[0]!, key: v1Key }];
+    await writeFile(join(root.uri, 'metrics', `stage=final/dt=${previous}/_SUCCESS`), JSON.stringify(manifest));
+    const report = await cli(['report', '--from', previous, '--to', DATE, '--stage', 'final', '--by', 'week', '--format', 'json', ...root.args]);
+    expect(report.code, describeRun(report)).toBe(0);
+    const rows = (JSON.parse(report.stdout) as Report).rows.filter((r) => r.kind !== 'missing');
+    for (const day of v1Records.filter((r) => Object.keys(r.slice_keys).length === 0)) {
+      // 2026-03-01 is a Sunday: two ISO weeks, each one day, each that day's own figures.
+      const byWeek = rows.filter((r) => r.version === day.model_version && r.slice === 'all' && r.kind === 'window');
+      expect(byWeek.map((r) => r.count)).toEqual([day.count, day.count]);
+      // v2: the pairs give the day's own mse to the bit; v1: from sums rounded once, to ~1e-15.
+      expect(byWeek[1]!.mse).toBe(day.mse);
+      expect(Math.abs(byWeek[0]!.mse! - day.mse!)).toBeLessThanOrEqual(1e-14 * day.mse!);
+    }
+  });
 
   it.each([
     [['--windows', 'P1D,PT15M'], {}, /--windows: PT15M is not a supported window/],
