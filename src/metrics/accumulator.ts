@@ -1,6 +1,6 @@
 /**
  * The per-slice (or per-combo) accumulator of SPEC §5 and §5.1: counts, data-quality counters, the
- * seven sufficient sums held exactly (ExactSum), the largest delay and, where the caller keeps them
+ * seven sufficient sums held exactly (ExactSumBank), the largest delay and, where the caller keeps them
  * here, the delay histogram. Everything in it is order-independent: integer counts, exact sums, a
  * maximum and integer bin counts, so two accumulators that saw the same records in any order, or
  * as any tree of merges, finish to the same bits.
@@ -13,8 +13,6 @@
 import { DelayHistogram, delayKey } from './delay-histogram.js';
 import { type DoubleWord, ExactSumBank, squareRoundingError } from './compensated.js';
 import { SUM_FIELDS, metricsFromSums, type MetricValues } from './formulas.js';
-
-export { DELAY_ACCURACY as DELAY_SKETCH_ACCURACY } from './delay-histogram.js';
 
 // Indexes of the sums in the bank, in SUM_FIELDS order.
 const SUM_ERROR = 0;

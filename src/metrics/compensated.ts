@@ -15,6 +15,11 @@
  *
  * Overflow: once a sum or product is ±Infinity the result stays ±Infinity with lo = 0, instead of the
  * NaN the error terms (Infinity − Infinity) would otherwise spread into every metric.
+ *
+ * Exact sums (SPEC §5.1, below): ExactSumBank and ExactSum add doubles without any rounding in
+ * 32-bit limbs, ExpansionSum (Shewchuk) takes the rare terms and does the one final rounding, so the
+ * stored pairs sum_X + sum_X_lo do not depend on the order records were added in. CompensatedSum
+ * (double-word, not exact) stays for callers that add a few stored pairs.
  */
 
 /** A double-word value hi + lo, read-only view (CompensatedSum and plain pairs both satisfy it). */
@@ -468,11 +473,6 @@ export class ExpansionSum {
     for (let j = 0; j < this.size; j++) rest.add(this.parts[j]!);
     rest.add(-hi);
     return { hi, lo: rest.value };
-  }
-
-  /** Number of expansion components in use (for tests and the cost note above). */
-  get components(): number {
-    return this.size;
   }
 }
 
