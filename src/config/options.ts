@@ -109,6 +109,8 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 'label-window', commands: COMPUTING, kind: 'string', arg: 'ISO', description: 'label window of the final stage, an ISO-8601 duration in weeks/days/hours/minutes/seconds', default: 'P7D' },
   { name: 'slice-keys', commands: COMPUTING, kind: 'list', arg: 'K1,K2', description: 'segment keys to slice on', defaultText: 'every key seen' },
   { name: 'max-slice-values', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', default: 100 },
+  { name: 'windows', commands: COMPUTING, kind: 'list', arg: 'P1D[,PT1H]', description: 'metric windows: P1D, the day (always listed), and PT1H, one more record per hour of the day for every slice', default: 'P1D' },
+  { name: 'label-ages', commands: COMPUTING, kind: 'list', arg: 'ISO,…|none', description: 'label ages A of the maturity curve: per slice, the day computed with labels up to end of day + A (ages past the run\'s labels-through are left out); none for no such records', default: 'PT1H,PT6H,P1D,P2D,P3D,P7D' },
   { name: 'codec', commands: COMPUTING, kind: 'string', arg: 'NAME', description: 'output Avro codec: null, deflate, snappy or zstandard (inputs may use any codec of Avro 1.11)', default: 'deflate' },
   { name: 'part-size-mb', commands: COMPUTING, kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', default: 128 },
   { name: 'read-ahead', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', default: 4 },

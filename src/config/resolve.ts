@@ -7,6 +7,7 @@ import { UsageError } from '../errors.js';
 import type { S3Settings } from '../storage/types.js';
 import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
+import { parseLabelAges, parseWindows } from '../join/windows.js';
 import { writableCodecs } from '../avro/codecs.js';
 import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
 import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
@@ -26,6 +27,10 @@ export interface JobConfig {
   /** Undefined: slice on every key seen on kept predictions. */
   sliceKeys: string[] | undefined;
   maxSliceValues: number;
+  /** `--windows` includes PT1H: one record per hour of the day per slice (SPEC §5.1). */
+  hourly: boolean;
+  /** `--label-ages` in seconds, ascending; empty for `none` (SPEC §5.1). */
+  labelAgesSeconds: number[];
   codec: string;
   partBytes: number;
   readAhead: number;
@@ -215,6 +220,8 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     labelWindow,
     sliceKeys,
     maxSliceValues: positiveInt(raw, 'max-slice-values', defaultOf('max-slice-values'), 1_000_000),
+    hourly: parseWindows((raw.windows as string[] | undefined) ?? defaultOf<string>('windows')).hourly,
+    labelAgesSeconds: parseLabelAges((raw['label-ages'] as string[] | undefined) ?? defaultOf<string>('label-ages')),
     codec,
     // Parts are moved into place with one CopyObject each, which S3 allows up to 5 GiB.
     partBytes: positiveInt(raw, 'part-size-mb', defaultOf('part-size-mb'), 4096) * 1024 * 1024,

@@ -1,19 +1,18 @@
 /**
  * The probe side of the streaming hash join of one day (SPEC §3): predictions are fed in (object
  * key, record) order; each kept one comes back enriched with its winning label. For the metrics,
- * a kept prediction is accumulated at once into its *combo* — the predictions of one model version
- * with the same value for every segment key — and combos are merged into slices once the day is
- * complete (see `slices.ts`), when the top values of each key are known. Past MAX_COMBOS distinct
- * combos (a high-cardinality key), predictions are kept as compact rows instead (about 50 bytes
- * plus 8 per segment value), so memory stays bounded whatever the cardinality.
+ * each kept prediction's scalars go to the ComboStore (`combos.ts`: combos, label-age buckets and
+ * hours of SPEC §5.1), merged into slices once the day is complete (`slices.ts`).
  */
 import { chooseLabel, finalCutoffMicros, finalReadyAtMicros, newLabelChoice, type DayWindow } from './policy.js';
 import type { LabelIndex } from './label-index.js';
 import { StringKeyTable } from './key-table.js';
-import { float64Column, uint32Column, uint8Column } from './columns.js';
 import type { EnrichedRecord, PredictionRecord, Stage } from './records.js';
 import { UsageError } from '../errors.js';
-import { MetricAccumulator } from '../metrics/accumulator.js';
+import { ComboStore, MAX_COMBOS } from './combos.js';
+import { agesWritten } from './windows.js';
+
+export { MAX_COMBOS } from './combos.js';
 
 /** What decides cutoffs and slices for one day and stage. */
 export interface JoinSettings {
@@ -25,50 +24,10 @@ export interface JoinSettings {
   windowMicros: number;
   /** Keys to slice on; undefined means every key seen on kept predictions. */
   sliceKeys: readonly string[] | undefined;
-}
-
-/** Flag bits of a kept prediction row. */
-export const RowFlag = { valid: 1, labeled: 2, negativeDelay: 4, misplaced: 8 } as const;
-
-/**
- * Most combos. Each holds a MetricAccumulator, whose delay sketch takes up to ~25 KiB when its
- * delays span milliseconds to weeks, so this bounds combos to ~50 MiB in the worst case; typical
- * segmentations (a few keys of a few values per model version) need a few hundred.
- */
-export const MAX_COMBOS = 2_048;
-
-/** Kept predictions of one model version with the same value (or absence) for every segment key. */
-export interface Combo {
-  group: number;
-  /** (key id, value id) pairs, sorted by key id. */
-  pairs: number[];
-  accumulator: MetricAccumulator;
-  /** Kept predictions, invalid ones included (the ranking of SPEC §5 counts those). */
-  kept: number;
-}
-
-/** Adds one kept prediction's figures to an accumulator (the one place that maps row flags to metrics). */
-export function accumulateRow(
-  acc: MetricAccumulator,
-  flags: number,
-  invalid: number,
-  duplicatePredictions: number,
-  duplicateLabels: number,
-  yTrue: number,
-  yPred: number,
-  delaySeconds: number,
-): void {
-  acc.invalidCount += invalid;
-  acc.duplicatePredictionCount += duplicatePredictions;
-  acc.duplicateLabelCount += duplicateLabels;
-  if (flags & RowFlag.misplaced) acc.misplacedCount++;
-  if (!(flags & RowFlag.valid)) return;
-  if (flags & RowFlag.labeled) {
-    if (flags & RowFlag.negativeDelay) acc.negativeDelayCount++;
-    acc.addLabeled(yTrue, yPred, delaySeconds);
-  } else {
-    acc.addUnlabeled();
-  }
+  /** `--label-ages` in seconds, ascending (SPEC §5.1); those past the run's labels-through are not written. Default none. */
+  labelAgesSeconds?: readonly number[];
+  /** `--windows` includes PT1H: records per hour of D (SPEC §5.1). Default off. */
+  hourly?: boolean;
 }
 
 /** A guard against producers that put ids into segment key *names*: slicing on each would explode. */
@@ -129,29 +88,12 @@ export class DayJoin {
   private readonly keyIds = new Map<string, number>();
   readonly keyNames: string[] = [];
   readonly keyValues: StringKeyTable[] = [];
-  /** Per key id: how many *rows* carry the key (combos count their own). */
-  readonly keyPairCounts: number[] = [];
   private readonly allowedKeys: Set<string> | undefined;
   /** The current prediction's (key id, value id) pairs, sorted by key id. */
   private readonly pairScratch: number[] = [];
 
-  readonly combos: Combo[] = [];
-  private readonly comboIds = new Map<string, number>();
-  /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
-  private readonly keptRef = uint32Column();
-
-  // One entry per prediction kept as a row (only once MAX_COMBOS combos exist).
-  readonly rowGroup = uint32Column();
-  readonly rowFlags = uint8Column();
-  readonly rowInvalid = uint32Column();
-  readonly rowDuplicatePredictions = uint32Column();
-  readonly rowDuplicateLabels = uint32Column();
-  readonly rowYTrue = float64Column();
-  readonly rowYPred = float64Column();
-  readonly rowDelaySeconds = float64Column();
-  /** Start of the row's (key id, value id) pairs in `segmentPairs`; the next row's start ends them. */
-  readonly rowPairStart = float64Column();
-  readonly segmentPairs = uint32Column();
+  /** The metric side (SPEC §5, §5.1): combos, label-age buckets, hours and overflow rows. */
+  readonly metrics: ComboStore;
 
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
@@ -163,22 +105,23 @@ export class DayJoin {
     private readonly settings: JoinSettings,
     private readonly labels: LabelIndex,
     expectedPredictions = 1024,
-    private readonly maxCombos = MAX_COMBOS,
+    maxCombos = MAX_COMBOS,
   ) {
     this.seen = new StringKeyTable(expectedPredictions);
     this.finalClose = finalReadyAtMicros(settings.day, settings.windowMicros);
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
+    const labelsThrough = settings.stage === 'final' ? this.finalClose : settings.asOfMicros;
+    this.metrics = new ComboStore({ day: settings.day, labelAgesSeconds: agesWritten(settings.day, labelsThrough, settings.labelAgesSeconds ?? []), hourly: settings.hourly ?? false }, labels, maxCombos);
   }
 
   /** Number of predictions kept as rows (not in a combo). */
   get rowCount(): number {
-    return this.rowGroup.size;
+    return this.metrics.rowCount;
   }
 
   /** Bytes held by the probe's structures, for the memory log line. */
   get byteSize(): number {
-    const columns = [this.keptRef, this.rowGroup, this.rowFlags, this.rowInvalid, this.rowDuplicatePredictions, this.rowDuplicateLabels, this.rowYTrue, this.rowYPred, this.rowDelaySeconds, this.rowPairStart, this.segmentPairs];
-    return this.seen.byteSize + columns.reduce((sum, column) => sum + column.byteSize, 0);
+    return this.seen.byteSize + this.metrics.byteSize;
   }
 
   /**
@@ -191,53 +134,41 @@ export class DayJoin {
     const kept = this.seen.internHashed(hash);
     if (!this.seen.lastWasInserted) {
       // Counted in the kept prediction's slices (SPEC §3), through its combo or row.
-      const ref = this.keptRef.get(kept);
-      if (ref & 1) this.rowDuplicatePredictions.add(ref >>> 1, 1);
-      else this.combos[ref >>> 1]!.accumulator.duplicatePredictionCount++;
+      this.metrics.duplicate(kept);
       this.stats.duplicatesDropped++;
       return undefined;
     }
     this.stats.kept++;
 
-    const { day } = this.settings;
-    let flags = p.inference_ts < day.startMicros || p.inference_ts >= day.endMicros ? RowFlag.misplaced : 0;
     const group = this.groupOf(p.model_name, p.model_version);
     this.collectSegments(p.segment_keys);
 
     const cutoff = this.settings.stage === 'final' ? finalCutoffMicros(p.inference_ts, this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
     const head = this.labels.headFrom(this.seen, hash);
+    // The metrics (SPEC §5, §5.1) take the prediction's scalars; the rest of accept() is the curated record.
+    this.metrics.add(group, this.pairScratch, p.inference_ts, p.y_pred, p.y_true, head, cutoff);
 
     if (!Number.isFinite(p.y_pred)) {
-      // Invalid: kept as written, no label joined, out of the metrics (SPEC §3). Its non-finite
-      // labels at or before the cutoff are still counted, as for any prediction.
+      // Invalid: kept as written, no label joined, out of the metrics (SPEC §3).
       this.stats.invalid++;
-      let invalidLabels = head >= 0 ? chooseLabel(this.labels, head, cutoff, this.choice).invalidCount : 0;
-      if (p.y_true !== null && !Number.isFinite(p.y_true) && p.inference_ts <= cutoff) invalidLabels++;
-      this.record(group, flags, 1 + invalidLabels, 0, NaN, p.y_pred, NaN);
       return enriched(p, p.y_true, p.residual, null, null, null);
     }
-    flags |= RowFlag.valid;
 
-    let invalidLabels = 0;
-    let duplicateLabels = 0;
     let yTrue: number | null = null;
     let labelTs: number | null = null;
     let source: EnrichedRecord['label_source'] = null;
 
     if (head >= 0) {
       const choice = chooseLabel(this.labels, head, cutoff, this.choice);
-      invalidLabels = choice.invalidCount;
       if (choice.winner >= 0) {
         yTrue = this.labels.yTrue(choice.winner);
         labelTs = this.labels.labelTs(choice.winner);
         source = 'labels';
-        duplicateLabels = choice.usableCount - 1;
       }
     }
     // An inline y_true is a label with label_ts = inference_ts; a dataset label wins over it.
     if (p.y_true !== null && p.inference_ts <= cutoff) {
-      if (!Number.isFinite(p.y_true)) invalidLabels++;
-      else if (source === null) {
+      if (Number.isFinite(p.y_true) && source === null) {
         yTrue = p.y_true;
         labelTs = p.inference_ts;
         source = 'inline';
@@ -245,53 +176,14 @@ export class DayJoin {
     }
 
     if (yTrue === null || labelTs === null) {
-      this.record(group, flags, invalidLabels, duplicateLabels, NaN, p.y_pred, NaN);
       return enriched(p, null, null, null, null, null);
     }
 
-    flags |= RowFlag.labeled;
-    if (labelTs < p.inference_ts) flags |= RowFlag.negativeDelay;
     const delaySeconds = labelTs > p.inference_ts ? (labelTs - p.inference_ts) / 1e6 : 0;
-    this.record(group, flags, invalidLabels, duplicateLabels, yTrue, p.y_pred, delaySeconds);
     this.stats.labeled++;
     if (source === 'labels') this.stats.labeledFromLabels++;
     else this.stats.labeledInline++;
     return enriched(p, yTrue, yTrue - p.y_pred, labelTs, delaySeconds, source);
-  }
-
-  /** Accumulates a kept prediction into its combo, or keeps it as a row once combos are full. */
-  private record(group: number, flags: number, invalid: number, duplicateLabels: number, yTrue: number, yPred: number, delaySeconds: number): void {
-    const pairs = this.pairScratch;
-    let id = String(group);
-    for (let i = 0; i < pairs.length; i += 2) id += `,${pairs[i]}:${pairs[i + 1]}`;
-    let combo = this.comboIds.get(id);
-    if (combo === undefined && this.combos.length < this.maxCombos) {
-      combo = this.combos.length;
-      this.comboIds.set(id, combo);
-      this.combos.push({ group, pairs: pairs.slice(), accumulator: new MetricAccumulator(), kept: 0 });
-    }
-    if (combo !== undefined) {
-      this.keptRef.push(combo * 2);
-      const target = this.combos[combo]!;
-      target.kept++;
-      accumulateRow(target.accumulator, flags, invalid, 0, duplicateLabels, yTrue, yPred, delaySeconds);
-      return;
-    }
-    this.keptRef.push(this.rowGroup.size * 2 + 1);
-    this.rowGroup.push(group);
-    this.rowPairStart.push(this.segmentPairs.size);
-    for (let i = 0; i < pairs.length; i += 2) {
-      this.segmentPairs.push(pairs[i]!);
-      this.segmentPairs.push(pairs[i + 1]!);
-      this.keyPairCounts[pairs[i]!]!++;
-    }
-    this.rowFlags.push(flags);
-    this.rowInvalid.push(invalid);
-    this.rowDuplicatePredictions.push(0);
-    this.rowDuplicateLabels.push(duplicateLabels);
-    this.rowYTrue.push(yTrue);
-    this.rowYPred.push(yPred);
-    this.rowDelaySeconds.push(delaySeconds);
   }
 
   private groupOf(modelName: string, modelVersion: string): number {
@@ -325,7 +217,6 @@ export class DayJoin {
         this.keyIds.set(key, keyId);
         this.keyNames.push(key);
         this.keyValues.push(new StringKeyTable(16));
-        this.keyPairCounts.push(0);
       }
       const valueId = this.keyValues[keyId]!.intern(segments[key]!);
       // Insertion sort by key id: maps are small, and producers usually write keys in one order.

@@ -1,17 +1,23 @@
 /**
- * Turns a day's join into ModelMetrics records (SPEC §5): one per model version for the whole
+ * Turns a day's join into ModelMetrics records (SPEC §5, §5.1): one per model version for the whole
  * version, and one per kept value of each segment key, where per model version and key the
  * `maxSliceValues` values with the most kept predictions keep their own slice (ties by value byte
  * order) and the rest fold into `__other__`. Choosing the kept values needs every count first, so
  * the join accumulates per combo (or keeps rows) and the slices are assembled here: memory is
  * bounded by the number of combos and slices, not by the cardinality of a key.
+ *
+ * Per slice, in this order: the day's record (label_age_s null), one record per label age written
+ * (ascending), then with hourly windows one record per hour of D that has kept predictions. The same
+ * top-N/__other__ fold holds for all of them.
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { MetricValues } from '../metrics/formulas.js';
-import { accumulateRow, type DayJoin } from './day-join.js';
+import type { DayJoin } from './day-join.js';
+import { type DelayRow, SliceSink, type WindowedAccumulators, addDelayRow, decodeDelayRow } from './combos.js';
 import type { Stage } from './records.js';
 import { stageSymbol } from './records.js';
 import type { DayWindow } from './policy.js';
+import { ageEndMicros, hourWindow } from './windows.js';
 
 /** The value that every value outside the top N of a key folds into. */
 export const OTHER_VALUE = '__other__';
@@ -25,6 +31,8 @@ export interface ModelMetricsRecord extends MetricValues {
   model_version: string;
   slice_keys: Record<string, string>;
   labels_through_ts: number;
+  /** SPEC §5.1: null for the run's own records, else the label age A in seconds. */
+  label_age_s: number | null;
 }
 
 /** Slice options of SPEC §5. */
@@ -39,7 +47,7 @@ export interface SliceSettings {
 interface KeySlice {
   valueId: number;
   value: string;
-  accumulator: MetricAccumulator;
+  windows: WindowedAccumulators;
 }
 
 function compareBytes(a: string, b: string): number {
@@ -52,24 +60,25 @@ function compareBytes(a: string, b: string): number {
  * one sort, so even a key with millions of values costs one typed array, not a Map entry per value.
  */
 function countValues(join: DayJoin): Array<Map<number, Array<{ valueId: number; count: number }>>> {
+  const store = join.metrics;
   const keyCount = join.keyNames.length;
   const valueCounts = join.keyValues.map((values) => values.size);
   const fromCombos = Array.from({ length: keyCount }, () => new Map<number, number>());
-  for (const combo of join.combos) {
+  for (const combo of store.combos) {
     for (let i = 0; i < combo.pairs.length; i += 2) {
       const keyId = combo.pairs[i]!;
       const code = combo.group * valueCounts[keyId]! + combo.pairs[i + 1]!;
       fromCombos[keyId]!.set(code, (fromCombos[keyId]!.get(code) ?? 0) + combo.kept);
     }
   }
-  const codes = join.keyPairCounts.map((n) => new Float64Array(n));
+  const codes = Array.from({ length: keyCount }, (_, keyId) => new Float64Array(store.keyPairCounts[keyId] ?? 0));
   const filled = new Array<number>(keyCount).fill(0);
-  const pairs = join.segmentPairs;
-  const rows = join.rowCount;
+  const pairs = store.segmentPairs;
+  const rows = store.rowCount;
   for (let row = 0; row < rows; row++) {
-    const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
-    const group = join.rowGroup.get(row);
-    for (let i = join.rowPairStart.get(row); i < end; i += 2) {
+    const end = row + 1 < rows ? store.rowPairStart.get(row + 1) : pairs.size;
+    const group = store.rowGroup.get(row);
+    for (let i = store.rowPairStart.get(row); i < end; i += 2) {
       const keyId = pairs.get(i);
       codes[keyId]![filled[keyId]!++] = group * valueCounts[keyId]! + pairs.get(i + 1);
     }
@@ -117,15 +126,12 @@ function topValues(candidates: Array<{ valueId: number; count: number }>, max: n
   return kept;
 }
 
-function addRow(join: DayJoin, row: number, acc: MetricAccumulator): void {
-  accumulateRow(acc, join.rowFlags.get(row), join.rowInvalid.get(row), join.rowDuplicatePredictions.get(row), join.rowDuplicateLabels.get(row), join.rowYTrue.get(row), join.rowYPred.get(row), join.rowDelaySeconds.get(row));
-}
-
-/** Computes every slice of the day, sorted by model name, version, then whole slice, key and value. */
+/** Computes every slice of the day, sorted by model name, version, then whole slice, key and value (see the header for the windows). */
 export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetricsRecord[] {
+  const store = join.metrics;
   const groupCount = join.groups.length;
   const keyCount = join.keyNames.length;
-  const whole = Array.from({ length: groupCount }, () => new MetricAccumulator());
+  const whole = Array.from({ length: groupCount }, () => store.newWindows());
 
   // Per key: value slice lookup by (group * valueCount + valueId), and one __other__ per group.
   const keySlices: Array<Map<number, KeySlice>> = [];
@@ -139,7 +145,7 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
       // A value spelled like the fold bucket always folds into it: one slice per slice_keys.
       const candidates = allCandidates.filter((c) => values.keyAt(c.valueId) !== OTHER_VALUE);
       for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
-        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), accumulator: new MetricAccumulator() });
+        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), windows: store.newWindows() });
       }
     }
     keySlices.push(lookup);
@@ -153,31 +159,64 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
     if (slice === undefined) {
       const others = otherSlices[keyId]!;
       slice = others.get(group);
-      if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, accumulator: new MetricAccumulator() }));
+      if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, windows: store.newWindows() }));
     }
     return slice;
   };
+  /** Every slice a (group, pairs) prediction belongs to: the whole version, then one per key. */
+  const targetsOf = (group: number, pairs: ArrayLike<number>, start: number, end: number, out: WindowedAccumulators[]): WindowedAccumulators[] => {
+    out.length = 0;
+    out.push(whole[group]!);
+    for (let i = start; i < end; i += 2) out.push(sliceOf(group, pairs[i]!, pairs[i + 1]!).windows);
+    return out;
+  };
 
-  // Combos first (in creation order, so the result is deterministic), then the overflow rows.
-  for (const combo of join.combos) {
-    whole[combo.group]!.merge(combo.accumulator);
-    for (let i = 0; i < combo.pairs.length; i += 2) sliceOf(combo.group, combo.pairs[i]!, combo.pairs[i + 1]!).accumulator.merge(combo.accumulator);
-  }
-  const rows = join.rowCount;
-  const pairs = join.segmentPairs;
+  // Combos first (in creation order, so the result is deterministic), then their delays, then the overflow rows.
+  const comboTargets = store.combos.map((combo) => {
+    const targets = targetsOf(combo.group, combo.pairs, 0, combo.pairs.length, []);
+    for (const t of targets) t.merge(combo.windows);
+    return targets;
+  });
+  const delayRow: DelayRow = { key: 0, bucket: 0, sign: 1, hour: -1 };
+  for (let i = 0; i < store.delayCombo.size; i++) addDelayRow(decodeDelayRow(store.delayCode.get(i), delayRow), comboTargets[store.delayCombo.get(i)]!);
+  const rows = store.rowCount;
+  const pairs = store.segmentPairs;
+  const sink = new SliceSink();
+  const rowPairs: number[] = [];
   for (let row = 0; row < rows; row++) {
-    const group = join.rowGroup.get(row);
-    addRow(join, row, whole[group]!);
-    const end = row + 1 < rows ? join.rowPairStart.get(row + 1) : pairs.size;
-    for (let i = join.rowPairStart.get(row); i < end; i += 2) addRow(join, row, sliceOf(group, pairs.get(i), pairs.get(i + 1)).accumulator);
+    const start = store.rowPairStart.get(row);
+    const end = row + 1 < rows ? store.rowPairStart.get(row + 1) : pairs.size;
+    rowPairs.length = 0;
+    for (let i = start; i < end; i++) rowPairs.push(pairs.get(i));
+    targetsOf(store.rowGroup.get(row), rowPairs, 0, rowPairs.length, sink.targets);
+    store.replayRow(row, sink);
   }
 
   const base = {
-    window_start_ts: settings.day.startMicros,
-    window_end_ts: settings.day.endMicros,
     stage: stageSymbol(settings.stage),
-    labels_through_ts: settings.labelsThroughMicros,
   };
+  const ages = store.settings.labelAgesSeconds;
+  /** The records of one slice: the day, its label ages, its hours. */
+  const windowRecords = (model: { model_name: string; model_version: string }, sliceKeys: Record<string, string>, windows: WindowedAccumulators): ModelMetricsRecord[] => {
+    const day = { ...base, ...model, slice_keys: sliceKeys, window_start_ts: settings.day.startMicros, window_end_ts: settings.day.endMicros };
+    const running = new MetricAccumulator();
+    const out: ModelMetricsRecord[] = [];
+    ages.forEach((age, b) => {
+      const bucket = windows.buckets[b];
+      if (bucket !== undefined) running.merge(bucket);
+      out.push({ ...day, labels_through_ts: ageEndMicros(settings.day, age), label_age_s: age, ...running.finish() });
+    });
+    const last = windows.buckets[ages.length];
+    if (last !== undefined) running.merge(last);
+    out.unshift({ ...day, labels_through_ts: settings.labelsThroughMicros, label_age_s: null, ...running.finish() });
+    windows.hours?.forEach((acc, hour) => {
+      if (acc === undefined || acc.kept === 0) return;
+      const window = hourWindow(settings.day, hour);
+      out.push({ ...day, window_start_ts: window.startMicros, window_end_ts: window.endMicros, labels_through_ts: settings.labelsThroughMicros, label_age_s: null, ...acc.finish() });
+    });
+    return out;
+  };
+
   const records: ModelMetricsRecord[] = [];
   const groupOrder = join.groups
     .map((g, id) => ({ ...g, id }))
@@ -185,7 +224,7 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
   const keyOrder = join.keyNames.map((name, id) => ({ name, id })).sort((a, b) => compareBytes(a.name, b.name));
   for (const g of groupOrder) {
     const model = { model_name: g.modelName, model_version: g.modelVersion };
-    records.push({ ...base, ...model, slice_keys: {}, ...whole[g.id]!.finish() });
+    records.push(...windowRecords(model, {}, whole[g.id]!));
     for (const k of keyOrder) {
       const valueCount = join.keyValues[k.id]!.size;
       const own = [...keySlices[k.id]!.entries()]
@@ -194,7 +233,7 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
         .sort((a, b) => compareBytes(a.value, b.value));
       const other = otherSlices[k.id]!.get(g.id);
       for (const slice of other === undefined ? own : [...own, other]) {
-        records.push({ ...base, ...model, slice_keys: { [k.name]: slice.value }, ...slice.accumulator.finish() });
+        records.push(...windowRecords(model, { [k.name]: slice.value }, slice.windows));
       }
     }
   }

@@ -1,14 +1,14 @@
 /**
  * The metric formulas of SPEC §5, as pure functions of sufficient statistics. One function serves both
- * the daily records (double-word sums straight from the accumulator) and roll-ups over many daily
- * records (the stored double sums added up again), so the two can never disagree on a rule.
+ * the records of a run (each exact sum rounded to a pair hi + lo, SPEC §5.1) and roll-ups over many
+ * stored records (their pairs added exactly and rounded once more), so the two never disagree on a rule.
  *
  * Every cancelling difference (SS_tot = Σy² − (Σy)²/n and the two sample variances behind the
  * confidence intervals) is evaluated in double-word arithmetic: with y ≈ 1e6 ± 1 the difference is
  * twelve orders of magnitude below its operands, more than a double's sixteen digits can absorb
  * while keeping the 1e-9 agreement SPEC §5 asks for.
  */
-import { CompensatedSum, type DoubleWord, dw, dwDiv, dwMul, dwSub, dwToNumber } from './compensated.js';
+import { type DoubleWord, ExactSum, dw, dwDiv, dwMul, dwSub, dwToNumber } from './compensated.js';
 
 /** The two-sided 95% normal quantile, written as SPEC §5 writes it. */
 export const Z_95 = 1.959964;
@@ -43,13 +43,23 @@ export interface MetricValues {
   negative_delay_count: number;
   misplaced_count: number;
   sum_error: number;
+  sum_error_lo: number;
   sum_sq_error: number;
+  sum_sq_error_lo: number;
   sum_abs_error: number;
+  sum_abs_error_lo: number;
   sum_quad_error: number;
+  sum_quad_error_lo: number;
   sum_ape: number;
+  sum_ape_lo: number;
   sum_y_true: number;
+  sum_y_true_lo: number;
   sum_sq_y_true: number;
+  sum_sq_y_true_lo: number;
 }
+
+/** The seven sufficient statistics of SPEC §5, in schema order; each has a `_lo` companion in v2 (§5.1). */
+export const SUM_FIELDS = ['sum_error', 'sum_sq_error', 'sum_abs_error', 'sum_quad_error', 'sum_ape', 'sum_y_true', 'sum_sq_y_true'] as const;
 
 /** The metrics that are functions of the counts and the seven sums alone. */
 export type DerivedMetrics = Pick<
@@ -89,22 +99,18 @@ export interface SufficientStats {
   sum_relative_error?: number;
 }
 
-/** What a stored daily ModelMetrics record contributes to a roll-up (the fields of SPEC §5, snake_case). */
-export interface SumRecord {
+/**
+ * What a stored ModelMetrics record contributes to a roll-up (the fields of SPEC §5, snake_case): the
+ * pairs of §5.1; a v1 record has no `_lo` fields (or reads them as the default 0).
+ */
+export type SumRecord = {
   count: number;
   labeled_count: number;
   mape_count: number;
-  sum_error: number;
-  sum_sq_error: number;
-  sum_abs_error: number;
-  sum_quad_error: number;
-  sum_ape: number;
-  sum_y_true: number;
-  sum_sq_y_true: number;
-}
+} & { [K in (typeof SUM_FIELDS)[number]]: number } & { [K in `${(typeof SUM_FIELDS)[number]}_lo`]?: number };
 
 /** A roll-up: the added counts and sums, and the metrics recomputed from them. */
-export type RollupMetrics = SumRecord & DerivedMetrics;
+export type RollupMetrics = { count: number; labeled_count: number; mape_count: number } & { [K in (typeof SUM_FIELDS)[number] | `${(typeof SUM_FIELDS)[number]}_lo`]: number } & DerivedMetrics;
 
 /** NaN (an Infinity − Infinity after overflow) is written as null: "not computable", never a fake number. */
 function finiteOrNull(x: number): number | null {
@@ -197,60 +203,55 @@ export function metricsFromSums(s: SufficientStats): DerivedMetrics {
 }
 
 /**
- * Metrics over many daily records (a week, a version's lifetime) from their stored sums, without
- * rereading rows. The stored sums are doubles, each rounded once (relative 2^-53), so the roll-up is
- * as exact as the records allow: fine for ordinary data, but when y has a huge mean and a tiny spread
- * (y ≈ 1e6 ± 1) that one rounding of Σy² is already larger than SS_tot·1e-9 and r2 loses digits
- * (it becomes null when SS_tot drowns entirely).
+ * Metrics over many stored records (a week, a version's lifetime, the hours of a day) from their
+ * sums, without rereading rows: each record's pair sum_X + sum_X_lo is added exactly, the total
+ * rounded once to a pair, and put through the same formulas as a daily record (SPEC §5.1). So a
+ * roll-up is as exact as a direct computation over the rows, and the roll-up of one record repeats
+ * its metrics bit for bit.
+ *
+ * A v1 record (no `_lo`, or all of them 0 as a v1 file reads) carries one double rounding per sum;
+ * then the bound that decides "SS_tot = 0" (r2 null) widens to that rounding, as before v2.
  */
 export function rollupMetrics(records: Iterable<SumRecord>): RollupMetrics {
   let count = 0;
   let labeledCount = 0;
   let mapeCount = 0;
-  const sumError = new CompensatedSum();
-  const sumSqError = new CompensatedSum();
-  const sumAbsError = new CompensatedSum();
-  const sumQuadError = new CompensatedSum();
-  const sumApe = new CompensatedSum();
-  const sumYTrue = new CompensatedSum();
-  const sumSqYTrue = new CompensatedSum();
+  let roundedOnce = false;
+  const sums = SUM_FIELDS.map(() => new ExactSum());
   for (const r of records) {
     count += r.count;
     labeledCount += r.labeled_count;
     mapeCount += r.mape_count;
-    sumError.add(r.sum_error);
-    sumSqError.add(r.sum_sq_error);
-    sumAbsError.add(r.sum_abs_error);
-    sumQuadError.add(r.sum_quad_error);
-    sumApe.add(r.sum_ape);
-    sumYTrue.add(r.sum_y_true);
-    sumSqYTrue.add(r.sum_sq_y_true);
+    let allLowZero = true;
+    for (let i = 0; i < SUM_FIELDS.length; i++) {
+      const field = SUM_FIELDS[i]!;
+      const lo = r[`${field}_lo`] ?? 0;
+      if (lo !== 0) allLowZero = false;
+      sums[i]!.add(r[field]);
+      sums[i]!.add(lo);
+    }
+    if (allLowZero && r.labeled_count > 0) roundedOnce = true;
   }
+  const pairs = sums.map((sum) => sum.pair());
+  const [sumError, sumSq, sumAbs, sumQuad, sumApe, sumY, sumSqY] = pairs as [DoubleWord, DoubleWord, DoubleWord, DoubleWord, DoubleWord, DoubleWord, DoubleWord];
   const derived = metricsFromSums({
     count,
     labeled_count: labeledCount,
     mape_count: mapeCount,
     sum_error: sumError,
-    sum_sq_error: sumSqError,
-    sum_abs_error: sumAbsError,
-    sum_quad_error: sumQuadError,
+    sum_sq_error: sumSq,
+    sum_abs_error: sumAbs,
+    sum_quad_error: sumQuad,
     sum_ape: sumApe,
-    sum_y_true: sumYTrue,
-    sum_sq_y_true: sumSqYTrue,
-    // Each stored sum was rounded to a double once; the re-addition above is double-word exact.
-    sum_relative_error: UNIT_ROUNDOFF + 4 * labeledCount * UNIT_ROUNDOFF * UNIT_ROUNDOFF,
+    sum_y_true: sumY,
+    sum_sq_y_true: sumSqY,
+    // v1 sums were each rounded to a double once; v2 pairs are exact to ~2^-106 (the default bound).
+    ...(roundedOnce ? { sum_relative_error: UNIT_ROUNDOFF + 4 * labeledCount * UNIT_ROUNDOFF * UNIT_ROUNDOFF } : {}),
   });
-  return {
-    count,
-    labeled_count: labeledCount,
-    mape_count: mapeCount,
-    sum_error: sumError.value,
-    sum_sq_error: sumSqError.value,
-    sum_abs_error: sumAbsError.value,
-    sum_quad_error: sumQuadError.value,
-    sum_ape: sumApe.value,
-    sum_y_true: sumYTrue.value,
-    sum_sq_y_true: sumSqYTrue.value,
-    ...derived,
-  };
+  const out: Record<string, number> = {};
+  SUM_FIELDS.forEach((field, i) => {
+    out[field] = pairs[i]!.hi;
+    out[`${field}_lo`] = pairs[i]!.lo;
+  });
+  return { count, labeled_count: labeledCount, mape_count: mapeCount, ...(out as { [K in (typeof SUM_FIELDS)[number] | `${(typeof SUM_FIELDS)[number]}_lo`]: number }), ...derived };
 }

@@ -31,9 +31,9 @@ import type { DayResult } from '../run-results.js';
 /**
  * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
  * same inputs and options would give different output bytes, so deployed code recomputes rather
- * than keep outputs made by older rules. 1: first release.
+ * than keep outputs made by older rules. 1: first release. 2: ModelMetrics v2 (SPEC §5.1).
  */
-export const OUTPUT_REVISION = 1;
+export const OUTPUT_REVISION = 2;
 
 /** The four dataset stores of a run. */
 export interface Stores {
@@ -125,6 +125,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     label_window: config.labelWindow.iso,
     slice_keys: config.sliceKeys ?? null,
     max_slice_values: config.maxSliceValues,
+    windows: config.hourly ? 'P1D,PT1H' : 'P1D',
+    label_ages_s: config.labelAgesSeconds,
     codec: config.codec,
     part_bytes: config.partBytes,
     on_corrupt: config.onCorrupt,
@@ -271,7 +273,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       }
       log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
-      const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
+      const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly }, labels, estimateRecords(predictionCheck.usable));
       if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
       for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
         ctx.signal?.throwIfAborted();

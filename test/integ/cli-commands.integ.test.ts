@@ -163,7 +163,8 @@ describe('scheduled and report (local folder)', () => {
     // Every day's whole-version row matches the metrics file it was read from; the total adds the days.
     for (const date of DAYS) {
       const metrics = await readRecords<ModelMetricsRecord>(root.store('metrics'), `stage=final/dt=${date}/metrics.avro`, metricsType);
-      for (const whole of metrics.filter((m) => Object.keys(m.slice_keys).length === 0)) {
+      // The day's own records (SPEC §5.1: label-age records carry label_age_s).
+      for (const whole of metrics.filter((m) => Object.keys(m.slice_keys).length === 0 && m.label_age_s === null)) {
         const row = rows.find((r) => r.window === date && r.version === whole.model_version)!;
         expect(row).toMatchObject({ model: whole.model_name, count: whole.count, labeled: whole.labeled_count });
         expect(row.mse).toBeCloseTo(whole.mse!, 12);

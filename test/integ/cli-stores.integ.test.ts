@@ -158,7 +158,7 @@ describe('the same run on s3rver and on a local folder', () => {
       if (stage === 'final') {
         // --slice-keys region,device --max-slice-values 2: no channel slices, at most two values plus __other__ per key.
         expect(metrics.some((m) => 'channel' in m.slice_keys)).toBe(false);
-        const regions = metrics.filter((m) => m.model_version === 'v41' && 'region' in m.slice_keys).map((m) => m.slice_keys.region);
+        const regions = metrics.filter((m) => m.model_version === 'v41' && 'region' in m.slice_keys && m.label_age_s === null).map((m) => m.slice_keys.region);
         expect(regions).toHaveLength(3);
         expect(regions.at(-1)).toBe('__other__');
       }

@@ -338,7 +338,8 @@ describe('join semantics end to end on a hand-made day (s3rver)', () => {
       predictions_kept: 11,
       labeled: 7,
       curated_files: 1,
-      metrics_records: 6,
+      // 6 slices, each with its label-age records PT1H and PT6H (SPEC §5.1: ages up to the as-of).
+      metrics_records: 18,
       curated_manifest: `${root.uri}/curated/${SUCCESS('preliminary')}`,
     });
     expect(final.json<DayResult>()).toMatchObject({ stage: 'final', status: 'done', as_of: '2026-03-10T00:00:00Z', labels_through: '2026-03-10T00:00:00Z', label_objects: 4, labeled: 8 });
@@ -460,7 +461,7 @@ describe('join semantics end to end on a hand-made day (s3rver)', () => {
     expect(manifest.outputs).toEqual([{ key: `${PARTITION('preliminary')}part-00000.avro`, size: part!.size, records: 11 }]);
     expect(Date.parse(manifest.started_at)).toBeLessThanOrEqual(Date.parse(manifest.ended_at));
     const metricsManifest = (await readManifest(root.store('metrics'), SUCCESS('preliminary')))!;
-    expect(metricsManifest.outputs).toEqual([{ key: `${PARTITION('preliminary')}metrics.avro`, size: expect.any(Number), records: 6 }]);
+    expect(metricsManifest.outputs).toEqual([{ key: `${PARTITION('preliminary')}metrics.avro`, size: expect.any(Number), records: 18 }]);
     expect(metricsManifest.fingerprint).toBe(manifest.fingerprint);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetricAccumulator } from '../../src/metrics/accumulator.js';
+import { SUM_FIELDS } from '../../src/metrics/formulas.js';
 import { seededRandom as random } from '../../src/demo/generate.js';
 
 
@@ -108,8 +109,8 @@ describe('MetricAccumulator.merge', () => {
     const merged = new MetricAccumulator();
     for (const p of parts) merged.merge(p);
     expect(merged.finish()).toEqual(whole.finish());
-    for (const sum of ['sumError', 'sumSqError', 'sumAbsError', 'sumQuadError', 'sumYTrue', 'sumSqYTrue'] as const) {
-      expect([merged[sum].hi, merged[sum].lo], sum).toEqual([whole[sum].hi, whole[sum].lo]);
+    for (const sum of SUM_FIELDS) {
+      expect(merged.pairOf(sum), sum).toEqual(whole.pairOf(sum));
     }
   });
 

@@ -160,7 +160,7 @@ describe('precision on a million records around 1e6 (SPEC §5)', () => {
     expect(relativeError(naiveR2, exact.r2!)).toBeGreaterThan(1e-9);
     // Even compensated sums and a double-word SS_tot fail if Σy² adds the rounded y·y (60-bit squares cut
     // to 53 bits: ±64·2^-13 each, ~0.05 after a million, against SS_tot ≈ 3e5 and 1e-9 of r2).
-    const ssTotRounded = dwToNumber(dwSub(roundedSqY, dwMul(acc.sumYTrue, dwDiv(acc.sumYTrue, dw(N)))));
+    const ssTotRounded = dwToNumber(dwSub(roundedSqY, dwMul(acc.pairOf("sum_y_true"), dwDiv(acc.pairOf("sum_y_true"), dw(N)))));
     const roundedR2 = 1 - m.sum_sq_error / ssTotRounded;
     expect(relativeError(roundedR2, exact.r2!)).toBeGreaterThan(1e-9);
   });

@@ -1,0 +1,288 @@
+/**
+ * The metric side of a day's join (SPEC §5, §5.1): each kept prediction is accumulated at once into
+ * its *combo* — the predictions of one model version with the same value for every segment key —
+ * per label-age bucket of the day (maturity.ts) and per hour of D; combos are merged into slices
+ * once the day is complete (slices.ts), when the top values of each key are known.
+ *
+ * Delays do not go into per-combo histograms (a combo-hour histogram per combo would cost MiBs per
+ * model version): each labeled state is a row of two 32-bit words (combo; bucket, sign, hour and
+ * delay bin), 8 bytes per labeled prediction, turned into slice histograms at the end.
+ *
+ * Past `maxCombos` distinct combos (a high-cardinality key), predictions are kept as compact rows of
+ * their join scalars instead (about 60 bytes plus 8 per segment value) and replayed through the same
+ * maturity rule into the slices at the end, so memory stays bounded whatever the cardinality.
+ */
+import { MetricAccumulator } from '../metrics/accumulator.js';
+import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
+import { float64Column, uint32Column, uint8Column } from './columns.js';
+import type { LabelIndex } from './label-index.js';
+import { type ContributionSink, LabelMaturity } from './maturity.js';
+import type { DayWindow } from './policy.js';
+import { HOURS_PER_DAY, ageEndMicros, hourOfDay } from './windows.js';
+
+/**
+ * Most combos. Each holds up to (ages + 1) + 24 accumulators of ~1 KiB (no histograms), so this
+ * bounds combos to ~60 MiB in the worst case; typical segmentations (a few keys of a few values per
+ * model version) need a few hundred.
+ */
+export const MAX_COMBOS = 2_048;
+
+/** A slice's (or combo's) accumulators: one per label-age bucket of the day, one per hour of D. */
+export class WindowedAccumulators {
+  /** Per age bucket (the last one is the run's own cutoff); bucket 0 always exists. */
+  readonly buckets: Array<MetricAccumulator | undefined>;
+  /** Per hour of D, when hourly windows are on. */
+  readonly hours: Array<MetricAccumulator | undefined> | undefined;
+
+  constructor(bucketCount: number, hourly: boolean) {
+    this.buckets = new Array<MetricAccumulator | undefined>(bucketCount).fill(undefined);
+    this.buckets[0] = new MetricAccumulator();
+    this.hours = hourly ? new Array<MetricAccumulator | undefined>(HOURS_PER_DAY).fill(undefined) : undefined;
+  }
+
+  /** The accumulator of age bucket b. */
+  bucket(b: number): MetricAccumulator {
+    return (this.buckets[b] ??= new MetricAccumulator());
+  }
+
+  /** The accumulator of hour h, or undefined when hours are off or h is -1 (misplaced). */
+  hour(h: number): MetricAccumulator | undefined {
+    if (this.hours === undefined || h < 0) return undefined;
+    return (this.hours[h] ??= new MetricAccumulator());
+  }
+
+  /** Adds another one, window by window. */
+  merge(other: WindowedAccumulators): void {
+    other.buckets.forEach((acc, b) => acc !== undefined && this.bucket(b).merge(acc));
+    other.hours?.forEach((acc, h) => acc !== undefined && this.hour(h)!.merge(acc));
+  }
+}
+
+/** Kept predictions of one model version with the same value (or absence) for every segment key. */
+export interface Combo {
+  group: number;
+  /** (key id, value id) pairs, sorted by key id. */
+  pairs: number[];
+  windows: WindowedAccumulators;
+  /** Kept predictions, invalid ones included (the ranking of SPEC §5 counts those). */
+  kept: number;
+}
+
+// A delay row's second word: delay bin + 2^15 (16 bits), age bucket (5 bits), removal (1 bit), hour + 1 (5 bits, 0: none).
+const KEY_BIAS = 32_768;
+const BUCKET_SHIFT = 16;
+const REMOVAL_BIT = 1 << 21;
+const HOUR_SHIFT = 22;
+
+/** Decoded delay row: which histograms of its combo's slices it changes. */
+export interface DelayRow {
+  key: number;
+  bucket: number;
+  sign: number;
+  /** -1: not in an hour (a removal, a misplaced prediction, or hours off). */
+  hour: number;
+}
+
+/** Decodes a delay row's second word. */
+export function decodeDelayRow(code: number, out: DelayRow): DelayRow {
+  out.key = (code & 0xffff) - KEY_BIAS;
+  out.bucket = (code >>> BUCKET_SHIFT) & 31;
+  out.sign = code & REMOVAL_BIT ? -1 : 1;
+  out.hour = ((code >>> HOUR_SHIFT) & 31) - 1;
+  return out;
+}
+
+/** What the metric side needs of a run (JoinSettings, resolved). */
+export interface ComboSettings {
+  day: DayWindow;
+  /** The ages written (seconds, ascending): end of D + A at or before the run's labels-through. */
+  labelAgesSeconds: readonly number[];
+  hourly: boolean;
+}
+
+/** Sends maturity states into one combo, and its labeled states to the delay rows. */
+class ComboSink implements ContributionSink {
+  target!: WindowedAccumulators;
+  combo = 0;
+  hour = -1;
+
+  constructor(private readonly store: ComboStore) {}
+
+  prediction(valid: boolean, misplaced: boolean, hour: number): void {
+    this.target.bucket(0).addPrediction(valid, misplaced);
+    this.target.hour(hour)?.addPrediction(valid, misplaced);
+  }
+
+  state(bucket: number, sign: number, final: boolean, invalidLabels: number, duplicateLabels: number, labeled: boolean, yTrue: number, yPred: number, delaySeconds: number, negativeDelay: boolean): void {
+    this.target.bucket(bucket).addLabelState(sign, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay);
+    const hourAcc = final ? this.target.hour(this.hour) : undefined;
+    hourAcc?.addLabelState(1, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay);
+    if (!labeled) return;
+    const key = delayKey(delaySeconds);
+    this.store.delayCombo.push(this.combo);
+    this.store.delayCode.push((key + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT));
+  }
+}
+
+/** Sends maturity states into several slices at once (the replay of overflow rows), delays included. */
+export class SliceSink implements ContributionSink {
+  targets: WindowedAccumulators[] = [];
+  hour = -1;
+
+  prediction(valid: boolean, misplaced: boolean, hour: number): void {
+    for (const t of this.targets) {
+      t.bucket(0).addPrediction(valid, misplaced);
+      t.hour(hour)?.addPrediction(valid, misplaced);
+    }
+  }
+
+  state(bucket: number, sign: number, final: boolean, invalidLabels: number, duplicateLabels: number, labeled: boolean, yTrue: number, yPred: number, delaySeconds: number, negativeDelay: boolean): void {
+    const key = labeled ? delayKey(delaySeconds) : undefined;
+    for (const t of this.targets) {
+      t.bucket(bucket).addLabelState(sign, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay, key);
+      if (final) t.hour(this.hour)?.addLabelState(1, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay, key);
+    }
+  }
+}
+
+const ROW_MISPLACED = 1;
+const ROW_INLINE = 2;
+
+/** Combos, overflow rows and delay rows of one day's join; DayJoin feeds it one kept prediction at a time. */
+export class ComboStore {
+  readonly maturity: LabelMaturity;
+  readonly settings: ComboSettings;
+  readonly combos: Combo[] = [];
+  private readonly comboIds = new Map<string, number>();
+  private readonly sink = new ComboSink(this);
+  /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
+  private readonly keptRef = uint32Column();
+  /** Per kept prediction: its hour of D + 1 (0: misplaced), for duplicates counted in hourly records. */
+  private readonly keptHour = uint8Column();
+
+  // Labeled states of combo predictions: the combo, and the packed bucket/sign/hour/delay bin.
+  readonly delayCombo = uint32Column();
+  readonly delayCode = uint32Column();
+
+  /** Per key id: how many *rows* carry the key (combos count their own). */
+  readonly keyPairCounts: number[] = [];
+  // One entry per prediction kept as a row (only once maxCombos combos exist).
+  readonly rowGroup = uint32Column();
+  readonly rowFlags = uint8Column();
+  readonly rowHour = uint8Column();
+  readonly rowDuplicatePredictions = uint32Column();
+  readonly rowInferenceTs = float64Column();
+  readonly rowYPred = float64Column();
+  readonly rowInlineYTrue = float64Column();
+  /** Label chain head + 1 (0: none). */
+  readonly rowHead = uint32Column();
+  readonly rowCutoff = float64Column();
+  /** Start of the row's (key id, value id) pairs in `segmentPairs`; the next row's start ends them. */
+  readonly rowPairStart = float64Column();
+  readonly segmentPairs = uint32Column();
+
+  constructor(
+    settings: ComboSettings,
+    labels: LabelIndex,
+    private readonly maxCombos = MAX_COMBOS,
+  ) {
+    this.settings = settings;
+    this.maturity = new LabelMaturity(labels, settings.labelAgesSeconds.map((age) => ageEndMicros(settings.day, age)));
+  }
+
+  /** Number of predictions kept as rows (not in a combo). */
+  get rowCount(): number {
+    return this.rowGroup.size;
+  }
+
+  /** Bytes held by the columns (combos are bounded by maxCombos), for the memory log line. */
+  get byteSize(): number {
+    const columns = [this.keptRef, this.keptHour, this.delayCombo, this.delayCode, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
+    return columns.reduce((sum, column) => sum + column.byteSize, 0);
+  }
+
+  /** A new accumulator set with this run's buckets and hours. */
+  newWindows(): WindowedAccumulators {
+    return new WindowedAccumulators(this.maturity.bucketCount, this.settings.hourly);
+  }
+
+  /**
+   * Adds one kept prediction of `group` with the segment `pairs` (key id, value id, sorted by key id):
+   * its own values, its label chain head (-1: none) and its own cutoff (SPEC §3).
+   */
+  add(group: number, pairs: readonly number[], inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
+    const hour = hourOfDay(this.settings.day, inferenceTs);
+    this.keptHour.push(hour + 1);
+    let id = String(group);
+    for (let i = 0; i < pairs.length; i += 2) id += `,${pairs[i]}:${pairs[i + 1]}`;
+    let combo = this.comboIds.get(id);
+    if (combo === undefined && this.combos.length < this.maxCombos) {
+      combo = this.combos.length;
+      this.comboIds.set(id, combo);
+      this.combos.push({ group, pairs: pairs.slice(), windows: this.newWindows(), kept: 0 });
+    }
+    if (combo !== undefined) {
+      this.keptRef.push(combo * 2);
+      const target = this.combos[combo]!;
+      target.kept++;
+      const sink = this.sink;
+      sink.target = target.windows;
+      sink.combo = combo;
+      sink.hour = hour;
+      this.maturity.contribute(sink, hour, hour < 0, inferenceTs, yPred, inlineYTrue, head, cutoff);
+      return;
+    }
+    this.keptRef.push(this.rowGroup.size * 2 + 1);
+    this.rowGroup.push(group);
+    this.rowPairStart.push(this.segmentPairs.size);
+    for (let i = 0; i < pairs.length; i += 2) {
+      this.segmentPairs.push(pairs[i]!);
+      this.segmentPairs.push(pairs[i + 1]!);
+      this.keyPairCounts[pairs[i]!] = (this.keyPairCounts[pairs[i]!] ?? 0) + 1;
+    }
+    this.rowFlags.push((hour < 0 ? ROW_MISPLACED : 0) | (inlineYTrue === null ? 0 : ROW_INLINE));
+    this.rowHour.push(hour + 1);
+    this.rowDuplicatePredictions.push(0);
+    this.rowInferenceTs.push(inferenceTs);
+    this.rowYPred.push(yPred);
+    this.rowInlineYTrue.push(inlineYTrue ?? 0);
+    this.rowHead.push(head + 1);
+    this.rowCutoff.push(cutoff);
+  }
+
+  /** Counts a dropped duplicate in the slices of the kept prediction `kept` (its index among kept ones). */
+  duplicate(kept: number): void {
+    const ref = this.keptRef.get(kept);
+    if (ref & 1) {
+      this.rowDuplicatePredictions.add(ref >>> 1, 1);
+      return;
+    }
+    const windows = this.combos[ref >>> 1]!.windows;
+    windows.bucket(0).duplicatePredictionCount++;
+    const hourAcc = windows.hour(this.keptHour.get(kept) - 1);
+    if (hourAcc !== undefined) hourAcc.duplicatePredictionCount++;
+  }
+
+  /** Replays overflow row `row` into `targets` (its slices' accumulators), exactly as a combo would have accumulated it. */
+  replayRow(row: number, sink: SliceSink): void {
+    const hour = this.rowHour.get(row) - 1;
+    sink.hour = hour;
+    const flags = this.rowFlags.get(row);
+    this.maturity.contribute(sink, hour, (flags & ROW_MISPLACED) !== 0, this.rowInferenceTs.get(row), this.rowYPred.get(row), flags & ROW_INLINE ? this.rowInlineYTrue.get(row) : null, this.rowHead.get(row) - 1, this.rowCutoff.get(row));
+    const duplicates = this.rowDuplicatePredictions.get(row);
+    if (duplicates === 0) return;
+    for (const t of sink.targets) {
+      t.bucket(0).duplicatePredictionCount += duplicates;
+      const hourAcc = t.hour(hour);
+      if (hourAcc !== undefined) hourAcc.duplicatePredictionCount += duplicates;
+    }
+  }
+}
+
+/** Adds one delay row to the histograms of `targets` (the slices of its combo). */
+export function addDelayRow(row: DelayRow, targets: readonly WindowedAccumulators[]): void {
+  for (const t of targets) {
+    (t.bucket(row.bucket).delays ??= new DelayHistogram()).addKey(row.key, row.sign);
+    if (row.hour >= 0) (t.hour(row.hour)!.delays ??= new DelayHistogram()).addKey(row.key, 1);
+  }
+}
