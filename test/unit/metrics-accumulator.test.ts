@@ -133,7 +133,7 @@ describe('MetricAccumulator.merge', () => {
   });
 
   it('handles a sketch whose largest bin is key 0 (delay ≈ 1 s), which DDSketch.merge gets wrong', () => {
-    // @datadog/sketches-js 2.1.1 DenseStore.merge reads maxKey 0 as "absent"; its p95 here would be 0.5 s.
+    // @datadog/sketches-js 2.1.1 (used before metrics v2) DenseStore.merge read maxKey 0 as "absent"; its p95 here was 0.5 s.
     const a = new MetricAccumulator();
     a.addLabeled(1, 1, 1e-6);
     const b = new MetricAccumulator();
