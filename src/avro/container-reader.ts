@@ -8,7 +8,7 @@
  * tail is kept; a block is decoded once all its bytes arrived, so memory is bounded by the largest
  * block (itself bounded by DecodeLimits).
  *
- * Every damaged or hostile object (issue 5) fails with a CorruptObjectError naming the key, the
+ * Every damaged or hostile object (issue 5) fails with a CorruptObjectError naming the URI, the
  * header or block index and the byte offset: lengths, counts and schemas are checked against
  * DecodeLimits and against the bytes present before anything is allocated for them.
  */
@@ -111,8 +111,8 @@ export interface ContainerHeader {
 
 /** Options of decodeContainer. */
 export interface DecodeOptions {
-  /** Object key, named in every error. */
-  key: string;
+  /** The object's full URI (`store.uriOf(key)`), named in every error. */
+  uri: string;
   /** Type records are decoded into (e.g. predictionType). */
   readerType: Type;
   limits?: Partial<DecodeLimits>;
@@ -294,8 +294,8 @@ function parseRawHeader(buf: Buffer, limits: DecodeLimits): RawHeader {
 const JSON_LEVELS_PER_SCHEMA_LEVEL = 3;
 
 /** Interprets the metadata: schema, codec, fingerprint. */
-function interpretHeader(raw: RawHeader, key: string, limits: DecodeLimits): ContainerHeader {
-  const site: CorruptionSite = { key, offset: 0 };
+function interpretHeader(raw: RawHeader, uri: string, limits: DecodeLimits): ContainerHeader {
+  const site: CorruptionSite = { uri, offset: 0 };
   const schemaBytes = raw.metadata.get('avro.schema');
   if (schemaBytes === undefined) {
     throw corruptObject(site, 'the header has no avro.schema entry, so its records cannot be decoded');
@@ -315,7 +315,7 @@ function interpretHeader(raw: RawHeader, key: string, limits: DecodeLimits): Con
   const codecBytes = raw.metadata.get('avro.codec');
   // Avro 1.11: "If codec is absent, it is assumed to be 'null'".
   const codec = codecBytes === undefined ? 'null' : codecBytes.toString('utf8');
-  codecFor(codec, key);
+  codecFor(codec, uri);
   let writerType: Type;
   let fingerprint: string;
   try {
@@ -333,7 +333,7 @@ function interpretHeader(raw: RawHeader, key: string, limits: DecodeLimits): Con
  * bytes of the last one, so a header of many small entries costs a few parses, not one per chunk
  * (which made a 6 MB header take 80 s). It reads at most about twice the header.
  */
-async function readHeader(input: ChunkPuller, key: string, limits: DecodeLimits): Promise<ContainerHeader> {
+async function readHeader(input: ChunkPuller, uri: string, limits: DecodeLimits): Promise<ContainerHeader> {
   const { queue } = input;
   /** Bytes the next parse cannot do without. */
   let needed = 1;
@@ -345,10 +345,10 @@ async function readHeader(input: ChunkPuller, key: string, limits: DecodeLimits)
       if (await input.pull()) continue;
       if (queue.length >= needed) break;
       if (queue.length === 0) {
-        throw corruptObject({ key, offset: 0 }, 'the object is empty (0 bytes); a container file starts with a header');
+        throw corruptObject({ uri, offset: 0 }, 'the object is empty (0 bytes); a container file starts with a header');
       }
       throw corruptObject(
-        { key, offset: queue.length },
+        { uri, offset: queue.length },
         `the file ends after ${queue.length} bytes, inside its header (truncated object?)`,
       );
     }
@@ -357,27 +357,27 @@ async function readHeader(input: ChunkPuller, key: string, limits: DecodeLimits)
     try {
       raw = parseRawHeader(queue.peek(queue.length), limits);
     } catch (error) {
-      if (error instanceof MalformedBytes) throw corruptObject({ key, offset: error.offset }, error.detail, error);
+      if (error instanceof MalformedBytes) throw corruptObject({ uri, offset: error.offset }, error.detail, error);
       if (!(error instanceof NeedMoreBytes)) throw error;
       if (error.needed > limits.maxHeaderBytes) {
-        throw corruptObject({ key, offset: 0 }, `the header is larger than ${limitText(limits, 'maxHeaderBytes')}`);
+        throw corruptObject({ uri, offset: 0 }, `the header is larger than ${limitText(limits, 'maxHeaderBytes')}`);
       }
       needed = error.needed;
       continue;
     }
-    return interpretHeader(raw, key, limits);
+    return interpretHeader(raw, uri, limits);
   }
 }
 
 /** Reads just the header from the start of a stream (stops consuming as soon as it has it). */
 export async function readContainerHeader(
   source: AsyncIterable<Uint8Array>,
-  key: string,
+  uri: string,
   limits?: Partial<DecodeLimits>,
 ): Promise<ContainerHeader> {
   const input = new ChunkPuller(source);
   try {
-    return await readHeader(input, key, resolveLimits(limits));
+    return await readHeader(input, uri, resolveLimits(limits));
   } finally {
     await input.close();
   }
@@ -495,7 +495,7 @@ function timestampFieldsOf(readerType: Type): TimestampField[] {
  * another unit is refused; a plain long is taken to be in the reader's unit. The Parsing Canonical
  * Form drops logicalType, so this is checked for every object, whatever its fingerprint.
  */
-function checkTimestampUnits(readerType: Type, header: ContainerHeader, key: string): void {
+function checkTimestampUnits(readerType: Type, header: ContainerHeader, uri: string): void {
   const writerFields = (header.writerSchema as { fields?: unknown }).fields;
   if (!Array.isArray(writerFields)) return;
   for (const readerField of timestampFieldsOf(readerType)) {
@@ -505,10 +505,10 @@ function checkTimestampUnits(readerType: Type, header: ContainerHeader, key: str
     const actual = writerField === undefined || writerField === null ? undefined : logicalTypeOf(writerField.type);
     if (actual !== undefined && actual !== readerField.logicalType) {
       throw new SchemaIncompatibleError(
-        `object "${key}": writer schema is incompatible with ${readerType.name ?? describeType(readerType)}: ` +
+        `object "${uri}": writer schema is incompatible with ${readerType.name ?? describeType(readerType)}: ` +
           `field "${readerField.name}" is ${actual} in the writer, expected ${readerField.logicalType} (a long of that unit); ` +
           "convert the producer's timestamps; an incompatible object is never skipped",
-        { key, field: readerField.name },
+        { uri, field: readerField.name },
       );
     }
   }
@@ -584,9 +584,9 @@ const resolverCache = new WeakMap<Type, Map<string, Resolver>>();
 /** Writer schemas remembered per reader type; the cache is dropped when full, so it stays bounded. */
 const RESOLVER_CACHE_SIZE = 64;
 
-/** Resolves a file's writer schema against our reader type; SchemaIncompatibleError naming key, field path, writer type and reader type. */
-export function resolveWriter(readerType: Type, header: ContainerHeader, key: string): Resolver {
-  checkTimestampUnits(readerType, header, key);
+/** Resolves a file's writer schema against our reader type; SchemaIncompatibleError naming the URI, field path, writer type and reader type. */
+export function resolveWriter(readerType: Type, header: ContainerHeader, uri: string): Resolver {
+  checkTimestampUnits(readerType, header, uri);
   let cache = resolverCache.get(readerType);
   const cached = cache?.get(header.fingerprint);
   if (cached !== undefined) return cached;
@@ -604,9 +604,9 @@ export function resolveWriter(readerType: Type, header: ContainerHeader, key: st
         ? `the writer schema is ${describeType(writerType)}, expected a record`
         : `${describeType(writerType)} cannot be read as ${readerName} (${(error as Error).message})`);
     throw new SchemaIncompatibleError(
-      `object "${key}": writer schema is incompatible with ${readerName}: ${detail}; ` +
+      `object "${uri}": writer schema is incompatible with ${readerName}: ${detail}; ` +
         'fix the producer or convert the object (an incompatible object is never skipped)',
-      found === undefined ? { key } : { key, field: found.field },
+      found === undefined ? { uri } : { uri, field: found.field },
       { cause: error },
     );
   }
@@ -634,7 +634,7 @@ function fingerprintOf(type: Type): string {
 
 /** Per-object state of decodeContainer's block loop. */
 interface BlockContext {
-  key: string;
+  uri: string;
   header: ContainerHeader;
   codec: AvroDecompressor;
   readerType: Type;
@@ -795,27 +795,27 @@ export async function* decodeContainer(
   source: AsyncIterable<Uint8Array>,
   options: DecodeOptions,
 ): AsyncGenerator<unknown[]> {
-  const { key, readerType } = options;
+  const { uri, readerType } = options;
   const limits = resolveLimits(options.limits);
   const input = new ChunkPuller(source);
   try {
-    const header = await readHeader(input, key, limits);
+    const header = await readHeader(input, uri, limits);
     input.queue.skip(header.headerBytes);
     options.onHeader?.(header);
     let resolver: Resolver | undefined;
-    if (header.fingerprint === fingerprintOf(readerType)) checkTimestampUnits(readerType, header, key);
-    else resolver = resolveWriter(readerType, header, key);
-    const context: BlockContext = { key, header, codec: codecFor(header.codec, key), readerType, resolver, limits };
+    if (header.fingerprint === fingerprintOf(readerType)) checkTimestampUnits(readerType, header, uri);
+    else resolver = resolveWriter(readerType, header, uri);
+    const context: BlockContext = { uri, header, codec: codecFor(header.codec, uri), readerType, resolver, limits };
     options.onProgress?.(input.queue.consumed);
     for (let block = 0; ; block++) {
-      const site: CorruptionSite = { key, offset: input.queue.consumed, block };
+      const site: CorruptionSite = { uri, offset: input.queue.consumed, block };
       const prepared = await readBlock(input, context, site);
       const { consumed } = input.queue;
       if (prepared === undefined) {
         if (options.expectedBytes !== undefined && consumed !== options.expectedBytes) {
           throw new StorageError(
-            `object "${key}" ended after ${consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
-            { key, offset: consumed, operation: 'GetObject' },
+            `object "${uri}" ended after ${consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
+            { uri, offset: consumed, operation: 'GetObject' },
           );
         }
         return;
@@ -823,8 +823,8 @@ export async function* decodeContainer(
       if (options.expectedBytes !== undefined && consumed > options.expectedBytes) {
         // Checked before the block's records are used: they are not part of the object that was listed.
         throw new StorageError(
-          `object "${key}" holds more than the ${options.expectedBytes} bytes it was listed with (block ${block} ends at byte ${consumed}): the object changed; rerun`,
-          { key, offset: site.offset, block, operation: 'GetObject' },
+          `object "${uri}" holds more than the ${options.expectedBytes} bytes it was listed with (block ${block} ends at byte ${consumed}): the object changed; rerun`,
+          { uri, offset: site.offset, block, operation: 'GetObject' },
         );
       }
       options.onProgress?.(consumed);

@@ -51,7 +51,7 @@ export async function* readInOrder<T>(store: ObjectStore, objects: readonly Obje
       let consumed = 0;
       try {
         const blocks = decodeContainer(stream, {
-          key: info.key,
+          uri: store.uriOf(info.key),
           readerType,
           expectedBytes: info.size,
           limits: hooks.limits ?? {},
