@@ -632,14 +632,10 @@ function fingerprintOf(type: Type): string {
   return fingerprint;
 }
 
-/** Per-object state of decodeContainer's block loop. */
-interface BlockContext {
+/** What the block loop's framing checks need of an object. */
+interface FramingContext {
   uri: string;
   header: ContainerHeader;
-  codec: AvroDecompressor;
-  readerType: Type;
-  /** undefined when the writer schema equals the reader schema: the reader type decodes the bytes as is. */
-  resolver: Resolver | undefined;
   limits: DecodeLimits;
 }
 
@@ -651,7 +647,7 @@ interface BlockHead {
 }
 
 /** Reads the two varints starting a block; undefined at a clean end of stream. */
-async function readBlockHead(input: ChunkPuller, context: BlockContext, site: CorruptionSite): Promise<BlockHead | undefined> {
+async function readBlockHead(input: ChunkPuller, context: FramingContext, site: CorruptionSite): Promise<BlockHead | undefined> {
   const { queue } = input;
   const { limits } = context;
   if (queue.length === 0 && !(await input.pull())) return undefined;
@@ -692,14 +688,14 @@ async function readBlockHead(input: ChunkPuller, context: BlockContext, site: Co
   return { count, size, headBytes: cursor.pos };
 }
 
-/** A block read whole, its sync marker checked and its records decompressed, not yet decoded. */
+/** A block decompressed, not yet decoded. */
 interface PreparedBlock {
   count: number;
   data: Buffer;
 }
 
-/** Reads, checks and decompresses one block; undefined at a clean end of stream. */
-async function readBlock(input: ChunkPuller, context: BlockContext, site: CorruptionSite): Promise<PreparedBlock | undefined> {
+/** Reads one block and checks its framing and sync marker; undefined at a clean end of stream. */
+async function readBlock(input: ChunkPuller, context: FramingContext, site: CorruptionSite): Promise<{ count: number; stored: Buffer } | undefined> {
   const head = await readBlockHead(input, context, site);
   if (head === undefined) return undefined;
   const { queue } = input;
@@ -723,13 +719,12 @@ async function readBlock(input: ChunkPuller, context: BlockContext, site: Corrup
   }
   // The queue's chunks are never written to, so the view stays valid after skip. A block of 0
   // records is decompressed too: it must hold no record bytes (decodeBatches checks), whatever its codec.
-  const data = decompressBlock(bytes.subarray(headBytes, headBytes + size), context, site);
   queue.skip(total);
-  return { count, data };
+  return { count, stored: bytes.subarray(headBytes, headBytes + size) };
 }
 
 /** Decompresses a block's stored bytes within the decompressed-size limit. */
-function decompressBlock(stored: Buffer, context: BlockContext, site: CorruptionSite): Buffer {
+function decompressBlock(stored: Buffer, context: BlockDecoder, site: CorruptionSite): Buffer {
   let data: Buffer;
   try {
     data = context.codec.decompress(stored, context.limits.maxDecompressedBlockBytes);
@@ -756,7 +751,7 @@ function errorText(error: unknown): string {
 }
 
 /** Decodes exactly `count` records spanning exactly the block's bytes, in batches. */
-function* decodeBatches(block: PreparedBlock, context: BlockContext, site: CorruptionSite): Generator<unknown[]> {
+function* decodeBatches(block: PreparedBlock, context: BlockDecoder, site: CorruptionSite): Generator<unknown[]> {
   const { readerType, resolver, limits } = context;
   const { count, data } = block;
   // A plain loop over type.decode: measured as fast as driving avsc's internal Tap directly
@@ -790,11 +785,25 @@ function* decodeBatches(block: PreparedBlock, context: BlockContext, site: Corru
   }
 }
 
-/** Streams the records of one container file in order, in arrays of at most RECORDS_PER_BATCH records of one block. */
-export async function* decodeContainer(
-  source: AsyncIterable<Uint8Array>,
-  options: DecodeOptions,
-): AsyncGenerator<unknown[]> {
+/** One block of an object as stored: framing and sync marker checked, not yet decompressed. */
+export interface StoredBlock {
+  /** The object's header (the first block carries it like every other one). */
+  header: ContainerHeader;
+  /** Whether the writer schema differs from the reader's (its resolution was checked when the header was read). */
+  resolved: boolean;
+  count: number;
+  /** The block's compressed records (a view into the read buffer: copy it before keeping it). */
+  stored: Buffer;
+  site: CorruptionSite & { block: number };
+}
+
+/**
+ * Reads one container file block by block without decompressing or decoding: the header, the
+ * writer schema's resolution (an incompatible one throws here), every block's framing and sync
+ * marker, and the listed size. decodeContainer decodes what this yields; the worker pool decodes
+ * the blocks elsewhere (decodeStoredBlock).
+ */
+export async function* readStoredBlocks(source: AsyncIterable<Uint8Array>, options: DecodeOptions): AsyncGenerator<StoredBlock> {
   const { uri, readerType } = options;
   const limits = resolveLimits(options.limits);
   const input = new ChunkPuller(source);
@@ -802,16 +811,16 @@ export async function* decodeContainer(
     const header = await readHeader(input, uri, limits);
     input.queue.skip(header.headerBytes);
     options.onHeader?.(header);
-    let resolver: Resolver | undefined;
-    if (header.fingerprint === fingerprintOf(readerType)) checkTimestampUnits(readerType, header, uri);
-    else resolver = resolveWriter(readerType, header, uri);
-    const context: BlockContext = { uri, header, codec: codecFor(header.codec, uri), readerType, resolver, limits };
+    const resolved = header.fingerprint !== fingerprintOf(readerType);
+    if (resolved) resolveWriter(readerType, header, uri);
+    else checkTimestampUnits(readerType, header, uri);
+    const framing = { uri, header, limits };
     options.onProgress?.(input.queue.consumed);
     for (let block = 0; ; block++) {
-      const site: CorruptionSite = { uri, offset: input.queue.consumed, block };
-      const prepared = await readBlock(input, context, site);
+      const site = { uri, offset: input.queue.consumed, block };
+      const raw = await readBlock(input, framing, site);
       const { consumed } = input.queue;
-      if (prepared === undefined) {
+      if (raw === undefined) {
         if (options.expectedBytes !== undefined && consumed !== options.expectedBytes) {
           throw new StorageError(
             `object "${uri}" ended after ${consumed} bytes but was listed with ${options.expectedBytes}: the read was cut short or the object changed; rerun`,
@@ -828,9 +837,42 @@ export async function* decodeContainer(
         );
       }
       options.onProgress?.(consumed);
-      yield* decodeBatches(prepared, context, site);
+      yield { header, resolved, count: raw.count, stored: raw.stored, site };
     }
   } finally {
     await input.close();
+  }
+}
+
+/** What decoding a stored block needs: the reader type, the writer's resolution, the limits. */
+export interface BlockDecoder {
+  header: Pick<ContainerHeader, 'codec' | 'fingerprint'>;
+  codec: AvroDecompressor;
+  readerType: Type;
+  resolver: Resolver | undefined;
+  limits: DecodeLimits;
+}
+
+/** The decoder of an object's blocks (its header already checked by readStoredBlocks). */
+export function blockDecoder(readerType: Type, header: ContainerHeader, uri: string, limits: Partial<DecodeLimits> | undefined): BlockDecoder {
+  const resolver = header.fingerprint === fingerprintOf(readerType) ? undefined : resolveWriter(readerType, header, uri);
+  return { header, codec: codecFor(header.codec, uri), readerType, resolver, limits: resolveLimits(limits) };
+}
+
+/** Decompresses and decodes one stored block, in arrays of at most RECORDS_PER_BATCH records. */
+export function* decodeStoredBlock(decoder: BlockDecoder, block: Pick<StoredBlock, 'count' | 'stored' | 'site'>): Generator<unknown[]> {
+  const data = decompressBlock(block.stored, decoder, block.site);
+  yield* decodeBatches({ count: block.count, data }, decoder, block.site);
+}
+
+/** Streams the records of one container file in order, in arrays of at most RECORDS_PER_BATCH records of one block. */
+export async function* decodeContainer(
+  source: AsyncIterable<Uint8Array>,
+  options: DecodeOptions,
+): AsyncGenerator<unknown[]> {
+  let decoder: BlockDecoder | undefined;
+  for await (const block of readStoredBlocks(source, options)) {
+    decoder ??= blockDecoder(options.readerType, block.header, options.uri, options.limits);
+    yield* decodeStoredBlock(decoder, block);
   }
 }

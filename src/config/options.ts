@@ -104,6 +104,7 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 'max-slice-values', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'per model version and key, values with their own slice; the rest fold into __other__', default: 100 },
   { name: 'codec', commands: COMPUTING, kind: 'string', arg: 'NAME', description: 'output Avro codec: null, deflate, snappy or zstandard (inputs may use any codec of Avro 1.11)', default: 'deflate' },
   { name: 'part-size-mb', commands: COMPUTING, kind: 'integer', arg: 'MB', description: 'curated part files roll over once they hold this many MiB of uncompressed records', default: 128 },
+  { name: 'workers', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'worker threads that decode inputs and encode and compress outputs; 0 does everything on the main thread. At most 4 input blocks and 4 curated batches per worker are in flight (each about one decoded block: 64 KiB to a few MiB for usual writers, at most --avro-max-inflated-block-mb)', defaultText: 'the cores available to the process (CPU affinity and cgroup quota)' },
   { name: 'read-ahead', commands: COMPUTING, kind: 'integer', arg: 'N', description: 'input objects opened ahead of the one being decoded (hides store latency)', default: 4 },
   { name: 's3-endpoint', commands: STORE_READERS, kind: 'string', arg: 'URL', description: 'S3-compatible endpoint (MinIO); also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL' },
   { name: 's3-force-path-style', commands: STORE_READERS, kind: 'boolean', description: 'path-style S3 addressing (MinIO, s3rver)' },

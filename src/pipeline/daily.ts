@@ -14,14 +14,15 @@ import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { DayJoin } from '../join/day-join.js';
 import { LabelIndex } from '../join/label-index.js';
 import { dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
-import type { LabelRecord, PredictionRecord, Stage } from '../join/records.js';
+import type { Stage } from '../join/records.js';
 import { computeSlices } from '../join/slices.js';
 import type { Logger } from '../observability/log.js';
 import { sanitizeForLog } from '../observability/log.js';
 import type { Progress } from '../observability/progress.js';
-import type { ObjectStore } from '../storage/types.js';
+import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { listInputs, preflight } from './inputs.js';
-import { readInOrder } from './ordered-reader.js';
+import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
+import { WorkerPool } from '../workers/pool.js';
 import { mapBounded } from '../concurrency.js';
 import { type LeaseOptions, RunInProgressError, RunLease, thisProcess } from './lease.js';
 import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
@@ -253,8 +254,11 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       log.info({ event: 'curated_part_started', part: index }, `writing curated part ${index}`);
       return curatedPartKey(request.stage, request.date, index);
     };
-    const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix });
-    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
+    // --workers N: decoding, curated encoding and compression on N threads; 0: all on this one.
+    const pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
+    const compress = pool === undefined ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
+    const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix, compress });
+    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix, compress });
     let unpublished = false;
     const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
 
@@ -275,34 +279,25 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     progress?.begin(predictionCheck.usable.length + labelCheck.usable.length, [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0));
 
     try {
+      const setup = (store: ObjectStore, objects: readonly ObjectInfo[]): ReadSetup => ({
+        store,
+        objects,
+        readAhead: config.readAhead,
+        hooks,
+        pool,
+        signal: ctx.signal,
+        onRecords: (count) => {
+          if (progress) progress.state.records += count;
+        },
+      });
       const labels = new LabelIndex(estimateRecords(labelCheck.usable));
-      let labelsRead = 0;
       if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
-      for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
-        ctx.signal?.throwIfAborted();
-        for (const label of block.records) {
-          // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
-          // later label can never be usable, nor counted (SPEC §3).
-          if (label.label_ts > labelsThrough) continue;
-          labels.add(label.prediction_id, label.y_true, label.label_ts);
-        }
-        labelsRead += block.records.length;
-        if (progress) progress.state.records += block.records.length;
-      }
+      const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
       log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
       const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys }, labels, estimateRecords(predictionCheck.usable));
       if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
-      for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
-        ctx.signal?.throwIfAborted();
-        for (const prediction of block.records) {
-          const enriched = join.accept(prediction);
-          if (enriched === undefined) continue;
-          const flushed = curatedWriter.append(enriched);
-          if (flushed !== undefined) await flushed;
-        }
-        if (progress) progress.state.records += block.records.length;
-      }
+      await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
       const curatedOutputs = await curatedWriter.finish();
       progress?.clearLine();
       log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
@@ -425,6 +420,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
       });
       throw error;
+    } finally {
+      await pool?.close();
     }
   }
 }

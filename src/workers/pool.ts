@@ -1,0 +1,105 @@
+/**
+ * The worker pool of a run (`--workers N`, piscina): decoding input blocks into columnar batches,
+ * encoding curated records and compressing output blocks happen on N worker threads while the main
+ * thread keeps the order-dependent join. Failures come back as the errors the main-thread path
+ * throws; a worker that dies (heap limit, native crash) fails the run with E_INTERNAL naming the
+ * task, and `close` stops every worker (a failed or interrupted run leaves none behind).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { StoredBlock, DecodeLimits } from '../avro/container-reader.js';
+import { CorruptObjectError, ModelMetricsError, SchemaIncompatibleError, StorageError, type ErrorCode } from '../errors.js';
+import { transferList, type EncodedRecords, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
+import type { Task, TaskFailure, TaskReply } from './task-worker.js';
+
+/** Blocks each worker may hold at once (queued or running): bounds the batches in flight to 4 × N. */
+export const TASKS_PER_WORKER = 4;
+
+/** The compiled worker script; from the TypeScript sources (tests) it is the build's copy in dist/. */
+function workerFile(): string {
+  const here = fileURLToPath(new URL('./task-worker.js', import.meta.url));
+  if (existsSync(here)) return here;
+  const built = here.replace(/([\\/])src([\\/]workers[\\/])/, '$1dist$1src$2');
+  if (existsSync(built)) return built;
+  throw new ModelMetricsError('E_INTERNAL', `the worker script ${here} is missing (run npm run build), or run with --workers 0`, { option: '--workers' });
+}
+
+/** Rebuilds a worker's error as the main-thread error class of its code. */
+function rethrown(failure: TaskFailure): ModelMetricsError {
+  switch (failure.code) {
+    case 'E_CORRUPT_OBJECT':
+      return new CorruptObjectError(failure.message, failure.context);
+    case 'E_SCHEMA_INCOMPATIBLE':
+      return new SchemaIncompatibleError(failure.message, failure.context);
+    case 'E_STORAGE':
+      return new StorageError(failure.message, failure.context);
+    default:
+      return new ModelMetricsError(failure.code as ErrorCode, failure.message, failure.context);
+  }
+}
+
+/** N worker threads for one run. */
+export class WorkerPool {
+  private readonly pool: Piscina;
+  private closed = false;
+  /** Tasks in flight that the pipeline bounds itself to (TASKS_PER_WORKER per thread). */
+  readonly capacity: number;
+
+  constructor(readonly threads: number) {
+    this.pool = new Piscina({
+      filename: workerFile(),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // The same young-generation size as the main thread (bin/model-metrics.js): decoding allocates many short-lived records.
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    });
+    this.capacity = threads * TASKS_PER_WORKER;
+  }
+
+  private async run(task: Task, transfer: ArrayBuffer[], what: string): Promise<unknown> {
+    let reply: TaskReply;
+    try {
+      reply = (await this.pool.run(task, { transferList: transfer })) as TaskReply;
+    } catch (error) {
+      throw new ModelMetricsError(
+        'E_INTERNAL',
+        `a worker thread failed while ${what} (${error instanceof Error ? error.message : String(error)}); nothing was published; rerun, and if it recurs run with --workers 0 and report it`,
+        { operation: 'worker', option: '--workers' },
+        { cause: error },
+      );
+    }
+    if (!reply.ok) throw rethrown(reply.failure);
+    return reply.value;
+  }
+
+  /** Decompresses and decodes one stored block into a columnar batch. */
+  decode(dataset: 'predictions', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<PredictionBatch>;
+  decode(dataset: 'labels', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<LabelBatch>;
+  decode(dataset: 'predictions' | 'labels', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<unknown> {
+    // The stored bytes are a view into the read buffer: a copy of their own travels.
+    const stored = new Uint8Array(block.stored);
+    const { writerSchema, codec, fingerprint } = block.header;
+    return this.run({ op: 'decode', dataset, header: { writerSchema, codec, fingerprint }, limits, count: block.count, stored, site: block.site }, [stored.buffer], `decoding block ${block.site.block} of ${block.site.uri}`);
+  }
+
+  /** Encodes the kept rows of a batch as curated records (the batch and results are handed over). */
+  encode(batch: PredictionBatch, results: JoinResults): Promise<EncodedRecords> {
+    return this.run({ op: 'encode', batch, results }, [...transferList(batch), ...transferList(results)], 'encoding curated records') as Promise<EncodedRecords>;
+  }
+
+  /** Compresses one output block (the data is handed over). */
+  async compress(codec: string, data: Buffer): Promise<Buffer> {
+    const own = new Uint8Array(data);
+    const out = (await this.run({ op: 'compress', codec, data: own }, [own.buffer], `compressing a ${codec} block`)) as Uint8Array;
+    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  /** Stops every worker; pending tasks fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+  }
+}

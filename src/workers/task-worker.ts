@@ -1,0 +1,103 @@
+/**
+ * The worker side of the pool (piscina): decompresses and decodes input blocks into columnar
+ * batches, encodes curated records from a batch and its join results, and compresses output
+ * blocks. Every result travels back transferred, not copied. A failure is answered as a value
+ * (code, message, context), so the main thread rethrows the very error the main-thread path
+ * would have thrown (e.g. E_CORRUPT_OBJECT naming the object's URI and the block's offset).
+ */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import type { Type } from 'avsc';
+import { parseAvroType } from '../avro/avro-types.js';
+import { findCodec } from '../avro/codecs.js';
+import { blockDecoder, decodeStoredBlock, type BlockDecoder, type ContainerHeader, type DecodeLimits } from '../avro/container-reader.js';
+import type { CorruptionSite } from '../avro/container-format.js';
+import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
+import { ModelMetricsError } from '../errors.js';
+import { encodeKeptRows, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
+
+/** Decode one stored block of an input object. */
+export interface DecodeTask {
+  op: 'decode';
+  dataset: 'predictions' | 'labels';
+  header: Pick<ContainerHeader, 'writerSchema' | 'codec' | 'fingerprint'>;
+  limits: Partial<DecodeLimits>;
+  count: number;
+  stored: Uint8Array;
+  site: CorruptionSite & { block: number };
+}
+
+/** Encode the kept rows of a prediction batch as curated records. */
+export interface EncodeTask {
+  op: 'encode';
+  batch: PredictionBatch;
+  results: JoinResults;
+}
+
+/** Compress one output block with a codec. */
+export interface CompressTask {
+  op: 'compress';
+  codec: string;
+  data: Uint8Array;
+}
+
+export type Task = DecodeTask | EncodeTask | CompressTask;
+
+/** A task's error, as plain data. */
+export interface TaskFailure {
+  code: string;
+  message: string;
+  context: Record<string, unknown>;
+}
+
+export type TaskReply = { ok: true; value: unknown } | { ok: false; failure: TaskFailure };
+
+const readerTypes: Record<DecodeTask['dataset'], Type> = { predictions: predictionType, labels: labelType };
+const decoders = new Map<string, BlockDecoder>();
+
+function decoderFor(task: DecodeTask): BlockDecoder {
+  const cacheKey = `${task.dataset}\0${task.header.fingerprint}\0${task.header.codec}\0${JSON.stringify(task.limits)}`;
+  let decoder = decoders.get(cacheKey);
+  if (decoder === undefined) {
+    const header: ContainerHeader = {
+      ...task.header,
+      writerType: parseAvroType(task.header.writerSchema),
+      metadata: new Map(),
+      sync: Buffer.alloc(0),
+      headerBytes: 0,
+    };
+    decoder = blockDecoder(readerTypes[task.dataset], header, task.site.uri, task.limits);
+    decoders.set(cacheKey, decoder);
+  }
+  return decoder;
+}
+
+function decode(task: DecodeTask): object {
+  const columns = task.dataset === 'predictions' ? new PredictionColumns(task.count) : new LabelColumns(task.count);
+  const stored = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
+  for (const records of decodeStoredBlock(decoderFor(task), { count: task.count, stored, site: task.site })) columns.add(records);
+  return columns.take();
+}
+
+function compress(task: CompressTask): Uint8Array {
+  const data = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
+  const out = findCodec(task.codec)!.compress(data);
+  // A fresh buffer of its own (zlib's result may share a pooled one): transferable.
+  return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
+}
+
+function transferred(value: object | Uint8Array): unknown {
+  const list = ArrayBuffer.isView(value) ? [value.buffer as ArrayBuffer] : transferList(value);
+  const reply: TaskReply = { ok: true, value };
+  return move({ [transferableSymbol]: list, [valueSymbol]: reply } as never);
+}
+
+export default function run(task: Task): unknown {
+  try {
+    if (task.op === 'decode') return transferred(decode(task));
+    if (task.op === 'encode') return transferred(encodeKeptRows(enrichedType, task.batch, task.results));
+    return transferred(compress(task));
+  } catch (error) {
+    if (error instanceof ModelMetricsError) return { ok: false, failure: { code: error.code, message: error.message, context: { ...error.context } } } satisfies TaskReply;
+    return { ok: false, failure: { code: 'E_INTERNAL', message: `worker task ${task.op} failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, context: {} } } satisfies TaskReply;
+  }
+}
