@@ -7,7 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Type } from 'avsc';
-import { type DecodeLimits, type DecodeOptions, decodeContainer, readStoredBlocks } from '../avro/container-reader.js';
+import { type DecodeLimits, type DecodeOptions, type StoredBlock, decodeContainer, readStoredBlocks } from '../avro/container-reader.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import type { LabelBatch, PredictionBatch } from '../workers/batches.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -93,6 +93,10 @@ export async function* readInOrder<T>(store: ObjectStore, objects: readonly Obje
  * `pool.capacity` blocks in flight. The first failure in (object, block) order is the one thrown:
  * a framing error met while earlier blocks are still decoding waits for them.
  */
+/** A decode task takes consecutive blocks of one object up to this many stored bytes or blocks (fewer, larger messages). */
+const TASK_STORED_BYTES = 512 * 1024;
+const TASK_BLOCKS = 16;
+
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'predictions', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<PredictionBatch>;
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'labels', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<LabelBatch>;
 export async function* readBatchesInOrder(
@@ -106,14 +110,31 @@ export async function* readBatchesInOrder(
 ): AsyncGenerator<PredictionBatch | LabelBatch> {
   const inFlight: Array<Promise<PredictionBatch | LabelBatch>> = [];
   const limits = hooks.limits ?? {};
+  let group: StoredBlock[] = [];
+  let groupBytes = 0;
+  const submit = (): void => {
+    if (group.length === 0) return;
+    const decoded = dataset === 'predictions' ? pool.decode('predictions', group, limits) : pool.decode('labels', group, limits);
+    decoded.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
+    inFlight.push(decoded);
+    group = [];
+    groupBytes = 0;
+  };
   try {
-    for await (const { stream, options } of openInOrder(store, objects, readerType, readAhead, hooks)) {
-      for await (const block of readStoredBlocks(stream, options)) {
-        const decoded = dataset === 'predictions' ? pool.decode('predictions', block, limits) : pool.decode('labels', block, limits);
-        decoded.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
-        inFlight.push(decoded);
-        while (inFlight.length >= pool.capacity) yield await inFlight.shift()!;
+    try {
+      for await (const { stream, options } of openInOrder(store, objects, readerType, readAhead, hooks)) {
+        for await (const block of readStoredBlocks(stream, options)) {
+          // The stored bytes are a view into the read buffer, valid until the object is done: copied by submit.
+          group.push(block);
+          groupBytes += block.stored.length;
+          if (groupBytes >= TASK_STORED_BYTES || group.length >= TASK_BLOCKS) submit();
+          while (inFlight.length >= pool.capacity) yield await inFlight.shift()!;
+        }
+        submit();
       }
+    } finally {
+      // Blocks before a failing one are decoded (and their errors thrown) first.
+      submit();
     }
   } catch (error) {
     // Blocks before the failing one come first, and so do their own errors.

@@ -8,10 +8,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { StoredBlock, DecodeLimits } from '../avro/container-reader.js';
+import type { ContainerHeader, DecodeLimits, StoredBlock } from '../avro/container-reader.js';
 import { CorruptObjectError, ModelMetricsError, SchemaIncompatibleError, StorageError, type ErrorCode } from '../errors.js';
 import { transferList, type EncodedRecords, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
-import type { Task, TaskFailure, TaskReply } from './task-worker.js';
+import type { DecodeTask, Task, TaskBlock, TaskFailure, TaskReply } from './task-worker.js';
 
 /** Blocks each worker may hold at once (queued or running): bounds the batches in flight to 4 × N. */
 export const TASKS_PER_WORKER = 4;
@@ -23,6 +23,14 @@ function workerFile(): string {
   const built = here.replace(/([\\/])src([\\/]workers[\\/])/, '$1dist$1src$2');
   if (existsSync(built)) return built;
   throw new ModelMetricsError('E_INTERNAL', `the worker script ${here} is missing (run npm run build), or run with --workers 0`, { option: '--workers' });
+}
+
+/** The writer schema's JSON text, once per header (a string is cheap to send; the parsed schema is a graph to clone). */
+const schemaTexts = new WeakMap<ContainerHeader, string>();
+function schemaJsonOf(header: ContainerHeader): string {
+  let text = schemaTexts.get(header);
+  if (text === undefined) schemaTexts.set(header, (text = JSON.stringify(header.writerSchema)));
+  return text;
 }
 
 /** Rebuilds a worker's error as the main-thread error class of its code. */
@@ -74,14 +82,23 @@ export class WorkerPool {
     return reply.value;
   }
 
-  /** Decompresses and decodes one stored block into a columnar batch. */
-  decode(dataset: 'predictions', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<PredictionBatch>;
-  decode(dataset: 'labels', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<LabelBatch>;
-  decode(dataset: 'predictions' | 'labels', block: StoredBlock, limits: Partial<DecodeLimits>): Promise<unknown> {
-    // The stored bytes are a view into the read buffer: a copy of their own travels.
-    const stored = new Uint8Array(block.stored);
-    const { writerSchema, codec, fingerprint } = block.header;
-    return this.run({ op: 'decode', dataset, header: { writerSchema, codec, fingerprint }, limits, count: block.count, stored, site: block.site }, [stored.buffer], `decoding block ${block.site.block} of ${block.site.uri}`);
+  /** Decompresses and decodes consecutive stored blocks of one object into one columnar batch. */
+  decode(dataset: 'predictions', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<PredictionBatch>;
+  decode(dataset: 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<LabelBatch>;
+  decode(dataset: 'predictions' | 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<unknown> {
+    // The stored bytes are views into the read buffer: one copy of their own travels.
+    const stored = new Uint8Array(blocks.reduce((n, block) => n + block.stored.length, 0));
+    const taskBlocks: TaskBlock[] = [];
+    let at = 0;
+    for (const block of blocks) {
+      stored.set(block.stored, at);
+      taskBlocks.push({ count: block.count, start: at, end: at + block.stored.length, site: block.site });
+      at += block.stored.length;
+    }
+    const { header } = blocks[0]!;
+    const task: DecodeTask = { op: 'decode', dataset, header: { schemaJson: schemaJsonOf(header), codec: header.codec, fingerprint: header.fingerprint }, limits, blocks: taskBlocks, stored };
+    const first = blocks[0]!.site;
+    return this.run(task, [stored.buffer], `decoding blocks ${first.block}-${first.block + blocks.length - 1} of ${first.uri}`);
   }
 
   /** Encodes the kept rows of a batch as curated records (the batch and results are handed over). */

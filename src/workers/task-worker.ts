@@ -15,15 +15,23 @@ import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
 import { encodeKeptRows, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
 
-/** Decode one stored block of an input object. */
+/** One block of a decode task: its records and where its stored bytes sit in the task's buffer. */
+export interface TaskBlock {
+  count: number;
+  start: number;
+  end: number;
+  site: CorruptionSite & { block: number };
+}
+
+/** Decode consecutive stored blocks of one input object into one batch. */
 export interface DecodeTask {
   op: 'decode';
   dataset: 'predictions' | 'labels';
-  header: Pick<ContainerHeader, 'writerSchema' | 'codec' | 'fingerprint'>;
+  /** The writer schema as its JSON text (parsed once per worker and fingerprint). */
+  header: { schemaJson: string; codec: string; fingerprint: string };
   limits: Partial<DecodeLimits>;
-  count: number;
+  blocks: TaskBlock[];
   stored: Uint8Array;
-  site: CorruptionSite & { block: number };
 }
 
 /** Encode the kept rows of a prediction batch as curated records. */
@@ -58,23 +66,30 @@ function decoderFor(task: DecodeTask): BlockDecoder {
   const cacheKey = `${task.dataset}\0${task.header.fingerprint}\0${task.header.codec}\0${JSON.stringify(task.limits)}`;
   let decoder = decoders.get(cacheKey);
   if (decoder === undefined) {
+    const writerSchema: unknown = JSON.parse(task.header.schemaJson);
     const header: ContainerHeader = {
-      ...task.header,
-      writerType: parseAvroType(task.header.writerSchema),
+      writerSchema,
+      codec: task.header.codec,
+      fingerprint: task.header.fingerprint,
+      writerType: parseAvroType(writerSchema),
       metadata: new Map(),
       sync: Buffer.alloc(0),
       headerBytes: 0,
     };
-    decoder = blockDecoder(readerTypes[task.dataset], header, task.site.uri, task.limits);
+    decoder = blockDecoder(readerTypes[task.dataset], header, task.blocks[0]!.site.uri, task.limits);
     decoders.set(cacheKey, decoder);
   }
   return decoder;
 }
 
 function decode(task: DecodeTask): object {
-  const columns = task.dataset === 'predictions' ? new PredictionColumns(task.count) : new LabelColumns(task.count);
-  const stored = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
-  for (const records of decodeStoredBlock(decoderFor(task), { count: task.count, stored, site: task.site })) columns.add(records);
+  const count = task.blocks.reduce((n, block) => n + block.count, 0);
+  const columns = task.dataset === 'predictions' ? new PredictionColumns(count) : new LabelColumns(count);
+  const all = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
+  const decoder = decoderFor(task);
+  for (const block of task.blocks) {
+    for (const records of decodeStoredBlock(decoder, { count: block.count, stored: all.subarray(block.start, block.end), site: block.site })) columns.add(records);
+  }
   return columns.take();
 }
 
