@@ -20,8 +20,8 @@ async function storedBlocks(bytes: Buffer): Promise<StoredBlock[]> {
   return blocks;
 }
 
-function pool(threads: number, limits = {}): WorkerPool {
-  const created = new WorkerPool(threads, limits);
+function pool(threads: number): WorkerPool {
+  const created = new WorkerPool(threads);
   pools.push(created);
   return created;
 }
