@@ -6,34 +6,13 @@
  */
 import type { Type, types } from 'avsc';
 import { SchemaIncompatibleError } from '../errors.js';
-import { AVRO_PROMOTIONS, describeType, parseAvroType, type Resolver } from './avro-types.js';
+import { checkableSchema, checkCompatibility, type Incompatibility } from '../schema/compatibility.js';
+import { describeType, parseAvroType, type Resolver } from './avro-types.js';
 import type { ContainerHeader } from './container-header.js';
 import { schemaFingerprint } from './schemas.js';
 
-function baseTypeName(type: Type): string {
-  const underlying = (type as types.LogicalType).underlyingType;
-  return type.typeName.startsWith('logical:') && underlying !== undefined ? underlying.typeName : type.typeName;
-}
-
-function isUnion(type: Type): type is types.UnwrappedUnionType {
-  return type.typeName.startsWith('union');
-}
-
 function isRecord(type: Type): type is types.RecordType {
   return type.typeName === 'record' || type.typeName === 'error';
-}
-
-/** " (or a type that promotes to it: int, long, float)" for a reader type that accepts promotions. */
-function promotionHint(readerType: Type): string {
-  const branches = isUnion(readerType) ? readerType.types : [readerType];
-  const hints: string[] = [];
-  for (const branch of branches) {
-    const target = baseTypeName(branch);
-    const sources = AVRO_PROMOTIONS[target];
-    if (sources === undefined) continue;
-    hints.push(`${isUnion(readerType) ? target : 'it'}: ${sources.join(', ')}`);
-  }
-  return hints.length === 0 ? '' : ` (or a type that promotes to ${hints.join('; ')})`;
 }
 
 /** Fresh options per resolution: avsc stores a resolver registry (keyed by record names) in the object it is given. */
@@ -41,38 +20,22 @@ function resolveOptions(): { ignoreNamespaces: boolean } {
   return { ignoreNamespaces: true };
 }
 
-/** Why a writer record cannot be read as a reader record: the first offending field, by path. */
-function findIncompatibleField(
-  readerType: types.RecordType,
-  writerType: types.RecordType,
-  prefix: string,
-): { field: string; detail: string } | undefined {
-  for (const readerField of readerType.fields) {
-    const path = `${prefix}${readerField.name}`;
-    const names = [readerField.name, ...(readerField.aliases ?? [])];
-    const writerField = writerType.fields.find((candidate) => names.includes(candidate.name));
-    if (writerField === undefined) {
-      if (readerField.defaultValue() === undefined) {
-        return { field: path, detail: `field "${path}" is missing in the writer and has no default in the reader` };
-      }
-      continue;
-    }
-    try {
-      readerField.type.createResolver(writerField.type, resolveOptions());
-    } catch {
-      if (isRecord(readerField.type) && isRecord(writerField.type)) {
-        const nested = findIncompatibleField(readerField.type, writerField.type, `${path}.`);
-        if (nested !== undefined) return nested;
-      }
-      return {
-        field: path,
-        detail:
-          `field "${path}" is ${describeType(writerField.type)} in the writer, ` +
-          `expected ${describeType(readerField.type)}${promotionHint(readerField.type)}`,
-      };
-    }
+/**
+ * Why a writer record cannot be read as a reader record, explained by the compatibility checker
+ * (schema/compatibility.ts, the rules of the `schema check` command): the first field it names.
+ */
+function explainIncompatibility(readerType: Type, writerType: Type): { field: string; detail: string } | undefined {
+  let findings: Incompatibility[];
+  try {
+    findings = checkCompatibility(checkableSchema(readerType.schema({ exportAttrs: true })), checkableSchema(writerType.schema({ exportAttrs: true })));
+  } catch {
+    return undefined;
   }
-  return undefined;
+  const found = findings.find((finding) => finding.field !== undefined);
+  if (found === undefined) return undefined;
+  const field = found.field!;
+  if (found.type === 'READER_FIELD_MISSING_DEFAULT_VALUE') return { field, detail: `field "${field}" is missing in the writer and has no default in the reader` };
+  return { field, detail: `field "${field}" is ${found.writer} in the writer, expected ${found.reader} (${found.message})` };
 }
 
 /** The logicalType of a field's schema JSON, looking inside a nullable union. */
@@ -223,7 +186,7 @@ export function resolveWriter(readerType: Type, header: ContainerHeader, uri: st
   } catch (error) {
     const readerName = readerType.name ?? describeType(readerType);
     const found =
-      isRecord(readerType) && isRecord(writerType) ? findIncompatibleField(readerType, writerType, '') : undefined;
+      isRecord(readerType) && isRecord(writerType) ? explainIncompatibility(readerType, writerType) : undefined;
     const detail =
       found?.detail ??
       (isRecord(readerType) && !isRecord(writerType)
