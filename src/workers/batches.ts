@@ -7,6 +7,7 @@
  * results, as the very objects the main-thread path builds, so the bytes are the same.
  */
 import type { Type } from 'avsc';
+import { MAX_VARINT_BYTES, writeLong } from '../avro/container-format.js';
 import { RowKind, type EnrichedRecord, type LabelRecord, type PredictionRecord } from '../join/records.js';
 
 /** The predictions of one block, column by column. */
@@ -264,25 +265,112 @@ export interface EncodedRecords {
   ends: Int32Array;
 }
 
-/** Encodes the kept rows of a batch with `type` (in a worker), in row order. */
-export function encodeKeptRows(type: Type, batch: PredictionBatch, results: JoinResults): EncodedRecords {
+/**
+ * Encodes the kept rows of a batch as EnrichedPrediction records (schemas/enriched/v1.avsc), in row
+ * order, straight from the columns: the bytes avsc writes for `enrichedRow` (strings as length +
+ * UTF-8, doubles little-endian, longs zig-zag, a union's branch index first, a map as one block of
+ * its keys in the decoded map's order), without building the record. The same-bytes test compares
+ * it with the main thread's avsc encoding on every kind of row.
+ */
+export function encodeKeptRows(batch: PredictionBatch, results: JoinResults): EncodedRecords {
+  const dictionary = batch.strings.map((text) => Buffer.from(text, 'utf8'));
+  const longest = dictionary.reduce((most, bytes) => Math.max(most, bytes.length), 0) + MAX_VARINT_BYTES;
+  const ids = batch.ids;
+  let out = Buffer.allocUnsafeSlow(Math.max(4096, batch.count * 160));
+  const ends = new Int32Array(batch.count);
+  let kept = 0;
+  let pos = 0;
+  const string = (bytes: Uint8Array): void => {
+    pos = writeLong(bytes.length, out, pos);
+    out.set(bytes, pos);
+    pos += bytes.length;
+  };
+  const nullableDouble = (present: boolean, value: number): void => {
+    if (!present) {
+      out[pos++] = 0;
+      return;
+    }
+    out[pos++] = 2; // branch 1, zig-zag
+    pos = out.writeDoubleLE(value, pos);
+  };
+  for (let row = 0; row < batch.count; row++) {
+    const kind = results.kind[row]!;
+    if (kind === RowKind.dropped) continue;
+    const idStart = row === 0 ? 0 : batch.idEnds[row - 1]!;
+    const idEnd = batch.idEnds[row]!;
+    const pairsFrom = batch.segStart[row]!;
+    const pairsTo = batch.segStart[row + 1]!;
+    const bound = idEnd - idStart + (5 + 2 * (pairsTo - pairsFrom)) * longest + 96;
+    if (pos + bound > out.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(out.length * 2, pos + bound));
+      out.copy(grown, 0, 0, pos);
+      out = grown;
+    }
+    const yPred = batch.yPred[row]!;
+    string(ids.subarray(idStart, idEnd));
+    string(dictionary[batch.modelName[row]!]!);
+    string(dictionary[batch.modelVersion[row]!]!);
+    string(dictionary[batch.featureset[row]!]!);
+    pos = out.writeDoubleLE(yPred, pos);
+    const labeled = kind === RowKind.fromLabels || kind === RowKind.inline;
+    if (kind === RowKind.invalid) {
+      nullableDouble((batch.nullable[row]! & HAS_Y_TRUE) !== 0, batch.yTrue[row]!);
+      nullableDouble((batch.nullable[row]! & HAS_RESIDUAL) !== 0, batch.residual[row]!);
+    } else {
+      nullableDouble(labeled, results.yTrue[row]!);
+      nullableDouble(labeled, results.yTrue[row]! - yPred);
+    }
+    pos = writeLong(batch.inferenceTs[row]!, out, pos);
+    if (pairsTo > pairsFrom) {
+      pos = writeLong(pairsTo - pairsFrom, out, pos);
+      for (let pair = pairsFrom; pair < pairsTo; pair++) {
+        string(dictionary[batch.segPairs[pair * 2]!]!);
+        string(dictionary[batch.segPairs[pair * 2 + 1]!]!);
+      }
+    }
+    out[pos++] = 0; // end of the map
+    if (labeled) {
+      out[pos++] = 2;
+      pos = writeLong(results.labelTs[row]!, out, pos);
+    } else {
+      out[pos++] = 0;
+    }
+    nullableDouble(labeled, results.delaySeconds[row]!);
+    if (labeled) {
+      out[pos++] = 2;
+      string(kind === RowKind.fromLabels ? LABELS : INLINE);
+    } else {
+      out[pos++] = 0;
+    }
+    ends[kept++] = pos;
+  }
+  return { bytes: new Uint8Array(out.subarray(0, pos)), ends: ends.slice(0, kept) };
+}
+
+/** Encodes the kept rows with avsc from the records `enrichedRow` builds: for a curated schema other than the one encodeKeptRows writes. */
+export function encodeKeptRowsWith(type: Type, batch: PredictionBatch, results: JoinResults): EncodedRecords {
   const ids = Buffer.from(batch.ids.buffer, batch.ids.byteOffset, batch.ids.byteLength);
-  let out = Buffer.allocUnsafe(Math.max(1024, batch.count * 160));
+  const records: Buffer[] = [];
   const ends = new Int32Array(batch.count);
   let kept = 0;
   let pos = 0;
   for (let row = 0; row < batch.count; row++) {
     if (results.kind[row] === RowKind.dropped) continue;
-    const record = enrichedRow(batch, results, row, ids.toString('utf8', row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!));
-    let end = type.encode(record, out, pos);
-    while (end < 0) {
-      const grown = Buffer.allocUnsafe(Math.max(out.length * 2, out.length - end));
-      out.copy(grown, 0, 0, pos);
-      out = grown;
-      end = type.encode(record, out, pos);
-    }
-    pos = end;
+    const bytes = type.toBuffer(enrichedRow(batch, results, row, ids.toString('utf8', row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!)));
+    records.push(bytes);
+    pos += bytes.length;
     ends[kept++] = pos;
   }
-  return { bytes: new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + pos)), ends: ends.slice(0, kept) };
+  return { bytes: new Uint8Array(Buffer.concat(records)), ends: ends.slice(0, kept) };
 }
+
+/** The curated fields encodeKeptRows writes, in order, with their types (schemas/enriched/v1.avsc). */
+export const HAND_ENCODED_FIELDS = JSON.stringify([
+  ['prediction_id', 'string'], ['model_name', 'string'], ['model_version', 'string'], ['featureset_version', 'string'], ['y_pred', 'double'],
+  ['y_true', ['null', 'double']], ['residual', ['null', 'double']], ['inference_ts', { type: 'long', logicalType: 'timestamp-micros' }],
+  ['segment_keys', { type: 'map', values: 'string' }], ['label_ts', ['null', { type: 'long', logicalType: 'timestamp-micros' }]],
+  ['label_delay_seconds', ['null', 'double']], ['label_source', ['null', 'string']],
+]);
+
+const LABELS = Buffer.from('labels', 'utf8');
+const INLINE = Buffer.from('inline', 'utf8');

@@ -47,6 +47,47 @@ function rethrown(failure: TaskFailure): ModelMetricsError {
   }
 }
 
+/** A queued task as piscina keeps it: the payload given to `run`. */
+interface QueuedTask {
+  task?: { op?: string };
+}
+
+/**
+ * Piscina's task queue with the output side first: encoding and compressing curated blocks is what
+ * the main thread waits for (its writer's window is full), while decode tasks only refill the
+ * read-ahead, so they never hold those up behind them.
+ */
+class OutputFirstQueue {
+  private readonly output: QueuedTask[] = [];
+  private readonly input: QueuedTask[] = [];
+
+  private laneOf(task: QueuedTask): QueuedTask[] {
+    return task.task?.op === 'decode' ? this.input : this.output;
+  }
+
+  get size(): number {
+    return this.output.length + this.input.length;
+  }
+
+  shift(): QueuedTask | null {
+    return this.output.shift() ?? this.input.shift() ?? null;
+  }
+
+  push(task: QueuedTask): void {
+    this.laneOf(task).push(task);
+  }
+
+  unshift(task: QueuedTask): void {
+    this.laneOf(task).unshift(task);
+  }
+
+  remove(task: QueuedTask): void {
+    const lane = this.laneOf(task);
+    const at = lane.indexOf(task);
+    if (at >= 0) lane.splice(at, 1);
+  }
+}
+
 /** N worker threads for one run. */
 export class WorkerPool {
   private readonly pool: Piscina;
@@ -60,6 +101,7 @@ export class WorkerPool {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.POSITIVE_INFINITY,
+      taskQueue: new OutputFirstQueue() as never,
       // The same young-generation size as the main thread (bin/model-metrics.js): decoding allocates many short-lived records.
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
     });

@@ -13,7 +13,7 @@ import { blockDecoder, decodeStoredBlock, type BlockDecoder, type ContainerHeade
 import type { CorruptionSite } from '../avro/container-format.js';
 import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
-import { encodeKeptRows, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
+import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
 
 /** One block of a decode task: its records and where its stored bytes sit in the task's buffer. */
 export interface TaskBlock {
@@ -62,6 +62,10 @@ export type TaskReply = { ok: true; value: unknown } | { ok: false; failure: Tas
 const readerTypes: Record<DecodeTask['dataset'], Type> = { predictions: predictionType, labels: labelType };
 const decoders = new Map<string, BlockDecoder>();
 
+/** Whether the curated schema is the one encodeKeptRows writes by hand; any other is encoded with avsc. */
+const handEncoded =
+  JSON.stringify((enrichedType.schema({ exportAttrs: true }) as { fields: Array<{ name: string; type: unknown }> }).fields.map((f) => [f.name, f.type])) === HAND_ENCODED_FIELDS;
+
 function decoderFor(task: DecodeTask): BlockDecoder {
   const cacheKey = `${task.dataset}\0${task.header.fingerprint}\0${task.header.codec}\0${JSON.stringify(task.limits)}`;
   let decoder = decoders.get(cacheKey);
@@ -109,7 +113,7 @@ function transferred(value: object | Uint8Array): unknown {
 export default function run(task: Task): unknown {
   try {
     if (task.op === 'decode') return transferred(decode(task));
-    if (task.op === 'encode') return transferred(encodeKeptRows(enrichedType, task.batch, task.results));
+    if (task.op === 'encode') return transferred(handEncoded ? encodeKeptRows(task.batch, task.results) : encodeKeptRowsWith(enrichedType, task.batch, task.results));
     return transferred(compress(task));
   } catch (error) {
     if (error instanceof ModelMetricsError) return { ok: false, failure: { code: error.code, message: error.message, context: { ...error.context } } } satisfies TaskReply;
