@@ -102,8 +102,9 @@ export class WorkerPool {
       maxThreads: threads,
       idleTimeout: Number.POSITIVE_INFINITY,
       taskQueue: new OutputFirstQueue() as never,
-      // The same young-generation size as the main thread (bin/model-metrics.js): decoding allocates many short-lived records.
-      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+      // Decoding allocates short-lived records only (a batch's columns are typed arrays, outside the
+      // heap): a small young generation keeps each worker's memory down.
+      resourceLimits: { maxYoungGenerationSizeMb: 16 },
     });
     this.capacity = threads * TASKS_PER_WORKER;
   }
