@@ -102,6 +102,9 @@ export class WorkerPool {
       maxThreads: threads,
       idleTimeout: Number.POSITIVE_INFINITY,
       taskQueue: new OutputFirstQueue() as never,
+      // Tasks are posted to the workers as soon as they are queued: piscina dispatches from the main
+      // thread, which is busy joining, so with one task per worker a worker would idle between them.
+      concurrentTasksPerWorker: TASKS_PER_WORKER,
       // Decoding allocates short-lived records only (a batch's columns are typed arrays, outside the
       // heap): a small young generation keeps each worker's memory down.
       resourceLimits: { maxYoungGenerationSizeMb: 16 },
