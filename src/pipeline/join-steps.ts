@@ -92,6 +92,17 @@ export async function probePredictions(setup: ReadSetup, join: DayJoin, curated:
       while (encoding.length >= pool.capacity) await appendOldest();
     }
     while (encoding.length > 0) await appendOldest();
+  } catch (error) {
+    // A failing input (a corrupt or truncated object) leaves the writer where the main-thread path
+    // would: every record before it written, so the cleanup sees the same parts. Not after a signal.
+    if (!setup.signal?.aborted) {
+      try {
+        while (encoding.length > 0) await appendOldest();
+      } catch {
+        // The first error is the run's.
+      }
+    }
+    throw error;
   } finally {
     encoding.length = 0;
   }

@@ -667,7 +667,7 @@ describe('rerun after a failed run (local folder)', () => {
     const args = (root: DatasetRoot): string[] => ['run', '--date', DAY, '--stage', 'final', '--as-of', FINAL_AS_OF, '--codec', 'null', '--json', ...root.args];
     const failed = await runCli(args(brokenRoot), cliEnv(endpoint));
     expectExit(failed, 1);
-    expect(failed.lastError()).toMatchObject({ key: second!.key });
+    expect(failed.lastError()).toMatchObject({ uri: predictions.uriOf(second!.key) });
     // Nothing at all is left in the output folders: no _SUCCESS, no part file, no temp file.
     for (const dataset of ['curated', 'metrics']) {
       const files = await readdir(join(broken.path, dataset), { recursive: true, withFileTypes: true }).catch(() => []);
