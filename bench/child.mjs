@@ -1,5 +1,5 @@
 // One measured phase of the benchmark, in its own process so that peak RSS belongs to it alone.
-// Usage: node bench/child.mjs floor|job ROOT DATE ASOF
+// Usage: node bench/child.mjs floor|job ROOT DATE ASOF [WORKERS]
 import { performance } from 'node:perf_hooks';
 import { labelType, predictionType, enrichedType } from '../dist/src/avro/schemas.js';
 import { decodeContainer } from '../dist/src/avro/container-reader.js';
@@ -7,7 +7,7 @@ import { AvroFilesWriter } from '../dist/src/dataset/avro-writer.js';
 import { openStore, destroyStores } from '../dist/src/storage/index.js';
 import { main } from '../dist/jobs/main.js';
 
-const [phase, root, date, asOf] = process.argv.slice(2);
+const [phase, root, date, asOf, workers] = process.argv.slice(2);
 const started = performance.now();
 const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 // The floor's CPU excludes decoding the job's curated output (the records to re-encode), measured apart.
@@ -24,11 +24,11 @@ if (phase === 'floor') {
   const out = openStore(`${root}/floor`, {}, '--curated');
   for (const info of await labels.list('')) {
     if (!info.key.endsWith('.avro')) continue;
-    for await (const block of decodeContainer(await labels.read(info.key), { key: info.key, readerType: labelType })) records += block.length;
+    for await (const block of decodeContainer(await labels.read(info.key), { uri: labels.uriOf(info.key), readerType: labelType })) records += block.length;
   }
   for (const info of await predictions.list(`dt=${date}/`)) {
     if (!info.key.endsWith('.avro')) continue;
-    for await (const block of decodeContainer(await predictions.read(info.key), { key: info.key, readerType: predictionType })) records += block.length;
+    for await (const block of decodeContainer(await predictions.read(info.key), { uri: predictions.uriOf(info.key), readerType: predictionType })) records += block.length;
   }
   const decodeSeconds = (performance.now() - started) / 1000;
   let encodeMs = 0;
@@ -36,7 +36,7 @@ if (phase === 'floor') {
   const parts = (await curated.list(`stage=final/dt=${date}/`)).filter((info) => info.key.endsWith('.avro'));
   if (parts.length === 0) throw new Error('bench floor: run the job phase first, the floor re-encodes its curated output');
   for (const info of parts) {
-    const blocks = decodeContainer(await curated.read(info.key), { key: info.key, readerType: enrichedType });
+    const blocks = decodeContainer(await curated.read(info.key), { uri: curated.uriOf(info.key), readerType: enrichedType });
     for (;;) {
       const c0 = cpuSeconds();
       const next = await blocks.next();
@@ -59,7 +59,7 @@ if (phase === 'floor') {
   process.exit(0);
 } else {
   const lines = [];
-  const code = await main(['run', '--root', root, '--date', date, '--stage', 'final', '--as-of', asOf, '--force', '--json', '--log-level', 'warn'], { stdout: (t) => lines.push(t), env: {} });
+  const code = await main(['run', '--root', root, '--date', date, '--stage', 'final', '--as-of', asOf, '--force', '--json', '--log-level', 'warn', ...(workers === undefined ? [] : ['--workers', workers])], { stdout: (t) => lines.push(t), env: {} });
   if (code !== 0) {
     process.stderr.write(lines.join(''));
     process.exit(code);

@@ -94,7 +94,7 @@ async function timed(action) {
 
 async function readAll(bytes) {
   let records = 0;
-  for await (const batch of decodeContainer(chunks(bytes), { key: 'bench.avro', readerType: predictionType })) records += batch.length;
+  for await (const batch of decodeContainer(chunks(bytes), { uri: 'bench.avro', readerType: predictionType })) records += batch.length;
   if (records !== recordCount) throw new Error(`read ${records} records, wrote ${recordCount}`);
 }
 

@@ -1,4 +1,4 @@
-// `npm run bench [-- --predictions N] [-- --rounds R]`: generates a day of N predictions (default
+// `npm run bench [-- --predictions N] [-- --rounds R] [-- --workers N]`: generates a day of N predictions (default
 // 1,000,000) and their labels locally, then measures the final stage against a floor measured in
 // the same run: decoding the same input files and encoding the same output (the curated records
 // the job wrote) with no join. Prints records/s, peak
@@ -16,6 +16,8 @@ const flag = (name, fallback) => {
 };
 const predictions = Number(flag('predictions', '1000000'));
 const rounds = Number(flag('rounds', '2'));
+// The job's --workers (default: the job's own default, the cores available).
+const workers = flag('workers', undefined);
 const root = join(process.cwd(), 'bench', 'out', `day-${predictions}`);
 const date = '2026-03-02';
 const asOf = '2026-04-01T00:00:00Z';
@@ -28,7 +30,7 @@ if (!existsSync(join(root, 'predictions'))) {
   console.log(`generated ${summary.predictions} predictions, ${summary.labels} labels in ${((Date.now() - started) / 1000).toFixed(1)} s under ${root}`);
 }
 
-const runPhase = (phase) => JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=64', 'bench/child.mjs', phase, root, date, asOf], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+const runPhase = (phase) => JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=64', 'bench/child.mjs', phase, root, date, asOf, ...(phase === 'job' && workers !== undefined ? [workers] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
 const best = { floor: undefined, job: undefined };
 for (let round = 0; round < rounds; round++) {
   for (const phase of ['job', 'floor']) {

@@ -48,7 +48,7 @@ export function isOutputLimitError(error: unknown): boolean {
   return error instanceof RangeError && (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
 }
 
-/** A codec's data is invalid; the reader turns this into a CorruptObjectError with the key and the block's offset. */
+/** A codec's data is invalid; the reader turns this into a CorruptObjectError with the URI and the block's offset. */
 function invalidData(detail: string, cause?: unknown): Error {
   return new Error(detail, cause === undefined ? undefined : { cause });
 }
@@ -290,13 +290,13 @@ const NON_STANDARD_CODECS: Readonly<Record<string, string>> = {
   lzma: "Avro C's raw LZMA2 codec, which is not in the Avro spec; rewrite the file with avromod --codec=deflate",
 };
 
-/** The decompressor an object's header names; CorruptObjectError (naming the codec, the key and the readable ones) when unknown. */
-export function codecFor(name: string, key: string): AvroDecompressor {
+/** The decompressor an object's header names; CorruptObjectError (naming the codec, the URI and the readable ones) when unknown. */
+export function codecFor(name: string, uri: string): AvroDecompressor {
   const codec = readable[name];
   if (codec === undefined) {
     const hint = Object.hasOwn(NON_STANDARD_CODECS, name) ? ` (${NON_STANDARD_CODECS[name]})` : '';
     throw corruptObject(
-      { key, offset: 0 },
+      { uri, offset: 0 },
       `unknown codec ${JSON.stringify(name)} in avro.codec${hint}, expected one of ${readableCodecs().join(', ')}`,
     );
   }

@@ -15,17 +15,18 @@ export const MAX_VARINT_BYTES = 10;
 
 /** Where in an object a corruption was found; `block` is absent for the header. */
 export interface CorruptionSite {
-  key: string;
+  /** The object's full URI. */
+  uri: string;
   offset: number;
   block?: number;
 }
 
-/** Builds the CorruptObjectError for a bad byte range, with the key, the offset and the way out. */
+/** Builds the CorruptObjectError for a bad byte range, with the URI, the offset and the way out. */
 export function corruptObject(site: CorruptionSite, detail: string, cause?: unknown): CorruptObjectError {
   const where = site.block === undefined ? 'header' : `block ${site.block}`;
-  const context = site.block === undefined ? { key: site.key, offset: site.offset } : { ...site };
+  const context = site.block === undefined ? { uri: site.uri, offset: site.offset } : { ...site };
   return new CorruptObjectError(
-    `corrupt Avro object "${site.key}" at byte ${site.offset} (${where}): ${detail}; ` +
+    `corrupt Avro object "${site.uri}" at byte ${site.offset} (${where}): ${detail}; ` +
       'fix or remove the object, or rerun with --on-corrupt skip',
     context,
     cause === undefined ? undefined : { cause },

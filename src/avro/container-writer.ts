@@ -151,6 +151,26 @@ export class ContainerEncoder {
     return this.pos >= this.blockBytes ? this.takeRaw() : undefined;
   }
 
+  /**
+   * Appends records encoded elsewhere (a worker): record i is `bytes[ends[i - 1] .. ends[i])`, the
+   * first starting at 0. Copies from record `from` up to the one that completes the current block
+   * (the same block boundaries as appendRaw of the same records) and returns the next record's
+   * index with that block, if one was completed.
+   */
+  appendEncoded(bytes: Uint8Array, ends: Int32Array, from: number): { next: number; block: RawBlock | undefined } {
+    const start = from === 0 ? 0 : ends[from - 1]!;
+    let last = from;
+    while (last < ends.length - 1 && this.pos + (ends[last]! - start) < this.blockBytes) last++;
+    const length = ends[last]! - start;
+    if (this.pos + length > this.buffer.length) this.grow(this.pos + length);
+    this.buffer.set(bytes.subarray(start, start + length), this.pos);
+    this.pos += length;
+    const count = last + 1 - from;
+    this.blockRecords += count;
+    this.records += count;
+    return { next: last + 1, block: this.pos >= this.blockBytes ? this.takeRaw() : undefined };
+  }
+
   /** Like finish, uncompressed. */
   finishRaw(): RawBlock | undefined {
     return this.blockRecords > 0 ? this.takeRaw() : undefined;

@@ -13,6 +13,7 @@ import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader
 import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
 import { type AlertConfig, resolveAlertConfig } from '../alerts/settings.js';
+import { availableCores } from '../workers/cores.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -34,6 +35,8 @@ export interface JobConfig {
   codec: string;
   partBytes: number;
   readAhead: number;
+  /** Worker threads of the run's pool (`--workers`); 0: everything on the main thread. */
+  workers: number;
   s3: S3Settings;
   /** Lifetime of a run's lease on its date and stage, renewed every quarter of it. */
   leaseTtlMs: number;
@@ -226,6 +229,7 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     // Parts are moved into place with one CopyObject each, which S3 allows up to 5 GiB.
     partBytes: positiveInt(raw, 'part-size-mb', defaultOf('part-size-mb'), 4096) * 1024 * 1024,
     readAhead: positiveInt(raw, 'read-ahead', defaultOf('read-ahead'), 64),
+    workers: positiveInt(raw, 'workers', availableCores(), 256, 0),
     s3,
     // At least 10 s: renewals every quarter of it must stay far above one request's latency.
     leaseTtlMs: positiveInt(raw, 'lease-ttl', defaultOf('lease-ttl'), 3600, 10) * 1000,

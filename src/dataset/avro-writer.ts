@@ -27,6 +27,8 @@ export interface AvroFilesOptions {
    * outputs still use the final key, so the bytes are those of a file written in place.
    */
   stagingPrefix?: string;
+  /** Compresses a block elsewhere (the worker pool); default: the codec's own async compression (libuv's threads). */
+  compress?: (codec: string, data: Buffer) => Promise<Buffer>;
 }
 
 interface OpenPart {
@@ -43,8 +45,9 @@ interface OpenPart {
 const COMPRESSIONS_IN_FLIGHT = 8;
 
 /** Queues a block's compression and framing; results are awaited in queue order. */
-function startCompression(part: OpenPart, block: RawBlock): void {
-  const framed = part.encoder.blockCodec.compressAsync(block.data).then((compressed) => part.encoder.frame(block, compressed));
+function startCompression(part: OpenPart, block: RawBlock, options: AvroFilesOptions): void {
+  const compressed = options.compress === undefined ? part.encoder.blockCodec.compressAsync(block.data) : options.compress(options.codec, block.data);
+  const framed = compressed.then((compressed) => part.encoder.frame(block, compressed));
   framed.catch(() => undefined); // awaited in order by the writer; this only keeps an early failure from being "unhandled"
   part.inFlight.push(framed);
 }
@@ -77,9 +80,21 @@ export class AvroFilesWriter {
     return this.submit(part, block);
   }
 
+  /** Appends records encoded elsewhere (EncodedRecords of a worker), with the block and part boundaries of `append`. */
+  async appendEncoded(bytes: Uint8Array, ends: Int32Array): Promise<void> {
+    let next = 0;
+    while (next < ends.length) {
+      const part = this.part ?? (await this.open());
+      const appended = part.encoder.appendEncoded(bytes, ends, next);
+      part.records += appended.next - next;
+      next = appended.next;
+      if (appended.block !== undefined) await this.submit(part, appended.block);
+    }
+  }
+
   /** Starts compressing a block; waits for the oldest when the window is full; rolls over when the part is full. */
   private async submit(part: OpenPart, block: RawBlock): Promise<void> {
-    startCompression(part, block);
+    startCompression(part, block, this.options);
     while (part.inFlight.length >= COMPRESSIONS_IN_FLIGHT) await part.channel.push(await part.inFlight.shift()!);
     if (part.encoder.rawBytesOut >= this.options.maxPartBytes) await this.closePart();
   }
@@ -124,7 +139,7 @@ export class AvroFilesWriter {
     const part = this.part!;
     this.part = undefined;
     const last = part.encoder.finishRaw();
-    if (last !== undefined) startCompression(part, last);
+    if (last !== undefined) startCompression(part, last, this.options);
     while (part.inFlight.length > 0) await part.channel.push(await part.inFlight.shift()!);
     part.channel.close();
     const written = (await part.upload) as { size: number };

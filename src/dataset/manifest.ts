@@ -90,3 +90,12 @@ export function parseManifest(bytes: Buffer): Manifest | undefined {
 export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
 }
+
+/** The manifest's `writer_schemas`: how many inputs each writer schema fingerprint wrote, by fingerprint. */
+export function writerSchemaCounts(inputs: readonly ManifestInput[]): Array<{ fingerprint: string; objects: number }> {
+  const counts = new Map<string, number>();
+  for (const input of inputs) {
+    if (input.schema_fingerprint !== undefined) counts.set(input.schema_fingerprint, (counts.get(input.schema_fingerprint) ?? 0) + 1);
+  }
+  return [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, objects]) => ({ fingerprint, objects }));
+}

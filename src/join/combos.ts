@@ -153,7 +153,11 @@ export class ComboStore {
   readonly maturity: LabelMaturity;
   readonly settings: ComboSettings;
   readonly combos: Combo[] = [];
-  private readonly comboIds = new Map<string, number>();
+  /** Combos by a hash of (group, pairs): the newest combo of each hash, and per combo the previous one of its hash (-1 ends). */
+  private readonly comboHeads = new Map<number, number>();
+  private readonly comboChain: number[] = [];
+  /** The hash computed by the last findCombo. */
+  private comboHash = 0;
   private readonly sink = new ComboSink(this);
   /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
   private readonly keptRef = uint32Column();
@@ -201,6 +205,21 @@ export class ComboStore {
     return columns.reduce((sum, column) => sum + column.byteSize, 0);
   }
 
+  /** The combo of (group, pairs), or undefined; no string is built per prediction. */
+  private findCombo(group: number, pairs: readonly number[]): number | undefined {
+    let h = Math.imul(group + 1, 0x9e3779b1);
+    for (let i = 0; i < pairs.length; i++) h = Math.imul(h ^ (pairs[i]! + 0x7f4a7c15), 0x85ebca6b) ^ (h >>> 15);
+    this.comboHash = h;
+    for (let at = this.comboHeads.get(h) ?? -1; at >= 0; at = this.comboChain[at]!) {
+      const candidate = this.combos[at]!;
+      if (candidate.group !== group || candidate.pairs.length !== pairs.length) continue;
+      let same = true;
+      for (let i = 0; i < pairs.length && same; i++) same = candidate.pairs[i] === pairs[i];
+      if (same) return at;
+    }
+    return undefined;
+  }
+
   /** A new accumulator set with this run's buckets and hours. */
   newWindows(): WindowedAccumulators {
     return new WindowedAccumulators(this.maturity.bucketCount, this.settings.hourly);
@@ -213,12 +232,11 @@ export class ComboStore {
   add(group: number, pairs: readonly number[], inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     const hour = hourOfDay(this.settings.day, inferenceTs);
     this.keptHour.push(hour + 1);
-    let id = String(group);
-    for (let i = 0; i < pairs.length; i += 2) id += `,${pairs[i]}:${pairs[i + 1]}`;
-    let combo = this.comboIds.get(id);
+    let combo = this.findCombo(group, pairs);
     if (combo === undefined && this.combos.length < this.maxCombos) {
       combo = this.combos.length;
-      this.comboIds.set(id, combo);
+      this.comboChain.push(this.comboHeads.get(this.comboHash) ?? -1);
+      this.comboHeads.set(this.comboHash, combo);
       this.combos.push({ group, pairs: pairs.slice(), windows: this.newWindows(), kept: 0 });
     }
     if (combo !== undefined) {

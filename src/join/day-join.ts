@@ -7,7 +7,8 @@
 import { chooseLabel, finalCutoffMicros, finalReadyAtMicros, newLabelChoice, type DayWindow } from './policy.js';
 import type { LabelIndex } from './label-index.js';
 import { StringKeyTable } from './key-table.js';
-import type { EnrichedRecord, PredictionRecord, Stage } from './records.js';
+import { RowKind, type EnrichedRecord, type PredictionRecord, type Stage } from './records.js';
+import { HAS_Y_TRUE, type JoinResults, type PredictionBatch } from '../workers/batches.js';
 import { UsageError } from '../errors.js';
 import { ComboStore, MAX_COMBOS } from './combos.js';
 import { agesWritten } from './windows.js';
@@ -32,6 +33,9 @@ export interface JoinSettings {
 
 /** A guard against producers that put ids into segment key *names*: slicing on each would explode. */
 export const MAX_SEGMENT_KEY_NAMES = 1000;
+
+/** A batch's dictionary code not yet mapped to a segment key id. */
+const UNSEEN = -2;
 
 /** Running totals of the probe, for logs, progress and the manifest. */
 export interface JoinStats {
@@ -131,59 +135,122 @@ export class DayJoin {
   accept(p: PredictionRecord): EnrichedRecord | undefined {
     this.stats.predictionsRead++;
     const hash = this.seen.hashKey(p.prediction_id);
+    if (!this.keepFirst(hash)) return undefined;
+    const group = this.groupOf(p.model_name, p.model_version);
+    this.collectSegments(p.segment_keys);
+    const kind = this.joinKept(hash, group, p.inference_ts, p.y_pred, p.y_true);
+    const j = this.joined;
+    if (kind === RowKind.invalid) return enriched(p, p.y_true, p.residual, null, null, null);
+    if (kind === RowKind.unlabeled) return enriched(p, null, null, null, null, null);
+    return enriched(p, j.yTrue, j.yTrue - p.y_pred, j.labelTs, j.delaySeconds, kind === RowKind.fromLabels ? 'labels' : 'inline');
+  }
+
+  /**
+   * Joins the predictions of a columnar batch in row order, exactly as `accept` would one by one:
+   * ids are hashed straight from the batch's UTF-8 arena, strings are interned once per batch
+   * through its dictionary codes. Writes each row's kind and label fields into `results`.
+   */
+  acceptBatch(batch: PredictionBatch, results: JoinResults): void {
+    const { strings, ids, idEnds } = batch;
+    const groups = new Map<number, number>();
+    const keyIdsByCode = new Int32Array(strings.length).fill(UNSEEN);
+    const valueIds = new Map<number, number>();
+    const j = this.joined;
+    for (let row = 0; row < batch.count; row++) {
+      this.stats.predictionsRead++;
+      const hash = this.seen.hashBytes(ids, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!);
+      if (!this.keepFirst(hash)) {
+        results.kind[row] = RowKind.dropped;
+        continue;
+      }
+      const nameCode = batch.modelName[row]!;
+      const versionCode = batch.modelVersion[row]!;
+      const groupKey = nameCode * strings.length + versionCode;
+      let group = groups.get(groupKey);
+      if (group === undefined) groups.set(groupKey, (group = this.groupOf(strings[nameCode]!, strings[versionCode]!)));
+      this.pairScratch.length = 0;
+      for (let pair = batch.segStart[row]!; pair < batch.segStart[row + 1]!; pair++) {
+        const keyCode = batch.segPairs[pair * 2]!;
+        let keyId = keyIdsByCode[keyCode]!;
+        if (keyId === UNSEEN) keyIdsByCode[keyCode] = keyId = this.keyIdOf(strings[keyCode]!);
+        if (keyId < 0) continue;
+        const valueCode = batch.segPairs[pair * 2 + 1]!;
+        const valueKey = keyId * strings.length + valueCode;
+        let valueId = valueIds.get(valueKey);
+        if (valueId === undefined) valueIds.set(valueKey, (valueId = this.keyValues[keyId]!.intern(strings[valueCode]!)));
+        this.addPair(keyId, valueId);
+      }
+      const yTrue = batch.nullable[row]! & HAS_Y_TRUE ? batch.yTrue[row]! : null;
+      const kind = this.joinKept(hash, group, batch.inferenceTs[row]!, batch.yPred[row]!, yTrue);
+      results.kind[row] = kind;
+      if (kind === RowKind.fromLabels || kind === RowKind.inline) {
+        results.yTrue[row] = j.yTrue;
+        results.labelTs[row] = j.labelTs;
+        results.delaySeconds[row] = j.delaySeconds;
+      }
+    }
+  }
+
+  /** Dedup (SPEC §3): true for the first prediction of its id; a later one is counted in the kept one's slices. */
+  private keepFirst(hash: number): boolean {
     const kept = this.seen.internHashed(hash);
     if (!this.seen.lastWasInserted) {
       // Counted in the kept prediction's slices (SPEC §3), through its combo or row.
       this.metrics.duplicate(kept);
       this.stats.duplicatesDropped++;
-      return undefined;
+      return false;
     }
     this.stats.kept++;
+    return true;
+  }
 
-    const group = this.groupOf(p.model_name, p.model_version);
-    this.collectSegments(p.segment_keys);
+  /** The label fields of the prediction last joined by `joinKept` (when it returned fromLabels or inline). */
+  private readonly joined = { yTrue: NaN, labelTs: NaN, delaySeconds: NaN };
 
-    const cutoff = this.settings.stage === 'final' ? finalCutoffMicros(p.inference_ts, this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
+  /**
+   * The join of one kept prediction (its id hashed into `seen` as `hash`, its segments in
+   * pairScratch): cutoff, the metrics' scalars (SPEC §5, §5.1, through the ComboStore), then the
+   * curated record's label choice and inline label (SPEC §3). Returns the row's kind; the label
+   * fields are left in `joined`.
+   */
+  private joinKept(hash: number, group: number, inferenceTs: number, yPred: number, inlineYTrue: number | null): RowKind {
+    const cutoff = this.settings.stage === 'final' ? finalCutoffMicros(inferenceTs, this.settings.windowMicros, this.finalClose) : this.settings.asOfMicros;
     const head = this.labels.headFrom(this.seen, hash);
-    // The metrics (SPEC §5, §5.1) take the prediction's scalars; the rest of accept() is the curated record.
-    this.metrics.add(group, this.pairScratch, p.inference_ts, p.y_pred, p.y_true, head, cutoff);
+    this.metrics.add(group, this.pairScratch, inferenceTs, yPred, inlineYTrue, head, cutoff);
 
-    if (!Number.isFinite(p.y_pred)) {
+    if (!Number.isFinite(yPred)) {
       // Invalid: kept as written, no label joined, out of the metrics (SPEC §3).
       this.stats.invalid++;
-      return enriched(p, p.y_true, p.residual, null, null, null);
+      return RowKind.invalid;
     }
 
-    let yTrue: number | null = null;
-    let labelTs: number | null = null;
-    let source: EnrichedRecord['label_source'] = null;
-
+    let yTrue = NaN;
+    let labelTs = NaN;
+    let kind: RowKind = RowKind.unlabeled;
     if (head >= 0) {
       const choice = chooseLabel(this.labels, head, cutoff, this.choice);
       if (choice.winner >= 0) {
         yTrue = this.labels.yTrue(choice.winner);
         labelTs = this.labels.labelTs(choice.winner);
-        source = 'labels';
+        kind = RowKind.fromLabels;
       }
     }
     // An inline y_true is a label with label_ts = inference_ts; a dataset label wins over it.
-    if (p.y_true !== null && p.inference_ts <= cutoff) {
-      if (Number.isFinite(p.y_true) && source === null) {
-        yTrue = p.y_true;
-        labelTs = p.inference_ts;
-        source = 'inline';
-      }
+    if (kind === RowKind.unlabeled && inlineYTrue !== null && inferenceTs <= cutoff && Number.isFinite(inlineYTrue)) {
+      yTrue = inlineYTrue;
+      labelTs = inferenceTs;
+      kind = RowKind.inline;
     }
+    if (kind === RowKind.unlabeled) return kind;
 
-    if (yTrue === null || labelTs === null) {
-      return enriched(p, null, null, null, null, null);
-    }
-
-    const delaySeconds = labelTs > p.inference_ts ? (labelTs - p.inference_ts) / 1e6 : 0;
     this.stats.labeled++;
-    if (source === 'labels') this.stats.labeledFromLabels++;
+    if (kind === RowKind.fromLabels) this.stats.labeledFromLabels++;
     else this.stats.labeledInline++;
-    return enriched(p, yTrue, yTrue - p.y_pred, labelTs, delaySeconds, source);
+    const j = this.joined;
+    j.yTrue = yTrue;
+    j.labelTs = labelTs;
+    j.delaySeconds = labelTs > inferenceTs ? (labelTs - inferenceTs) / 1e6 : 0;
+    return kind;
   }
 
   private groupOf(modelName: string, modelVersion: string): number {
@@ -201,34 +268,44 @@ export class DayJoin {
 
   /** Interns the prediction's slice keys and values into pairScratch, sorted by key id. */
   private collectSegments(segments: Record<string, string>): void {
-    const pairs = this.pairScratch;
-    pairs.length = 0;
+    this.pairScratch.length = 0;
     for (const key in segments) {
-      if (this.allowedKeys !== undefined && !this.allowedKeys.has(key)) continue;
-      let keyId = this.keyIds.get(key);
-      if (keyId === undefined) {
-        if (this.keyNames.length >= MAX_SEGMENT_KEY_NAMES) {
-          throw new UsageError(
-            `predictions carry more than ${MAX_SEGMENT_KEY_NAMES} distinct segment key names (the latest: ${JSON.stringify(key.slice(0, 80))}); name the keys to slice on with --slice-keys`,
-            { option: '--slice-keys' },
-          );
-        }
-        keyId = this.keyNames.length;
-        this.keyIds.set(key, keyId);
-        this.keyNames.push(key);
-        this.keyValues.push(new StringKeyTable(16));
-      }
-      const valueId = this.keyValues[keyId]!.intern(segments[key]!);
-      // Insertion sort by key id: maps are small, and producers usually write keys in one order.
-      let at = pairs.length;
-      pairs.push(keyId, valueId);
-      while (at > 0 && pairs[at - 2]! > keyId) {
-        pairs[at] = pairs[at - 2]!;
-        pairs[at + 1] = pairs[at - 1]!;
-        at -= 2;
-      }
-      pairs[at] = keyId;
-      pairs[at + 1] = valueId;
+      const keyId = this.keyIdOf(key);
+      if (keyId >= 0) this.addPair(keyId, this.keyValues[keyId]!.intern(segments[key]!));
     }
+  }
+
+  /** The id of a segment key, interned on first sight; -1 for a key outside --slice-keys. */
+  private keyIdOf(key: string): number {
+    if (this.allowedKeys !== undefined && !this.allowedKeys.has(key)) return -1;
+    let keyId = this.keyIds.get(key);
+    if (keyId === undefined) {
+      if (this.keyNames.length >= MAX_SEGMENT_KEY_NAMES) {
+        throw new UsageError(
+          `predictions carry more than ${MAX_SEGMENT_KEY_NAMES} distinct segment key names (the latest: ${JSON.stringify(key.slice(0, 80))}); name the keys to slice on with --slice-keys`,
+          { option: '--slice-keys' },
+        );
+      }
+      keyId = this.keyNames.length;
+      this.keyIds.set(key, keyId);
+      this.keyNames.push(key);
+      this.keyValues.push(new StringKeyTable(16));
+    }
+    return keyId;
+  }
+
+  /** Adds a (key id, value id) pair to pairScratch, keeping it sorted by key id. */
+  private addPair(keyId: number, valueId: number): void {
+    const pairs = this.pairScratch;
+    // Insertion sort by key id: maps are small, and producers usually write keys in one order.
+    let at = pairs.length;
+    pairs.push(keyId, valueId);
+    while (at > 0 && pairs[at - 2]! > keyId) {
+      pairs[at] = pairs[at - 2]!;
+      pairs[at + 1] = pairs[at - 1]!;
+      at -= 2;
+    }
+    pairs[at] = keyId;
+    pairs[at + 1] = valueId;
   }
 }

@@ -116,6 +116,28 @@ export class StringKeyTable {
     return this.encodeAndHash(key);
   }
 
+  /**
+   * `hashKey` of a key given as UTF-8 bytes (`bytes[start..end)`, e.g. a columnar batch's id
+   * arena): the same hash and probe as for the string those bytes decode to, with no string built.
+   */
+  hashBytes(bytes: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    if (length > this.scratch.length) {
+      let capacity = this.scratch.length;
+      while (capacity < length) capacity *= 2;
+      this.scratch = Buffer.allocUnsafeSlow(capacity);
+      this.scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, capacity >>> 2);
+    }
+    const scratch = this.scratch;
+    if (length <= 64) {
+      for (let i = 0; i < length; i++) scratch[i] = bytes[start + i]!;
+    } else {
+      scratch.set(bytes.subarray(start, end), 0);
+    }
+    this.probeLength = length;
+    return this.hashScratch(length);
+  }
+
   /** `intern` of the key last passed to `hashKey`, with the hash it returned. */
   internHashed(hash: number): number {
     const length = this.probeLength;

@@ -31,6 +31,15 @@ export class LabelIndex {
 
   /** Adds one label; its index (sequence number) is the number of labels added before it. */
   add(predictionId: string, yTrue: number, labelTsMicros: number): void {
+    this.addHashed(this.ids.hashKey(predictionId), yTrue, labelTsMicros);
+  }
+
+  /** `add` of a label whose id is given as UTF-8 bytes (a columnar batch's arena). */
+  addBytes(bytes: Uint8Array, start: number, end: number, yTrue: number, labelTsMicros: number): void {
+    this.addHashed(this.ids.hashBytes(bytes, start, end), yTrue, labelTsMicros);
+  }
+
+  private addHashed(hash: number, yTrue: number, labelTsMicros: number): void {
     const label = this.timestamps.size;
     if (label >= MAX_LABELS) {
       throw new ModelMetricsError('E_INTERNAL', `LabelIndex is full: ${label} labels, the limit is ${MAX_LABELS} (2^31 - 1); process fewer label partitions per run`, {
@@ -38,7 +47,7 @@ export class LabelIndex {
         labels: label,
       });
     }
-    const id = this.ids.intern(predictionId);
+    const id = this.ids.internHashed(hash);
     if (this.ids.lastWasInserted) {
       this.heads.push(label + 1);
       this.previous.push(0);

@@ -50,3 +50,7 @@ export type Stage = 'preliminary' | 'final';
 export function stageSymbol(stage: Stage): 'PRELIMINARY' | 'FINAL' {
   return stage === 'final' ? 'FINAL' : 'PRELIMINARY';
 }
+
+/** Per-row outcome of the join of one prediction (a columnar batch's results carry it per row). */
+export const RowKind = { dropped: 0, unlabeled: 1, invalid: 2, fromLabels: 3, inline: 4 } as const;
+export type RowKind = (typeof RowKind)[keyof typeof RowKind];

@@ -5,35 +5,32 @@
  * On any failure the partial outputs are removed and no `_SUCCESS` is written.
  */
 import { randomUUID } from 'node:crypto';
-import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
+import { enrichedType, metricsType } from '../avro/schemas.js';
 import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
-import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, inputPartition, leaseKey, outputPartition, runStagingPrefix, stagingPartition } from '../dataset/layout.js';
-import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest } from '../dataset/manifest.js';
-import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
+import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix } from '../dataset/layout.js';
+import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
 import { DayJoin } from '../join/day-join.js';
 import { LabelIndex } from '../join/label-index.js';
-import { dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
-import type { LabelRecord, PredictionRecord, Stage } from '../join/records.js';
+import { dayWindow, formatMicros, labelPartitionDates } from '../join/policy.js';
+import type { Stage } from '../join/records.js';
 import { computeSlices } from '../join/slices.js';
 import type { Logger } from '../observability/log.js';
 import { sanitizeForLog } from '../observability/log.js';
 import type { Progress } from '../observability/progress.js';
-import type { ObjectStore } from '../storage/types.js';
-import { listInputs, preflight } from './inputs.js';
-import { readInOrder } from './ordered-reader.js';
-import { mapBounded } from '../concurrency.js';
-import { type LeaseOptions, RunInProgressError, RunLease, thisProcess } from './lease.js';
+import type { ObjectInfo, ObjectStore } from '../storage/types.js';
+import { preflight } from './inputs.js';
+import { labelsThroughFor, listDayInputs, runParams } from './run-plan.js';
+import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
+import { WorkerPool } from '../workers/pool.js';
+import { outputsIntact, promote, removeData } from './commit.js';
+import { distinctStores, removeStaleStaging, type StagingArea, sweepStaging } from './staging.js';
+import { type LeaseOptions, RunLease, thisProcess } from './lease.js';
 import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
-import { AlertsStep, alertParams } from '../alerts/step.js';
+import { AlertsStep } from '../alerts/step.js';
 import type { DayResult } from '../run-results.js';
 
-/**
- * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
- * same inputs and options would give different output bytes, so deployed code recomputes rather
- * than keep outputs made by older rules. 1: first release. 2: ModelMetrics v2 (SPEC §5.1).
- */
-export const OUTPUT_REVISION = 2;
+export { OUTPUT_REVISION, labelsThroughFor } from './run-plan.js';
 
 /** The four dataset stores of a run. */
 export interface Stores {
@@ -70,25 +67,6 @@ export interface DayRequest {
 
 export type { DayResult } from '../run-results.js';
 
-/** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
-export function labelsThroughFor(request: DayRequest, windowMicros: number): number {
-  const day = dayWindow(request.date);
-  if (request.stage === 'final') {
-    const readyAt = finalReadyAtMicros(day, windowMicros);
-    if (request.asOfMicros < readyAt) {
-      throw new NotReadyError(
-        `final metrics for ${request.date} are not ready: the label window closes at ${formatMicros(readyAt)} and --as-of is ${formatMicros(request.asOfMicros)}; run the preliminary stage, or retry after the window closes`,
-        { option: '--as-of', date: request.date },
-      );
-    }
-    return readyAt;
-  }
-  if (request.asOfMicros < day.startMicros) {
-    throw new UsageError(`--as-of ${formatMicros(request.asOfMicros)} is before ${request.date} began; a preliminary run needs an as-of inside or after the day`, { option: '--as-of' });
-  }
-  return request.asOfMicros;
-}
-
 async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
   const bytes = await store.readSmall(key);
   return bytes === undefined ? undefined : parseManifest(bytes);
@@ -107,37 +85,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   // The same key in both output datasets: each partition's commit point.
   const successKey = `${partition}${SUCCESS_FILE}`;
 
-  const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [request.date], config.decodeLimits);
-  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
-    // A day without predictions is a real (empty) day; a dataset without any is a wrong --root.
-    throw new NotFoundError(`no prediction objects at all under ${stores.predictions.uri}; check --root or --predictions`, { uri: stores.predictions.uri, option: '--predictions' });
-  }
-  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(inputPartition(request.date)))) {
-    // SPEC §3: a partition that does not exist is not landed yet (not ready); one that exists with no records is an empty day.
-    throw new NotReadyError(`${request.date} is not ready: its predictions partition ${stores.predictions.uriOf(inputPartition(request.date))} does not exist (the producers may not have landed it yet); nothing written, retry once it exists`, { uri: stores.predictions.uriOf(inputPartition(request.date)), date: request.date, reason: 'no_predictions_partition' });
-  }
-  const labelInputs = await listInputs('labels', stores.labels, labelType, labelPartitionDates(day, labelsThrough), config.decodeLimits);
-  const params = {
-    stage: request.stage,
-    date: request.date,
-    as_of: formatMicros(asOf),
-    labels_through: formatMicros(labelsThrough),
-    label_window: config.labelWindow.iso,
-    slice_keys: config.sliceKeys ?? null,
-    max_slice_values: config.maxSliceValues,
-    windows: config.hourly ? 'P1D,PT1H' : 'P1D',
-    label_ages_s: config.labelAgesSeconds,
-    codec: config.codec,
-    part_bytes: config.partBytes,
-    on_corrupt: config.onCorrupt,
-    // Under skip the limits decide which objects are left out, so they are part of what was computed.
-    ...(config.onCorrupt === 'skip' ? { decode_limits: config.decodeLimits } : {}),
-    job_version: ctx.jobVersion,
-    output_revision: OUTPUT_REVISION,
-    reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
-    // alerts (SPEC §8): the settings that shape the alerts file.
-    ...(stores.alerts !== undefined && config.alerting !== undefined ? { alerts: alertParams(config.alerting) } : {}),
-  };
+  const { predictionInputs, labelInputs } = await listDayInputs(stores, config, request.date, labelPartitionDates(day, labelsThrough));
+  const params = runParams(config, request, labelsThrough, ctx.jobVersion, stores.alerts !== undefined);
   const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
   const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
 
@@ -235,8 +184,11 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       log.info({ event: 'curated_part_started', part: index }, `writing curated part ${index}`);
       return curatedPartKey(request.stage, request.date, index);
     };
-    const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix });
-    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
+    // --workers N: decoding, curated encoding and compression on N threads; 0: all on this one.
+    const pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
+    const compress = pool === undefined ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
+    const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix, compress });
+    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix, compress });
     let unpublished = false;
     const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
 
@@ -257,34 +209,25 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     progress?.begin(predictionCheck.usable.length + labelCheck.usable.length, [...predictionCheck.usable, ...labelCheck.usable].reduce((n, o) => n + o.size, 0));
 
     try {
+      const setup = (store: ObjectStore, objects: readonly ObjectInfo[]): ReadSetup => ({
+        store,
+        objects,
+        readAhead: config.readAhead,
+        hooks,
+        pool,
+        signal: ctx.signal,
+        onRecords: (count) => {
+          if (progress) progress.state.records += count;
+        },
+      });
       const labels = new LabelIndex(estimateRecords(labelCheck.usable));
-      let labelsRead = 0;
       if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
-      for await (const block of readInOrder<LabelRecord>(stores.labels, labelCheck.usable, labelType, config.readAhead, hooks)) {
-        ctx.signal?.throwIfAborted();
-        for (const label of block.records) {
-          // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
-          // later label can never be usable, nor counted (SPEC §3).
-          if (label.label_ts > labelsThrough) continue;
-          labels.add(label.prediction_id, label.y_true, label.label_ts);
-        }
-        labelsRead += block.records.length;
-        if (progress) progress.state.records += block.records.length;
-      }
+      const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
       log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
       const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly }, labels, estimateRecords(predictionCheck.usable));
       if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
-      for await (const block of readInOrder<PredictionRecord>(stores.predictions, predictionCheck.usable, predictionType, config.readAhead, hooks)) {
-        ctx.signal?.throwIfAborted();
-        for (const prediction of block.records) {
-          const enriched = join.accept(prediction);
-          if (enriched === undefined) continue;
-          const flushed = curatedWriter.append(enriched);
-          if (flushed !== undefined) await flushed;
-        }
-        if (progress) progress.state.records += block.records.length;
-      }
+      await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
       const curatedOutputs = await curatedWriter.finish();
       progress?.clearLine();
       log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
@@ -336,10 +279,6 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         labels_indexed: labels.size,
         metrics_records: metricRecords.length,
       };
-      const schemaCounts = new Map<string, number>();
-      for (const input of [...predictionCheck.inputs, ...labelCheck.inputs]) {
-        if (input.schema_fingerprint !== undefined) schemaCounts.set(input.schema_fingerprint, (schemaCounts.get(input.schema_fingerprint) ?? 0) + 1);
-      }
       const manifest = (dataset: Manifest['dataset'], outputs: ManifestOutput[]): Manifest => ({
         format: MANIFEST_FORMAT,
         dataset,
@@ -355,7 +294,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         ended_at: new Date().toISOString(),
         inputs: [...predictionCheck.inputs, ...labelCheck.inputs],
         skipped,
-        writer_schemas: [...schemaCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fp, objects]) => ({ fingerprint: fp, objects })),
+        writer_schemas: writerSchemaCounts([...predictionCheck.inputs, ...labelCheck.inputs]),
         outputs,
         stats,
       });
@@ -407,18 +346,10 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         log.warn({ event: 'cleanup_failed', error: sanitizeForLog(String(cleanupError)) }, 'could not remove partial outputs; they are not committed and the next run replaces them');
       });
       throw error;
+    } finally {
+      await pool?.close();
     }
   }
-}
-
-/** Whether every output a manifest lists still exists with its size (a deleted part means recompute). */
-async function outputsIntact(stores: Stores, curated: Manifest, metrics: Manifest): Promise<boolean> {
-  const checks = [
-    ...curated.outputs.map((o) => ({ store: stores.curated, o })),
-    ...metrics.outputs.map((o) => ({ store: stores.metrics, o })),
-  ];
-  const found = await mapBounded(checks, 16, async ({ store, o }) => (await store.head(o.key))?.size === o.size);
-  return found.every(Boolean);
 }
 
 /**
@@ -427,109 +358,4 @@ async function outputsIntact(stores: Stores, curated: Manifest, metrics: Manifes
  */
 function estimateRecords(objects: readonly { size: number }[]): number {
   return Math.ceil(objects.reduce((n, o) => n + o.size, 0) / 32);
-}
-
-/** Moves a writer's staged files into place, recording each moved key for cleanup after a failure. */
-async function promote(store: ObjectStore, writer: AvroFilesWriter, outputs: readonly ManifestOutput[], moved: string[], lease: RunLease): Promise<void> {
-  for (const output of outputs) {
-    await lease.ensureHeld();
-    await store.move(writer.stagedKey(output.key), output.key);
-    moved.push(output.key);
-  }
-}
-
-/** Deletes every data file of a partition (its _SUCCESS is already gone); returns how many. */
-async function removeData(store: ObjectStore, partition: string): Promise<number> {
-  const data = (await store.list(partition)).map((o) => o.key).filter((key) => !key.endsWith(SUCCESS_FILE));
-  if (data.length > 0) await store.delete(data);
-  return data.length;
-}
-
-/** The hidden staging area of one run's stage and date, on the output stores. */
-interface StagingArea {
-  stores: ObjectStore[];
-  stage: Stage;
-  date: string;
-  runId: string;
-}
-
-/**
- * Deletes what other runs left in the staging area of this stage and date: the folders of runs
- * killed before their cleanup (SIGKILL, OOM, a lost node), with their partial writes (issue 5:
- * S3 multipart uploads, local temp files, which no listing of objects shows), and any stray object
- * beside the lease. Only while holding the lease, confirmed by a renewal right before (a run paused
- * since it took the lease may have lost it to a run whose files are there now), so no live run's
- * files are removed; the lease object itself stays.
- */
-async function removeStaleStaging(area: StagingArea, lease: RunLease, log: Logger): Promise<void> {
-  const prefix = stagingPartition(area.stage, area.date);
-  const own = runStagingPrefix(area.stage, area.date, area.runId);
-  const leaseObject = leaseKey(area.stage, area.date);
-  await lease.renew();
-  for (const store of distinctStores(area.stores)) {
-    lease.assertHeld();
-    const level = await store.listFolder(prefix);
-    const deadRuns = level.folders.filter((folder) => folder !== own);
-    const strays = level.objects.filter((key) => key !== leaseObject);
-    const partialStrays = level.partial ?? [];
-    if (deadRuns.length === 0 && strays.length === 0 && partialStrays.length === 0) continue;
-    let objects = strays.length;
-    let partial = partialStrays.length;
-    let unlisted: string | undefined;
-    for (const folder of deadRuns) {
-      lease.assertHeld();
-      const removed = await store.deleteUnder(folder);
-      objects += removed.objects;
-      partial += removed.partial;
-      unlisted ??= removed.partialUnlisted;
-    }
-    if (strays.length + partialStrays.length > 0) await store.delete([...strays, ...partialStrays]);
-    const runs = deadRuns.map((folder) => folder.slice(prefix.length, -1));
-    log.info(
-      {
-        event: 'stale_staging_removed',
-        uri: store.uriOf(prefix),
-        objects,
-        partial_uploads_aborted: partial,
-        ...(unlisted === undefined ? {} : { partial_uploads_unlisted: unlisted }),
-        runs,
-      },
-      `removed ${objects} object(s) and ${partial} partial write(s) left in staging by ${runs.length} earlier run(s)${unlisted === undefined ? '' : ` (incomplete uploads not listed: ${unlisted}; the bucket lifecycle rule removes them)`}`,
-    );
-  }
-}
-
-/** Each store once, for stores given twice (curated and metrics on one URI). */
-function distinctStores(stores: readonly ObjectStore[]): ObjectStore[] {
-  const byUri = new Map<string, ObjectStore>();
-  for (const store of stores) if (!byUri.has(store.uri)) byUri.set(store.uri, store);
-  return [...byUri.values()];
-}
-
-/**
- * After "already done": if earlier runs left files in staging (killed after their commit, or runs
- * that found the result committed), take the lease briefly and remove them. A live run holding the
- * lease keeps its files; a failure here is only logged, since the result itself is committed.
- */
-async function sweepStaging(area: StagingArea, leaseOptions: LeaseOptions, log: Logger): Promise<void> {
-  try {
-    const prefix = stagingPartition(area.stage, area.date);
-    // listFolder, not hasAny: a folder holding only partial writes has no object to find.
-    const levels = await Promise.all(distinctStores(area.stores).map((store) => store.listFolder(prefix)));
-    if (!levels.some((level) => level.folders.length > 0 || level.objects.length > 0 || (level.partial?.length ?? 0) > 0)) return;
-    let lease: RunLease;
-    try {
-      lease = await RunLease.acquire(leaseOptions);
-    } catch (error) {
-      if (error instanceof RunInProgressError) return;
-      throw error;
-    }
-    try {
-      await removeStaleStaging(area, lease, log);
-    } finally {
-      await lease.release();
-    }
-  } catch (error) {
-    log.warn({ event: 'staging_sweep_failed', error: sanitizeForLog(String(error)) }, 'could not remove files left in staging by earlier runs; they are hidden, and the next run retries');
-  }
 }

@@ -1,7 +1,7 @@
 /**
  * Finding and checking a day's inputs before anything is written: list the partitions, read every
  * object's header, resolve its writer schema against ours (an incompatible one fails the run here,
- * naming the key and the field, SPEC §2) and, under `--on-corrupt skip`, verify each object whole
+ * naming the object's URI and the field, SPEC §2) and, under `--on-corrupt skip`, verify each object whole
  * so that a corrupt one is left out entirely rather than half-used.
  */
 import type { Type } from 'avsc';
@@ -58,7 +58,7 @@ async function readHeader(store: ObjectStore, info: ObjectInfo, limits: Partial<
   const ranged = info.size > HEADER_PROBE_BYTES;
   const stream = await store.read(info.key, ranged ? { end: HEADER_PROBE_BYTES - 1, ifMatch: info.etag } : { ifMatch: info.etag });
   try {
-    return await readContainerHeader(stream, info.key, limits);
+    return await readContainerHeader(stream, store.uriOf(info.key), limits);
   } catch (error) {
     if (!(ranged && error instanceof CorruptObjectError)) throw error;
   } finally {
@@ -67,7 +67,7 @@ async function readHeader(store: ObjectStore, info: ObjectInfo, limits: Partial<
   // The header is longer than the probe (a very large schema): read from the start without a range.
   const whole = await store.read(info.key, { ifMatch: info.etag });
   try {
-    return await readContainerHeader(whole, info.key, limits);
+    return await readContainerHeader(whole, store.uriOf(info.key), limits);
   } finally {
     whole.destroy();
   }
@@ -76,7 +76,7 @@ async function readHeader(store: ObjectStore, info: ObjectInfo, limits: Partial<
 async function verifyWhole(store: ObjectStore, info: ObjectInfo, readerType: Type, limits: Partial<DecodeLimits>): Promise<void> {
   const stream = await store.read(info.key, { ifMatch: info.etag });
   try {
-    for await (const block of decodeContainer(stream, { key: info.key, readerType, expectedBytes: info.size, limits })) void block;
+    for await (const block of decodeContainer(stream, { uri: store.uriOf(info.key), readerType, expectedBytes: info.size, limits })) void block;
   } finally {
     stream.destroy();
   }
@@ -92,12 +92,12 @@ export async function preflight(inputs: DatasetInputs, onCorrupt: OnCorrupt, log
   const outcomes = await mapBounded(inputs.objects, concurrency, async (info): Promise<{ fingerprint?: string; skipped?: string }> => {
     try {
       const header = await readHeader(inputs.store, info, inputs.limits);
-      resolveWriter(inputs.readerType, header, info.key);
+      resolveWriter(inputs.readerType, header, inputs.store.uriOf(info.key));
       if (onCorrupt === 'skip') await verifyWhole(inputs.store, info, inputs.readerType, inputs.limits);
       return { fingerprint: header.fingerprint };
     } catch (error) {
       if (onCorrupt === 'skip' && error instanceof CorruptObjectError) {
-        logger.warn({ event: 'object_skipped', dataset: inputs.dataset, key: sanitizeForLog(info.key), reason: sanitizeForLog(error.message) }, 'corrupt object left out (--on-corrupt skip)');
+        logger.warn({ event: 'object_skipped', dataset: inputs.dataset, uri: sanitizeForLog(inputs.store.uriOf(info.key)), reason: sanitizeForLog(error.message) }, 'corrupt object left out (--on-corrupt skip)');
         return { skipped: error.message };
       }
       throw error;

@@ -108,7 +108,7 @@ async function readMetricsFile(store: ObjectStore, info: ObjectInfo, stage: Stag
   let metricsVersion: 1 | 2 = 1;
   const loaded: LoadedRecord[] = [];
   try {
-    const blocks = decodeContainer(stream, { key: info.key, readerType: metricsType, expectedBytes: info.size, onHeader: (header) => (metricsVersion = metricsVersionOf(header.writerSchema)) });
+    const blocks = decodeContainer(stream, { uri, readerType: metricsType, expectedBytes: info.size, onHeader: (header) => (metricsVersion = metricsVersionOf(header.writerSchema)) });
     for await (const block of blocks) {
       for (const record of block as ReportMetricsRecord[]) {
         checkRecord(record, uri, loaded.length, stage);

@@ -4,8 +4,8 @@
  * without bound is caught and counted (as a hang or a crash) instead of freezing or killing the run.
  *
  * Protocol: workerData = { readers: { name: schemaJson } }; each message { id, bytes, chunkSizes,
- * reader, key, limits, selfTest? } is answered with { id, outcome: 'records', count, codec } or
- * { id, outcome: 'error', name, code, message, contextKey }.
+ * reader, uri, limits, selfTest? } is answered with { id, outcome: 'records', count, codec } or
+ * { id, outcome: 'error', name, code, message, contextUri }.
  */
 import { register } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -39,7 +39,7 @@ parentPort.on('message', async (job) => {
   let codec;
   try {
     const blocks = decodeContainer(chunksOf(bytes, job.chunkSizes), {
-      key: job.key,
+      uri: job.uri,
       readerType: readers[job.reader],
       limits: job.limits,
       expectedBytes: bytes.length,
@@ -56,7 +56,7 @@ parentPort.on('message', async (job) => {
       name: error?.constructor?.name ?? typeof error,
       code: error?.code,
       message: String(error?.message ?? error),
-      contextKey: error?.context?.key,
+      contextUri: error?.context?.uri,
     });
   }
 });

@@ -75,11 +75,11 @@ export async function* chunksOf(bytes: Buffer, chunkSize = 64 * 1024): AsyncGene
 export async function readAll(
   bytes: Buffer,
   readerType: Type,
-  options: { key?: string; chunkSize?: number; limits?: Partial<DecodeLimits>; expectedBytes?: number } = {},
+  options: { uri?: string; chunkSize?: number; limits?: Partial<DecodeLimits>; expectedBytes?: number } = {},
 ): Promise<unknown[]> {
   const records: unknown[] = [];
   const source = chunksOf(bytes, options.chunkSize);
-  const decodeOptions = { key: options.key ?? 'dt=2026-01-01/a.avro', readerType, limits: options.limits, expectedBytes: options.expectedBytes };
+  const decodeOptions = { uri: options.uri ?? 'dt=2026-01-01/a.avro', readerType, limits: options.limits, expectedBytes: options.expectedBytes };
   for await (const block of decodeContainer(source, decodeOptions)) records.push(...block);
   return records;
 }
@@ -162,12 +162,12 @@ export async function expectCorrupt(bytes: Buffer, expected: ExpectedCorruption)
   const key = expected.key ?? 'dt=2026-01-01/hostile.avro';
   let last: (Error & { code?: string; context?: Record<string, unknown> }) | undefined;
   for (const chunkSize of expected.chunkSizes ?? [64 * 1024, 7]) {
-    const error = await failure(() => readAll(bytes, expected.readerType ?? predictionV1Type, { key, chunkSize, limits: expected.limits }));
+    const error = await failure(() => readAll(bytes, expected.readerType ?? predictionV1Type, { uri: key, chunkSize, limits: expected.limits }));
     expect(error.code, `${error.name}: ${error.message}`).toBe('E_CORRUPT_OBJECT');
     expect(error.message).toContain(`corrupt Avro object "${key}"`);
     expect(error.message).toMatch(expected.detail);
     expect(error.message).toContain('--on-corrupt skip');
-    expect(error.context?.['key']).toBe(key);
+    expect(error.context?.['uri']).toBe(key);
     if (expected.block === 'header') {
       expect(error.message).toContain('(header)');
       expect(error.context?.['block']).toBeUndefined();

@@ -263,7 +263,7 @@ export async function readRecords<T>(store: ObjectStore, key: string, readerType
   if (info === undefined) throw new Error(`${store.uriOf(key)} does not exist`);
   const records: T[] = [];
   const stream = await store.read(key);
-  for await (const block of decodeContainer(stream, { key, readerType, expectedBytes: info.size })) records.push(...(block as T[]));
+  for await (const block of decodeContainer(stream, { uri: store.uriOf(key), readerType, expectedBytes: info.size })) records.push(...(block as T[]));
   return records;
 }
 
@@ -271,7 +271,7 @@ export async function readRecords<T>(store: ObjectStore, key: string, readerType
 export async function readHeader(store: ObjectStore, key: string): Promise<ContainerHeader> {
   const stream = await store.read(key);
   try {
-    return await readContainerHeader(stream, key);
+    return await readContainerHeader(stream, store.uriOf(key));
   } finally {
     stream.destroy();
   }

@@ -593,8 +593,9 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     proxy.clear();
     const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--codec', 'null', '--part-size-mb', '1', '--json', ...root.args]);
     expectExit(result, 1);
-    expect(result.lastError()).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
-    expect(result.json()).toMatchObject({ status: 'failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', key });
+    const uri = root.store('predictions').uriOf(key);
+    expect(result.lastError()).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', uri });
+    expect(result.json()).toMatchObject({ status: 'failed', exit_code: 1, code: 'E_CORRUPT_OBJECT', uri });
     const curatedPath = `/${bucket}/${root.uri.slice(`s3://${bucket}/`.length)}/curated/`;
     // Parts go up under the run's staging prefix; they are moved into place only at commit.
     const stagedPrefix = `${curatedPath}_staging/${PARTITION('preliminary')}`;
@@ -612,8 +613,9 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     await root.store('predictions').write(key, Buffer.from('this is not an Avro container file at all'));
     const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, ...root.args]);
     expectExit(result, 1);
-    expect(result.lastError()).toMatchObject({ event: 'command_failed', code: 'E_CORRUPT_OBJECT', key });
-    expect(String(result.lastError()?.message)).toContain(key);
+    const uri = root.store('predictions').uriOf(key);
+    expect(result.lastError()).toMatchObject({ event: 'command_failed', code: 'E_CORRUPT_OBJECT', uri });
+    expect(String(result.lastError()?.message)).toContain(`"${uri}"`);
     await expectNothingPublished(root);
   });
 
@@ -636,8 +638,9 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--on-corrupt', 'skip', '--json', ...root.args]);
     expectExit(result, 0);
     expect(result.json<DayResult>()).toMatchObject({ status: 'done', skipped_objects: 4, predictions_read: clean.json<DayResult>().predictions_read });
-    const skippedLogs = result.logs.filter((l) => l.event === 'object_skipped').map((l) => l.key);
-    expect(skippedLogs.sort()).toEqual([garbageKey, halfKey, truncated.key, labelGarbageKey].sort());
+    const skippedLogs = result.logs.filter((l) => l.event === 'object_skipped').map((l) => l.uri);
+    const predictionUri = (k: string): string => root.store('predictions').uriOf(k);
+    expect(skippedLogs.sort()).toEqual([predictionUri(garbageKey), predictionUri(halfKey), predictionUri(truncated.key), root.store('labels').uriOf(labelGarbageKey)].sort());
     const manifest = (await readManifest(root.store('curated'), SUCCESS('preliminary')))!;
     expect(manifest.skipped.map((s) => [s.dataset, s.key]).sort()).toEqual(
       [
@@ -678,8 +681,9 @@ describe('corrupt and incompatible inputs (s3rver)', () => {
     const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', PRELIMINARY_AS_OF, '--on-corrupt', mode, ...root.args]);
     expectExit(result, 1);
     const error = result.lastError();
-    expect(error).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_SCHEMA_INCOMPATIBLE', key, field: 'y_pred' });
-    expect(String(error?.message)).toContain(key);
+    const uri = root.store('predictions').uriOf(key);
+    expect(error).toMatchObject({ event: 'command_failed', exit_code: 1, code: 'E_SCHEMA_INCOMPATIBLE', uri, field: 'y_pred' });
+    expect(String(error?.message)).toContain(`"${uri}"`);
     expect(String(error?.message)).toContain('y_pred');
     await expectNothingPublished(root);
   });
@@ -707,7 +711,7 @@ describe('rerun after a failed run (local folder)', () => {
     const args = (root: DatasetRoot): string[] => ['run', '--date', DAY, '--stage', 'final', '--as-of', FINAL_AS_OF, '--codec', 'null', '--json', ...root.args];
     const failed = await runCli(args(brokenRoot), cliEnv(endpoint));
     expectExit(failed, 1);
-    expect(failed.lastError()).toMatchObject({ key: second!.key });
+    expect(failed.lastError()).toMatchObject({ uri: predictions.uriOf(second!.key) });
     // Nothing at all is left in the output folders: no _SUCCESS, no part file, no temp file.
     for (const dataset of ['curated', 'metrics']) {
       const files = await readdir(join(broken.path, dataset), { recursive: true, withFileTypes: true }).catch(() => []);

@@ -155,7 +155,7 @@ describe('hostile objects among good ones', () => {
     const reasons = new Map((manifests.curated?.skipped ?? []).map((s) => [s.key, s.reason]));
     const listedKey = (name: string): boolean => {
       const reason = reasons.get(hostileKey(name));
-      return reason !== undefined && reason.includes(`corrupt Avro object "${hostileKey(name)}"`) && hostile.find((h) => h.name === name)!.where.test(reason);
+      return reason !== undefined && reason.includes(`corrupt Avro object "${root.store('predictions').uriOf(hostileKey(name))}"`) && hostile.find((h) => h.name === name)!.where.test(reason);
     };
     for (const { name } of hostile) {
       const listed = result.code === 0 && listedKey(name);
@@ -169,7 +169,7 @@ describe('hostile objects among good ones', () => {
     for (const { name, where } of hostile) {
       const reason = reasons.get(hostileKey(name));
       expect(reason, hostileKey(name)).toBeDefined();
-      expect(reason).toContain(`corrupt Avro object "${hostileKey(name)}"`);
+      expect(reason).toContain(`corrupt Avro object "${root.store('predictions').uriOf(hostileKey(name))}"`);
       expect(reason).toMatch(where);
     }
     expect(manifests.curated!.skipped).toHaveLength(hostile.length);
@@ -182,11 +182,11 @@ describe('hostile objects among good ones', () => {
     const result = await cli(['run', '--date', DAY, '--stage', 'preliminary', '--as-of', AS_OF, ...LIMIT_FLAGS, ...root.args]);
     const error = result.lastError();
     const published = [...(await filesUnder(join(root.uri, 'curated'))), ...(await filesUnder(join(root.uri, 'metrics')))];
-    const named = result.code === 1 && error?.code === 'E_CORRUPT_OBJECT' && error.key === key && where.test(String(error.message));
+    const named = result.code === 1 && error?.code === 'E_CORRUPT_OBJECT' && error.uri === root.store('predictions').uriOf(key) && where.test(String(error.message));
     recordJobOutcome(`job: ${name} (--on-corrupt fail)`, result, named, published.length === 0);
     expect(result.code, describeRun(result)).toBe(1);
     expect(result.nonJsonStderr, describeRun(result)).toEqual([]);
-    expect(error).toMatchObject({ event: 'command_failed', code: 'E_CORRUPT_OBJECT', key });
+    expect(error).toMatchObject({ event: 'command_failed', code: 'E_CORRUPT_OBJECT', uri: root.store('predictions').uriOf(key) });
     expect(String(error?.message)).toMatch(where);
     expect(published).toEqual([]);
   });

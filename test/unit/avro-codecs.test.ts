@@ -94,7 +94,7 @@ describe('codec registry', () => {
     expect(() => codecFor(name, 'labels/dt=2026-01-02/x.avro')).toThrow(
       expect.objectContaining({
         code: 'E_CORRUPT_OBJECT',
-        context: { key: 'labels/dt=2026-01-02/x.avro', offset: 0 },
+        context: { uri: 'labels/dt=2026-01-02/x.avro', offset: 0 },
         message: expect.stringContaining(
           `unknown codec ${JSON.stringify(name)} in avro.codec, expected one of bzip2, deflate, null, snappy, xz, zstandard`,
         ),
@@ -349,9 +349,9 @@ describe('codec errors through the container reader (SPEC §1 --on-corrupt)', ()
     const bytes = Buffer.from(file.bytes);
     const crcAt = file.blockEnds[1]! - 16 - 4;
     bytes[crcAt]! ^= 0xff;
-    const error = await failure(() => readAll(bytes, predictionV1Type, { key }));
+    const error = await failure(() => readAll(bytes, predictionV1Type, { uri: key }));
     expect(error.code).toBe('E_CORRUPT_OBJECT');
-    expect(error.context).toEqual({ key, offset: file.blockEnds[0], block: 1 });
+    expect(error.context).toEqual({ uri: key, offset: file.blockEnds[0], block: 1 });
     expect(error.message).toMatch(
       new RegExp(`^corrupt Avro object "${key}" at byte ${file.blockEnds[0]} \\(block 1\\): snappy block cannot be decompressed \\(snappy CRC32 mismatch: stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8} over \\d+ uncompressed bytes\\)`),
     );
@@ -359,10 +359,10 @@ describe('codec errors through the container reader (SPEC §1 --on-corrupt)', ()
 
   const overLimit = async (codec: string, compress: (data: Buffer) => Buffer): Promise<void> => {
     const bytes = encodeWithCodec(predictionV1Type, records, codec, compress, 20);
-    expect(await readAll(bytes, predictionV1Type, { key })).toEqual(records);
-    const error = await failure(() => readAll(bytes, predictionV1Type, { key, limits: { maxDecompressedBlockBytes: 1000 } }));
+    expect(await readAll(bytes, predictionV1Type, { uri: key })).toEqual(records);
+    const error = await failure(() => readAll(bytes, predictionV1Type, { uri: key, limits: { maxDecompressedBlockBytes: 1000 } }));
     expect(error.code).toBe('E_CORRUPT_OBJECT');
-    expect(error.context).toMatchObject({ key, block: 0 });
+    expect(error.context).toMatchObject({ uri: key, block: 0 });
     expect(error.message).toContain('block decompresses to more than');
   };
 

@@ -29,7 +29,7 @@ describe('round trip', () => {
     expect(file.blockEnds.length).toBeGreaterThan(3);
     expect(await readAll(file.bytes, predictionType)).toEqual(records);
     const blocks: number[] = [];
-    for await (const block of decodeContainer(chunksOf(file.bytes, 1000), { key: KEY, readerType: predictionType })) {
+    for await (const block of decodeContainer(chunksOf(file.bytes, 1000), { uri: KEY, readerType: predictionType })) {
       blocks.push(block.length);
     }
     expect(blocks).toEqual(file.blockRecordCounts);
@@ -88,7 +88,7 @@ describe('round trip', () => {
       }
     }
     for await (const block of decodeContainer(counting(), {
-      key: KEY,
+      uri: KEY,
       readerType: predictionType,
       onProgress: (bytes) => progress.push(bytes),
     })) {
@@ -179,7 +179,7 @@ describe('header-only files and chunking', () => {
     let headers = 0;
     const blocks: unknown[][] = [];
     for await (const block of decodeContainer(chunksOf(file.bytes), {
-      key: KEY,
+      uri: KEY,
       readerType: predictionType,
       onHeader: () => headers++,
       onProgress: (bytes) => progress.push(bytes),
@@ -231,7 +231,7 @@ describe('expectedBytes: a cut at a block boundary is only visible against the l
     const cut = bytes.subarray(0, blockEnds[0]!);
     const records: unknown[] = [];
     const error = await failure(async () => {
-      for await (const block of decodeContainer(chunksOf(cut), { key: 'dt=2026-01-01/cut.avro', readerType: predictionType, expectedBytes: bytes.length })) records.push(...block);
+      for await (const block of decodeContainer(chunksOf(cut), { uri: 'dt=2026-01-01/cut.avro', readerType: predictionType, expectedBytes: bytes.length })) records.push(...block);
     });
     expect(error.code).toBe('E_STORAGE');
     expect(error.message).toContain(`ended after ${blockEnds[0]} bytes but was listed with ${bytes.length}`);
@@ -240,7 +240,7 @@ describe('expectedBytes: a cut at a block boundary is only visible against the l
   it('accepts a whole file of exactly the listed size', async () => {
     const { bytes } = encodeFile(samplePredictions(50), { type: predictionType });
     let n = 0;
-    for await (const block of decodeContainer(chunksOf(bytes), { key: 'k', readerType: predictionType, expectedBytes: bytes.length })) n += block.length;
+    for await (const block of decodeContainer(chunksOf(bytes), { uri: 'k', readerType: predictionType, expectedBytes: bytes.length })) n += block.length;
     expect(n).toBe(50);
   });
 });

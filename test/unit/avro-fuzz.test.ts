@@ -122,7 +122,7 @@ type ReaderName = keyof typeof readers;
 /** What the worker answered for one case. */
 type Reply =
   | { outcome: 'records'; count: number; codec: string | undefined }
-  | { outcome: 'error'; name: string; code?: string; message: string; contextKey?: string };
+  | { outcome: 'error'; name: string; code?: string; message: string; contextUri?: string };
 
 /** One worker thread decoding cases one at a time; replaced when it outlives a deadline or dies. */
 class GuardedDecoder {
@@ -173,7 +173,7 @@ class GuardedDecoder {
       this.pending = { id, settle: resolve };
       timer = setTimeout(() => resolve('hang'), options.deadlineMs ?? CASE_DEADLINE_MS);
     });
-    this.worker!.postMessage({ id, bytes: new Uint8Array(bytes), chunkSizes, reader, key: KEY, limits: LIMITS, selfTest: options.selfTest });
+    this.worker!.postMessage({ id, bytes: new Uint8Array(bytes), chunkSizes, reader, uri: KEY, limits: LIMITS, selfTest: options.selfTest });
     const result = await reply;
     clearTimeout(timer);
     this.pending = undefined;
@@ -243,9 +243,9 @@ async function judge(tally: FuzzTally, bytes: Buffer, chunkSizes: number[], read
       tally.crashes++;
       throw new Error(`escaped as ${reply.name} (${reply.code ?? 'no code'}): ${reply.message}`);
     }
-    if (reply.contextKey !== KEY || !reply.message.includes(`"${KEY}"`)) {
+    if (reply.contextUri !== KEY || !reply.message.includes(`"${KEY}"`)) {
       tally.wrong++;
-      throw new Error(`${reply.code} without the key: ${reply.message}`);
+      throw new Error(`${reply.code} without the URI: ${reply.message}`);
     }
     tally.refused++;
   }

@@ -104,7 +104,7 @@ describe('header', () => {
     // v1 fields, then the map {"polluted": "yes"}, then the record {hasOwnProperty: "x"}.
     const data = Buffer.concat([v1RecordBytes(3), varint(1), varint(8), Buffer.from('polluted'), varint(3), Buffer.from('yes'), varint(0), varint(1), Buffer.from('x')]);
     const { bytes } = oneBlockFile(writer.schema(), 1, data);
-    expect(await readAll(bytes, predictionV1Type, { key: KEY })).toEqual([samplePrediction(3)]);
+    expect(await readAll(bytes, predictionV1Type, { uri: KEY })).toEqual([samplePrediction(3)]);
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
   });
 
@@ -480,7 +480,7 @@ describe('truncated anywhere, trailing garbage', () => {
         // Avro files have no trailer: a cut right after a sync marker is a valid, shorter file,
         // which only the object's listed size (expectedBytes) tells apart.
         expect(await readAll(truncated, predictionV1Type, { chunkSize })).toEqual(small.slice(0, valid));
-        const error = await failure(() => readAll(truncated, predictionV1Type, { key: KEY, chunkSize, expectedBytes: cutFile.bytes.length }));
+        const error = await failure(() => readAll(truncated, predictionV1Type, { uri: KEY, chunkSize, expectedBytes: cutFile.bytes.length }));
         expect(error.code).toBe('E_STORAGE');
         expect(error.message).toContain(`object "${KEY}" ended after ${cut} bytes but was listed with ${cutFile.bytes.length}`);
         continue;
@@ -505,7 +505,7 @@ describe('truncated anywhere, trailing garbage', () => {
     expect(await readAll(grown, predictionV1Type)).toHaveLength(10);
     const seen: unknown[] = [];
     const error = await failure(async () => {
-      for await (const block of decodeContainer(chunksOf(grown, 16), { key: KEY, readerType: predictionV1Type, expectedBytes: listed.bytes.length })) seen.push(...block);
+      for await (const block of decodeContainer(chunksOf(grown, 16), { uri: KEY, readerType: predictionV1Type, expectedBytes: listed.bytes.length })) seen.push(...block);
     });
     expect(error.code).toBe('E_STORAGE');
     expect(error.message).toContain(`object "${KEY}" holds more than the ${listed.bytes.length} bytes it was listed with`);

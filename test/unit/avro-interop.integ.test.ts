@@ -33,7 +33,7 @@ async function framing(name: string): Promise<{ codec: string; blocks: number[] 
   let current = -1;
   const source = chunksOf(fixture(name), 97);
   for await (const batch of decodeContainer(source, {
-    key: name,
+    uri: name,
     readerType: predictionV1Type,
     onHeader: (header) => (codec = header.codec),
     onProgress: () => (current = blocks.push(0) - 1),
@@ -74,16 +74,16 @@ describe('files written by Apache Avro Python 1.11.1, Java 1.8.2 and C 1.11.1, s
 
   it.each(codecFixtures)('%s: %s blocks of %j records, read exactly', async (name, codec, blocks) => {
     expect(await framing(name)).toEqual({ codec, blocks });
-    expect(await readAll(fixture(name), predictionV1Type, { key: name, chunkSize: 61 })).toEqual(expected);
+    expect(await readAll(fixture(name), predictionV1Type, { uri: name, chunkSize: 61 })).toEqual(expected);
     // The job's reader type (the latest PredictionEvent) resolves them too.
-    expect(await readAll(fixture(name), predictionType, { key: name })).toHaveLength(12);
+    expect(await readAll(fixture(name), predictionType, { uri: name })).toHaveLength(12);
   });
 
   it('refuses avromod --codec=lzma (Avro C raw LZMA2, not an Avro codec) as a corrupt object naming it', async () => {
     const key = 'predictions/dt=2026-01-01/predictions-c-lzma.avro';
-    const error = await failure(() => readAll(fixture('predictions-c-lzma.avro'), predictionV1Type, { key }));
+    const error = await failure(() => readAll(fixture('predictions-c-lzma.avro'), predictionV1Type, { uri: key }));
     expect(error.code).toBe('E_CORRUPT_OBJECT');
-    expect(error.context).toEqual({ key, offset: 0 });
+    expect(error.context).toEqual({ uri: key, offset: 0 });
     expect(error.message).toContain('unknown codec "lzma" in avro.codec');
   });
 

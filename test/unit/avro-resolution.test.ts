@@ -69,7 +69,7 @@ function predictionFields(overrides: Record<string, unknown> = {}, drop: string[
 /** Writes records under `schema` with avsc's encoder and reads them back as PredictionEvents. */
 async function roundTrip(schema: unknown, records: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
   const bytes = await writeWithAvsc(parseAvroType(schema), records);
-  return (await readAll(bytes, predictionType, { key: KEY })) as Record<string, unknown>[];
+  return (await readAll(bytes, predictionType, { uri: KEY })) as Record<string, unknown>[];
 }
 
 describe('PredictionEvent versions', () => {
@@ -81,12 +81,12 @@ describe('PredictionEvent versions', () => {
   it('reads v1 files: featureset_version through its alias, request_id as its default', async () => {
     const records = Array.from({ length: 20 }, (_, i) => v1Record(i));
     const bytes = encodeFile(records, { type: predictionV1, blockBytes: 512 }).bytes;
-    expect(await readAll(bytes, predictionType, { key: KEY })).toEqual(records.map(readFromV1));
+    expect(await readAll(bytes, predictionType, { uri: KEY })).toEqual(records.map(readFromV1));
   });
 
   it('reads v2 files as written', async () => {
     const records = Array.from({ length: 20 }, (_, i) => v2Record(i));
-    expect(await readAll(encodeFile(records, { type: predictionV2 }).bytes, predictionType, { key: KEY })).toEqual(records);
+    expect(await readAll(encodeFile(records, { type: predictionV2 }).bytes, predictionType, { uri: KEY })).toEqual(records);
   });
 
   it('reads a day mixing v1 and v2 files into one record shape', async () => {
@@ -181,21 +181,21 @@ describe('schema resolution against PredictionEvent', () => {
     let headers = 0;
     const records: unknown[] = [];
     const error = await failure(async () => {
-      for await (const block of decodeContainer(chunksOf(bytes), { key: KEY, readerType: predictionType, onHeader: () => headers++ })) {
+      for await (const block of decodeContainer(chunksOf(bytes), { uri: KEY, readerType: predictionType, onHeader: () => headers++ })) {
         records.push(...block);
       }
     });
     expect(records).toEqual([]);
     expect(headers).toBe(1);
     expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
-    expect(error.context).toEqual({ key: KEY, field: 'y_pred' });
+    expect(error.context).toEqual({ uri: KEY, field: 'y_pred' });
     expect(error.message).toContain(
       `object "${KEY}": writer schema is incompatible with ml.monitoring.PredictionEvent: ` +
-        'field "y_pred" is "string" in the writer, expected "double" (or a type that promotes to it: int, long, float)',
+        'field "y_pred" is "string" in the writer, expected "double" (a writer\'s string cannot be read as double (a reader double accepts double, int, long, float))',
     );
   });
 
-  it('names a nullable field with the promotions of its branch', async () => {
+  it('names a nullable field and the writer branch no reader branch reads', async () => {
     const header = await readContainerHeader(
       chunksOf(encodeFile([], { type: parseAvroType(writerSchema(predictionFields({ residual: ['null', 'string'] }))) }).bytes),
       KEY,
@@ -203,7 +203,7 @@ describe('schema resolution against PredictionEvent', () => {
     const error = await failure(async () => resolveWriter(predictionType, header, KEY));
     expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
     expect(error.context?.['field']).toBe('residual');
-    expect(error.message).toContain('field "residual" is ["null","string"] in the writer, expected ["null","double"] (or a type that promotes to double: int, long, float)');
+    expect(error.message).toContain('field "residual" is "string" in the writer, expected ["null","double"] (the reader\'s union has no branch that can read the writer\'s branch 1 (string)');
   });
 
   it.each([
@@ -216,7 +216,7 @@ describe('schema resolution against PredictionEvent', () => {
     );
     const error = await failure(async () => resolveWriter(predictionType, header, KEY));
     expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
-    expect(error.context).toEqual({ key: KEY, field });
+    expect(error.context).toEqual({ uri: KEY, field });
     expect(error.message).toContain(`field "${field}" is missing in the writer and has no default in the reader`);
   });
 
@@ -226,7 +226,7 @@ describe('schema resolution against PredictionEvent', () => {
     const header = await readContainerHeader(chunksOf(rawHeader({ 'avro.schema': JSON.stringify(schema), 'avro.codec': 'null' })), KEY);
     const error = await failure(async () => resolveWriter(predictionType, header, KEY));
     expect(error.code).toBe('E_SCHEMA_INCOMPATIBLE');
-    expect(error.context).toEqual({ key: KEY, field: 'inference_ts' });
+    expect(error.context).toEqual({ uri: KEY, field: 'inference_ts' });
     expect(error.message).toContain('field "inference_ts" is timestamp-millis in the writer, expected timestamp-micros');
   });
 
@@ -238,7 +238,7 @@ describe('schema resolution against PredictionEvent', () => {
     const millis = writerSchema(predictionFields({ inference_ts: { type: 'long', logicalType: 'timestamp-millis' } }), 'CachedProducer');
     const header = await readContainerHeader(chunksOf(rawHeader({ 'avro.schema': JSON.stringify(millis), 'avro.codec': 'null' })), KEY);
     const error = await failure(async () => resolveWriter(predictionType, header, KEY));
-    expect(error).toMatchObject({ code: 'E_SCHEMA_INCOMPATIBLE', context: { key: KEY, field: 'inference_ts' } });
+    expect(error).toMatchObject({ code: 'E_SCHEMA_INCOMPATIBLE', context: { uri: KEY, field: 'inference_ts' } });
   });
 
   it('refuses timestamp-millis in a file whose schema is the reader schema but for the unit', async () => {
@@ -248,8 +248,8 @@ describe('schema resolution against PredictionEvent', () => {
     // Same records, header swapped for the millis schema (a producer writing v2 with the wrong unit).
     const body = records.subarray(encodeFile([], { type: predictionV2, codec: 'null' }).headerBytes);
     const bytes = Buffer.concat([rawHeader({ 'avro.schema': JSON.stringify(millis), 'avro.codec': 'null' }, encodeFile([], { type: predictionV2, codec: 'null' }).bytes.subarray(-16)), body]);
-    const error = await failure(async () => readAll(bytes, predictionType, { key: KEY }));
-    expect(error).toMatchObject({ code: 'E_SCHEMA_INCOMPATIBLE', context: { key: KEY, field: 'inference_ts' } });
+    const error = await failure(async () => readAll(bytes, predictionType, { uri: KEY }));
+    expect(error).toMatchObject({ code: 'E_SCHEMA_INCOMPATIBLE', context: { uri: KEY, field: 'inference_ts' } });
   });
 
   it('refuses a writer schema that is not a record', async () => {

@@ -1,0 +1,109 @@
+/**
+ * The two reading steps of a day, on the main thread alone (`--workers 0`) or with a worker pool:
+ * build the label index, then stream the day's predictions through the join into the curated
+ * writer. Both keep the contract's (object key, record) order; with a pool, decoding, curated
+ * encoding and compression run on the workers and the main thread joins columnar batches.
+ */
+import type { DecodeLimits } from '../avro/container-reader.js';
+import { labelType, predictionType } from '../avro/schemas.js';
+import type { AvroFilesWriter } from '../dataset/avro-writer.js';
+import type { DayJoin } from '../join/day-join.js';
+import type { LabelIndex } from '../join/label-index.js';
+import type { LabelRecord, PredictionRecord } from '../join/records.js';
+import type { ObjectInfo, ObjectStore } from '../storage/types.js';
+import { joinResults, type EncodedRecords } from '../workers/batches.js';
+import type { WorkerPool } from '../workers/pool.js';
+import { type ReadHooks, readBatchesInOrder, readInOrder } from './ordered-reader.js';
+
+/** What both steps read with. */
+export interface ReadSetup {
+  store: ObjectStore;
+  objects: readonly ObjectInfo[];
+  readAhead: number;
+  hooks: ReadHooks & { limits: Partial<DecodeLimits> };
+  /** undefined: everything on the main thread. */
+  pool: WorkerPool | undefined;
+  signal: AbortSignal | undefined;
+  /** Records read so far, for the progress line. */
+  onRecords: (count: number) => void;
+}
+
+/** Adds every label at or before `labelsThrough` to the index, in (object key, record) order; returns the labels read. */
+export async function indexLabels(setup: ReadSetup, labels: LabelIndex, labelsThrough: number): Promise<number> {
+  let read = 0;
+  // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
+  // later label can never be usable, nor counted (SPEC §3).
+  if (setup.pool === undefined) {
+    for await (const block of readInOrder<LabelRecord>(setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
+      setup.signal?.throwIfAborted();
+      for (const label of block.records) {
+        if (label.label_ts > labelsThrough) continue;
+        labels.add(label.prediction_id, label.y_true, label.label_ts);
+      }
+      read += block.records.length;
+      setup.onRecords(block.records.length);
+    }
+    return read;
+  }
+  for await (const batch of readBatchesInOrder(setup.pool, 'labels', setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
+    setup.signal?.throwIfAborted();
+    const { ids, idEnds, yTrue, labelTs } = batch;
+    for (let row = 0; row < batch.count; row++) {
+      if (labelTs[row]! > labelsThrough) continue;
+      labels.addBytes(ids, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!, yTrue[row]!, labelTs[row]!);
+    }
+    read += batch.count;
+    setup.onRecords(batch.count);
+  }
+  return read;
+}
+
+/** Streams the predictions through the join and writes each kept one to the curated writer, in order. */
+export async function probePredictions(setup: ReadSetup, join: DayJoin, curated: AvroFilesWriter): Promise<void> {
+  const { pool } = setup;
+  if (pool === undefined) {
+    for await (const block of readInOrder<PredictionRecord>(setup.store, setup.objects, predictionType, setup.readAhead, setup.hooks)) {
+      setup.signal?.throwIfAborted();
+      for (const prediction of block.records) {
+        const enriched = join.accept(prediction);
+        if (enriched === undefined) continue;
+        const flushed = curated.append(enriched);
+        if (flushed !== undefined) await flushed;
+      }
+      setup.onRecords(block.records.length);
+    }
+    return;
+  }
+  // Curated batches being encoded on the pool, oldest first: appended strictly in order.
+  const encoding: Array<Promise<EncodedRecords>> = [];
+  const appendOldest = async (): Promise<void> => {
+    const encoded = await encoding.shift()!;
+    await curated.appendEncoded(encoded.bytes, encoded.ends);
+  };
+  try {
+    for await (const batch of readBatchesInOrder(pool, 'predictions', setup.store, setup.objects, predictionType, setup.readAhead, setup.hooks)) {
+      setup.signal?.throwIfAborted();
+      const results = joinResults(batch.count);
+      join.acceptBatch(batch, results);
+      setup.onRecords(batch.count);
+      const encoded = pool.encode(batch, results);
+      encoded.catch(() => undefined); // awaited in order; this only keeps an early failure from being "unhandled"
+      encoding.push(encoded);
+      while (encoding.length >= pool.capacity) await appendOldest();
+    }
+    while (encoding.length > 0) await appendOldest();
+  } catch (error) {
+    // A failing input (a corrupt or truncated object) leaves the writer where the main-thread path
+    // would: every record before it written, so the cleanup sees the same parts. Not after a signal.
+    if (!setup.signal?.aborted) {
+      try {
+        while (encoding.length > 0) await appendOldest();
+      } catch {
+        // The first error is the run's.
+      }
+    }
+    throw error;
+  } finally {
+    encoding.length = 0;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The plan of a day's run before anything is read: the stage's readiness (SPEC §3), the inputs
+ * listed (a missing predictions partition is not ready), and the parameters that, with the
+ * inputs, make the run's "already done" fingerprint.
+ */
+import { enrichedType, labelType, metricsType, predictionType, schemaFingerprint } from '../avro/schemas.js';
+import { alertParams } from '../alerts/step.js';
+import type { JobConfig } from '../config/resolve.js';
+import { inputPartition } from '../dataset/layout.js';
+import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
+import { dayWindow, finalReadyAtMicros, formatMicros } from '../join/policy.js';
+import type { DayRequest, Stores } from './daily.js';
+import { type DatasetInputs, listInputs } from './inputs.js';
+
+/**
+ * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
+ * same inputs and options would give different output bytes, so deployed code recomputes rather
+ * than keep outputs made by older rules. 1: first release. 2: ModelMetrics v2 (SPEC §5.1).
+ */
+export const OUTPUT_REVISION = 2;
+
+/** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
+export function labelsThroughFor(request: DayRequest, windowMicros: number): number {
+  const day = dayWindow(request.date);
+  if (request.stage === 'final') {
+    const readyAt = finalReadyAtMicros(day, windowMicros);
+    if (request.asOfMicros < readyAt) {
+      throw new NotReadyError(
+        `final metrics for ${request.date} are not ready: the label window closes at ${formatMicros(readyAt)} and --as-of is ${formatMicros(request.asOfMicros)}; run the preliminary stage, or retry after the window closes`,
+        { option: '--as-of', date: request.date },
+      );
+    }
+    return readyAt;
+  }
+  if (request.asOfMicros < day.startMicros) {
+    throw new UsageError(`--as-of ${formatMicros(request.asOfMicros)} is before ${request.date} began; a preliminary run needs an as-of inside or after the day`, { option: '--as-of' });
+  }
+  return request.asOfMicros;
+}
+
+/** Lists the day's predictions and the label partitions up to `labelDates`; refuses a wrong root and a day not landed yet. */
+export async function listDayInputs(stores: Stores, config: JobConfig, date: string, labelDates: readonly string[]): Promise<{ predictionInputs: DatasetInputs; labelInputs: DatasetInputs }> {
+  const predictionInputs = await listInputs('predictions', stores.predictions, predictionType, [date], config.decodeLimits);
+  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(''))) {
+    // A day without predictions is a real (empty) day; a dataset without any is a wrong --root.
+    throw new NotFoundError(`no prediction objects at all under ${stores.predictions.uri}; check --root or --predictions`, { uri: stores.predictions.uri, option: '--predictions' });
+  }
+  if (predictionInputs.objects.length === 0 && !(await stores.predictions.hasAny(inputPartition(date)))) {
+    // SPEC §3: a partition that does not exist is not landed yet (not ready); one that exists with no records is an empty day.
+    throw new NotReadyError(`${date} is not ready: its predictions partition ${stores.predictions.uriOf(inputPartition(date))} does not exist (the producers may not have landed it yet); nothing written, retry once it exists`, { uri: stores.predictions.uriOf(inputPartition(date)), date, reason: 'no_predictions_partition' });
+  }
+  const labelInputs = await listInputs('labels', stores.labels, labelType, labelDates, config.decodeLimits);
+  return { predictionInputs, labelInputs };
+}
+
+/** The output-shaping parameters of a run, part of its fingerprint and of its manifests. */
+export function runParams(config: JobConfig, request: DayRequest, labelsThrough: number, jobVersion: string, withAlerts: boolean) {
+  return {
+    stage: request.stage,
+    date: request.date,
+    // A final result does not depend on when it runs, only on the window: its as-of is the window's close.
+    as_of: formatMicros(labelsThrough),
+    labels_through: formatMicros(labelsThrough),
+    label_window: config.labelWindow.iso,
+    slice_keys: config.sliceKeys ?? null,
+    max_slice_values: config.maxSliceValues,
+    windows: config.hourly ? 'P1D,PT1H' : 'P1D',
+    label_ages_s: config.labelAgesSeconds,
+    codec: config.codec,
+    part_bytes: config.partBytes,
+    on_corrupt: config.onCorrupt,
+    // Under skip the limits decide which objects are left out, so they are part of what was computed.
+    ...(config.onCorrupt === 'skip' ? { decode_limits: config.decodeLimits } : {}),
+    job_version: jobVersion,
+    output_revision: OUTPUT_REVISION,
+    reader_schemas: [predictionType, labelType, enrichedType, metricsType].map(schemaFingerprint),
+    // alerts (SPEC §8): the settings that shape the alerts file.
+    ...(withAlerts && config.alerting !== undefined ? { alerts: alertParams(config.alerting) } : {}),
+  };
+}
