@@ -24,6 +24,9 @@
  * Keys are compared as UTF-8 bytes, so two strings that differ only in unpaired surrogates (which
  * UTF-8 cannot encode; both become U+FFFD) are one key. Avro strings are UTF-8, so ids read from
  * Avro never hold them.
+ *
+ * Length: over ~400 lines because the string and the byte-arena (worker batch) probes must share
+ * one hash, one layout and one growth rule; split, they could drift apart silently.
  */
 import { ModelMetricsError } from '../errors.js';
 

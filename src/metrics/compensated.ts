@@ -20,6 +20,10 @@
  * 32-bit limbs, ExpansionSum (Shewchuk) takes the rare terms and does the one final rounding, so the
  * stored pairs sum_X + sum_X_lo do not depend on the order records were added in. CompensatedSum
  * (double-word, not exact) stays for callers that add a few stored pairs.
+ *
+ * Length: over ~400 lines because the double-word arithmetic, the limb superaccumulator
+ * (ExactSum/ExactSumBank) and the expansion it falls back to share the error-free transformations
+ * and must round identically; they are one numerical unit, tested together (metrics-exact.test.ts).
  */
 
 /** A double-word value hi + lo, read-only view (CompensatedSum and plain pairs both satisfy it). */
