@@ -15,16 +15,11 @@ import { type AlertRecord, type BaselineDay, evaluateAlerts } from '../../src/al
 import { resolveAlertConfig } from '../../src/alerts/settings.js';
 import type { DayAlerts } from '../../src/alerts/step.js';
 import { addDays } from '../../src/calendar.js';
-import { optionsOf } from '../../src/config/options.js';
-import { coerceAll, resolveJobConfig } from '../../src/config/resolve.js';
 import { AvroFilesWriter } from '../../src/dataset/avro-writer.js';
 import { type Manifest, serializeManifest } from '../../src/dataset/manifest.js';
 import { generateSample } from '../../src/demo/generate.js';
 import { dayWindow } from '../../src/join/policy.js';
 import type { ModelMetricsRecord } from '../../src/join/slices.js';
-import { silentLogger } from '../../src/observability/log.js';
-import { type RunContext, runDay } from '../../src/pipeline/daily.js';
-import { openStore } from '../../src/storage/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { type CliResult, type DatasetRoot, cliEnv, describeRun, localRoot, readBytes, readManifest, readRecords, runCli, tempDirectory } from '../helpers/cli.js';
@@ -193,7 +188,7 @@ describe('demo', () => {
 type MetricsRecord = ModelMetricsRecord & { label_age_s: number | null };
 
 const SECOND = 1_000_000;
-const LABEL_AGES_S = [6 * 3600, 86_400];
+const DEFAULT_LABEL_AGES_S = [3600, 6 * 3600, 86_400, 2 * 86_400, 3 * 86_400, 7 * 86_400];
 
 describe('preliminary alerts at equal label age (finals with label-age records)', () => {
   // Days 0–8 get finals; day 3's partition is metrics v1 (no label-age records). Day 8 is a quiet
@@ -216,31 +211,6 @@ describe('preliminary alerts at equal label age (finals with label-age records)'
   const preliminary = (date: string, ageS: number, extra: string[] = []): Promise<CliResult> =>
     cli(['run', '--date', date, '--stage', 'preliminary', '--as-of', asOf(date, ageS), '--fail-on-alert', '--json', ...args, ...extra, ...root.args]);
   const dayRecords = (stage: 'preliminary' | 'final', date: string): Promise<MetricsRecord[]> => readRecords<MetricsRecord>(metrics, `stage=${stage}/dt=${date}/metrics.avro`, metricsType);
-
-  /**
-   * The label-age records of a day's final (SPEC §5.1): what a preliminary run with --as-of = end of
-   * D + A publishes, for every A here at or before every prediction's own cutoff. Until the metrics
-   * job writes them itself, they come from real preliminary runs (in-process, into a scratch
-   * dataset) and are added to the committed final partition through the job's own Avro writer.
-   */
-  async function labelAgeRecords(date: string, scratch: string): Promise<MetricsRecord[]> {
-    const raw = coerceAll({ predictions: join(root.uri, 'predictions'), labels: join(root.uri, 'labels'), curated: join(scratch, 'curated'), metrics: join(scratch, 'metrics') }, optionsOf('run'));
-    const config = resolveJobConfig(raw, {});
-    const stores = { predictions: openStore(config.predictions, {}, '--predictions'), labels: openStore(config.labels, {}, '--labels'), curated: openStore(config.curated, {}, '--curated'), metrics: openStore(config.metrics, {}, '--metrics') };
-    const ctx: RunContext = { config, stores, logger: silentLogger(), jobVersion: 'fixture' };
-    const out: MetricsRecord[] = [];
-    for (const ageS of LABEL_AGES_S) {
-      await runDay(ctx, { date, stage: 'preliminary', asOfMicros: dayWindow(date).endMicros + ageS * SECOND });
-      const records = await readRecords<MetricsRecord>(stores.metrics, `stage=preliminary/dt=${date}/metrics.avro`, metricsType);
-      const window = dayWindow(date);
-      for (const r of records) {
-        if (r.label_age_s !== null || r.window_start_ts !== window.startMicros || r.window_end_ts !== window.endMicros) continue;
-        expect(r.labels_through_ts).toBe(window.endMicros + ageS * SECOND);
-        out.push({ ...r, stage: 'FINAL', label_age_s: ageS });
-      }
-    }
-    return out;
-  }
 
   /** Rewrites a committed final metrics partition with `records` (type v1 or v2) and its manifest's outputs. */
   async function rewriteFinal(date: string, records: readonly MetricsRecord[], type: Type): Promise<void> {
@@ -280,10 +250,9 @@ describe('preliminary alerts at equal label age (finals with label-age records)'
         await rewriteFinal(date, ordinary, metricsV1);
         continue;
       }
-      // Label-age records the final already holds (the metrics job writes them once metrics v2 lands) are kept as they are.
+      // The final's own label-age records (SPEC §5.1), as the job wrote them.
       const held = committed.filter((r) => r.label_age_s !== null);
-      const made = held.length > 0 ? [] : await labelAgeRecords(date, join(dir.path, 'scratch'));
-      const dayOnly = [...ordinary, ...held, ...made];
+      const dayOnly = [...ordinary, ...held];
       // Hourly copies first, so a reader that did not check the window would take them.
       await rewriteFinal(date, [...dayOnly.map(hourly), ...committed.filter((r) => !dayOnly.includes(r)), ...dayOnly], metricsType);
     }
@@ -295,8 +264,9 @@ describe('preliminary alerts at equal label age (finals with label-age records)'
 
   it('the fixture: v2 finals hold label-age records beside the ordinary ones, day 3 is v1', async () => {
     const records = await dayRecords('final', dates[0]!);
+    // The job's default --label-ages, every one within a final's labels-through (end of D + P7D).
     const ages = new Set(records.map((r) => r.label_age_s));
-    expect(ages).toEqual(new Set([null, ...LABEL_AGES_S]));
+    expect(ages).toEqual(new Set([null, ...DEFAULT_LABEL_AGES_S]));
     expect((await readManifest(metrics, `stage=final/dt=${dates[0]}/_SUCCESS`))!.outputs).toEqual([expect.objectContaining({ records: records.length })]);
     expect((await dayRecords('final', v1Day)).every((r) => r.label_age_s === null)).toBe(true);
   });
@@ -332,18 +302,19 @@ describe('preliminary alerts at equal label age (finals with label-age records)'
     expect(await readRecords<AlertRecord>(alerts, `stage=preliminary/dt=${driftDay}/alerts.avro`, alertType)).toEqual(summary.alerts);
   }, 120_000);
 
-  it('25 hours old it compares at one day (the largest age not above its own); younger than every age it is skipped', async () => {
+  it('25 hours old it compares at one day (the largest age not above its own); younger than every age (half an hour) it is skipped', async () => {
     const day = await preliminary(driftDay, 25 * 3600);
     expect(day.code, describeRun(day)).toBe(4);
     const found = day.json<{ alerts: DayAlerts }>().alerts.alerts;
     expect(found.some((a) => a.slice_keys.region === 'eu-west' && a.metric === 'mse')).toBe(true);
     expect(new Set(found.map((a) => a.label_age_s))).toEqual(new Set([86_400]));
-    const young = await preliminary(driftDay, 3 * 3600);
+    // Half an hour old: younger than the youngest label age (PT1H), so nothing is comparable.
+    const young = await preliminary(driftDay, 0.5 * 3600);
     expect(young.code, describeRun(young)).toBe(0);
     const skipped = young.json<{ alerts: DayAlerts }>().alerts;
     expect(skipped).toMatchObject({ fired: 0, compared: 0 });
     expect(skipped.skipped.no_label_age_baseline).toBeGreaterThan(10);
-    const human = await cli(['run', '--date', driftDay, '--stage', 'preliminary', '--as-of', asOf(driftDay, 3 * 3600), ...args, ...root.args]);
+    const human = await cli(['run', '--date', driftDay, '--stage', 'preliminary', '--as-of', asOf(driftDay, 0.5 * 3600), ...args, ...root.args]);
     expect(human.stdout).toMatch(/skipped: (\d+ too few labeled, )?\d+ no label age baseline/);
     expect(human.stdout).toContain(`1 baseline day(s) hold no label-age records and do not count for this preliminary`);
   }, 180_000);
