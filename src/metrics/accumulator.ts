@@ -22,8 +22,6 @@ const SUM_QUAD_ERROR = 3;
 const SUM_APE = 4;
 const SUM_Y_TRUE = 5;
 const SUM_SQ_Y_TRUE = 6;
-/** Labeled terms an accumulator holds before adding them to its sums. */
-const PENDING_TERMS = 16;
 
 /** Everything needed to produce one slice's ModelMetrics numbers; merges exactly with another. */
 export class MetricAccumulator {
@@ -52,13 +50,6 @@ export class MetricAccumulator {
    * 2p·q); Σ|e / y_true| over y_true ≠ 0; Σy_true; Σy_true² as Σe².
    */
   private readonly sums = new ExactSumBank(SUM_FIELDS.length);
-  /**
-   * Labeled terms not yet in `sums`: (sign, y_true, y_pred) triples, added PENDING_TERMS at a time.
-   * With thousands of accumulators (combos × label-age buckets × hours) the bank's cache lines are
-   * fetched once per flush instead of once per record; exact sums do not depend on the order.
-   */
-  private pending: Float64Array | undefined;
-  private pendingSize = 0;
 
   /** The largest delay added (removals never lower it: maturity.ts only removes smaller-or-equal delays). */
   maxDelaySeconds = 0;
@@ -96,24 +87,9 @@ export class MetricAccumulator {
     if (!labeled) return;
     this.labeledCount += sign;
     if (negativeDelay) this.negativeDelayCount += sign;
-    if (yTrue !== 0) this.mapeCount += sign;
-    const pending = (this.pending ??= new Float64Array(PENDING_TERMS * 3));
-    const at = this.pendingSize;
-    pending[at] = sign;
-    pending[at + 1] = yTrue;
-    pending[at + 2] = yPred;
-    if ((this.pendingSize = at + 3) === pending.length) this.flushTerms();
+    this.addTerms(sign, yTrue, yPred);
     if (sign > 0 && delaySeconds > this.maxDelaySeconds) this.maxDelaySeconds = delaySeconds;
     if (delayKey !== undefined) (this.delays ??= new DelayHistogram()).addKey(delayKey, sign);
-  }
-
-  /** Adds the pending terms to the sums; every reader of `sums` calls it first. */
-  private flushTerms(): void {
-    const pending = this.pending;
-    if (pending === undefined) return;
-    const size = this.pendingSize;
-    this.pendingSize = 0;
-    for (let at = 0; at < size; at += 3) this.addTerms(pending[at]!, pending[at + 1]!, pending[at + 2]!);
   }
 
   /** The per-record terms of SPEC §5.1, computed the same way for every record and every caller. */
@@ -137,12 +113,14 @@ export class MetricAccumulator {
     sums.add(SUM_Y_TRUE, sign * yTrue);
     sums.add(SUM_SQ_Y_TRUE, sign * y2);
     sums.add(SUM_SQ_Y_TRUE, sign * y2Low);
-    if (yTrue !== 0) sums.add(SUM_APE, sign * (absError / Math.abs(yTrue)));
+    if (yTrue !== 0) {
+      this.mapeCount += sign;
+      sums.add(SUM_APE, sign * (absError / Math.abs(yTrue)));
+    }
   }
 
   /** One sufficient statistic as its pair hi + lo (SPEC §5.1). */
   pairOf(field: (typeof SUM_FIELDS)[number]): DoubleWord {
-    this.flushTerms();
     return this.sums.pair(SUM_FIELDS.indexOf(field));
   }
 
@@ -157,8 +135,6 @@ export class MetricAccumulator {
     this.duplicateLabelCount += other.duplicateLabelCount;
     this.negativeDelayCount += other.negativeDelayCount;
     this.misplacedCount += other.misplacedCount;
-    this.flushTerms();
-    other.flushTerms();
     this.sums.merge(other.sums);
     if (other.maxDelaySeconds > this.maxDelaySeconds) this.maxDelaySeconds = other.maxDelaySeconds;
     if (other.delays !== undefined) (this.delays ??= new DelayHistogram()).merge(other.delays);
@@ -166,7 +142,6 @@ export class MetricAccumulator {
 
   /** The slice's numeric ModelMetrics fields (SPEC §5, §5.1); does not change the accumulator. */
   finish(): MetricValues {
-    this.flushTerms();
     const pairs = {
       sum_error: this.sums.pair(SUM_ERROR),
       sum_sq_error: this.sums.pair(SUM_SQ_ERROR),
