@@ -3,6 +3,10 @@
  * build the label index, stream the day's predictions through the join into curated parts,
  * compute the slices, write the metrics file, and commit both partitions with `_SUCCESS` last.
  * On any failure the partial outputs are removed and no `_SUCCESS` is written.
+ *
+ * Length: about 400 lines because runDay is the one place that orders the steps under the lease
+ * (plan, inputs, join, alerts, commit, rollback); the steps themselves live in run-plan.ts,
+ * join-steps.ts, commit.ts and staging.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { enrichedType, metricsType } from '../avro/schemas.js';
