@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { defaultOf } from '../config/options.js';
 import type { RawOptions } from '../config/resolve.js';
 import { UsageError } from '../errors.js';
-import { ALERT_METRICS, type AlertMetric, type AlertRules, type AlertSettings, DEFAULT_RULES } from './policy.js';
+import { ALERT_METRICS, type AlertMetric, type AlertRules, type AlertSettings, DEFAULT_RULES } from './defaults.js';
 
 /** The alert settings of a run and whether an alert fails the command (exit 4). */
 export interface AlertConfig extends AlertSettings {

@@ -203,8 +203,6 @@ function* decodeBatches(block: PreparedBlock, context: BlockDecoder, site: Corru
 export interface StoredBlock {
   /** The object's header (the first block carries it like every other one). */
   header: ContainerHeader;
-  /** Whether the writer schema differs from the reader's (its resolution was checked when the header was read). */
-  resolved: boolean;
   count: number;
   /** The block's compressed records (a view into the read buffer: copy it before keeping it). */
   stored: Buffer;
@@ -225,8 +223,8 @@ export async function* readStoredBlocks(source: AsyncIterable<Uint8Array>, optio
     const header = await readHeader(input, uri, limits);
     input.queue.skip(header.headerBytes);
     options.onHeader?.(header);
-    const resolved = header.fingerprint !== fingerprintOf(readerType);
-    if (resolved) resolveWriter(readerType, header, uri);
+    // An incompatible writer fails here, before any block is handed on.
+    if (header.fingerprint !== fingerprintOf(readerType)) resolveWriter(readerType, header, uri);
     else checkTimestampUnits(readerType, header, uri);
     const framing = { uri, header, limits };
     options.onProgress?.(input.queue.consumed);
@@ -251,7 +249,7 @@ export async function* readStoredBlocks(source: AsyncIterable<Uint8Array>, optio
         );
       }
       options.onProgress?.(consumed);
-      yield { header, resolved, count: raw.count, stored: raw.stored, site };
+      yield { header, count: raw.count, stored: raw.stored, site };
     }
   } finally {
     await input.close();

@@ -4,8 +4,8 @@
  * Precedence (SPEC §6): flags beat environment beat file beat defaults.
  */
 
-import { DEFAULT_ALERT_SETTINGS, DEFAULT_RULES } from '../alerts/policy.js';
-import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+import { DEFAULT_ALERT_SETTINGS, DEFAULT_RULES } from '../alerts/defaults.js';
+import { type DecodeLimits, defaultDecodeLimits } from '../avro/decode-limits.js';
 import { DEFAULT_LEASE_TTL_MS } from '../pipeline/lease-policy.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS } from '../storage/retry-policy.js';
 

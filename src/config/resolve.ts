@@ -9,7 +9,7 @@ import { parseStoreUri, joinUri } from '../storage/uri.js';
 import { parseLabelWindow } from '../join/policy.js';
 import { parseLabelAges, parseWindows } from '../join/windows.js';
 import { writableCodecs } from '../avro/codecs.js';
-import { type DecodeLimits, defaultDecodeLimits } from '../avro/container-reader.js';
+import { type DecodeLimits, defaultDecodeLimits } from '../avro/decode-limits.js';
 import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
 import { type AlertConfig, resolveAlertConfig } from '../alerts/settings.js';

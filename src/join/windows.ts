@@ -101,7 +101,7 @@ export function parseLabelAges(value: string | readonly string[]): number[] {
 
 /** The label ages (seconds, ascending) a run writes: those with end of D + A at or before its labels-through (SPEC §5.1). */
 export function agesWritten(day: DayWindow, labelsThroughMicros: number, labelAgesSeconds: readonly number[]): number[] {
-  return labelAgesSeconds.filter((age) => day.endMicros + age * MICROS_PER_SECOND <= labelsThroughMicros);
+  return labelAgesSeconds.filter((age) => ageEndMicros(day, age) <= labelsThroughMicros);
 }
 
 /** end of D + A in microseconds: the labels-through of a label-age record. */

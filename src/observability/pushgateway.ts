@@ -6,7 +6,8 @@
  */
 import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { DayOutcome, DayResult, Stage } from '../run-results.js';
-import { ALERT_METRICS, SKIP_REASONS } from '../alerts/policy.js';
+import { ALERT_METRICS } from '../alerts/defaults.js';
+import { SKIP_REASONS } from '../alerts/policy.js';
 
 /** Where and under which job name to push. */
 export interface PushTarget {

@@ -190,7 +190,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     };
     // --workers N: decoding, curated encoding and compression on N threads; 0: all on this one.
     const pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
-    const compress = pool === undefined ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
+    // The null codec has nothing to compress: no round trip to a worker for the same bytes.
+    const compress = pool === undefined || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
     const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix, compress });
     const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix, compress });
     let unpublished = false;

@@ -88,14 +88,15 @@ export async function* readInOrder<T>(store: ObjectStore, objects: readonly Obje
   }
 }
 
+/** A decode task takes consecutive blocks of one object up to this many stored bytes or blocks (fewer, larger messages). */
+const TASK_STORED_BYTES = 256 * 1024;
+const TASK_BLOCKS = 8;
+
 /**
  * Streams the blocks of `objects` in order as columnar batches decoded on the pool, at most
  * `pool.capacity` blocks in flight. The first failure in (object, block) order is the one thrown:
  * a framing error met while earlier blocks are still decoding waits for them.
  */
-/** A decode task takes consecutive blocks of one object up to this many stored bytes or blocks (fewer, larger messages). */
-const TASK_STORED_BYTES = 256 * 1024;
-const TASK_BLOCKS = 8;
 
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'predictions', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<PredictionBatch>;
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'labels', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<LabelBatch>;

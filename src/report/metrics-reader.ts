@@ -19,8 +19,9 @@ import type { Stage } from '../join/records.js';
 import type { ModelMetricsRecord } from '../join/slices.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 
-/** The seven sufficient statistics of SPEC §5, in schema order. */
-export const SUM_FIELDS = ['sum_error', 'sum_sq_error', 'sum_abs_error', 'sum_quad_error', 'sum_ape', 'sum_y_true', 'sum_sq_y_true'] as const;
+import { SUM_FIELDS } from '../metrics/formulas.js';
+
+export { SUM_FIELDS };
 /** One of SUM_FIELDS. */
 export type SumField = (typeof SUM_FIELDS)[number];
 
@@ -95,15 +96,15 @@ function metricsVersionOf(writerSchema: unknown): 1 | 2 {
 }
 
 /** The kind of a record of the partition of `date`: label-age, the day's window, or a shorter (hourly) one. */
-function kindOf(record: ReportMetricsRecord, date: string): RecordKind {
+function kindOf(record: ReportMetricsRecord, day: { startMicros: number; endMicros: number }): RecordKind {
   if (record.label_age_s !== null) return 'label_age';
-  const day = dayWindow(date);
   return record.window_start_ts === day.startMicros && record.window_end_ts === day.endMicros ? 'day' : 'hour';
 }
 
 /** Decodes one committed metrics file (pinned to its listed ETag), checking every record. */
 async function readMetricsFile(store: ObjectStore, info: ObjectInfo, stage: Stage, date: string): Promise<LoadedRecord[]> {
   const uri = store.uriOf(info.key);
+  const day = dayWindow(date);
   const stream = await store.read(info.key, { ifMatch: info.etag });
   let metricsVersion: 1 | 2 = 1;
   const loaded: LoadedRecord[] = [];
@@ -112,7 +113,7 @@ async function readMetricsFile(store: ObjectStore, info: ObjectInfo, stage: Stag
     for await (const block of blocks) {
       for (const record of block as ReportMetricsRecord[]) {
         checkRecord(record, uri, loaded.length, stage);
-        loaded.push({ stage, date, uri, metricsVersion, kind: kindOf(record, date), record });
+        loaded.push({ stage, date, uri, metricsVersion, kind: kindOf(record, day), record });
       }
     }
   } finally {

@@ -79,15 +79,8 @@ export class LocalBackend implements StoreBackend {
     if (page.length > 0) yield page;
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
-    let stats: BigIntStats;
-    try {
-      stats = await stat(this.pathOf(key), { bigint: true });
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw this.fsError(error, 'head', key);
-    }
-    return stats.isFile() ? { key, size: Number(stats.size), etag: localEtag(stats) } : undefined;
+  head(key: string): Promise<ObjectInfo | undefined> {
+    return this.statFile(key, 'head');
   }
 
   async get(key: string, start: number | undefined, end: number | undefined, _ifMatch: string | undefined, operation: string): Promise<GetResult> {

@@ -44,7 +44,6 @@ class DeferredS3Backend implements StoreBackend {
   readonly capabilities: StoreCapabilities;
   readonly deleteBatchSize = DELETE_BATCH_SIZE;
   private backend: Promise<S3Backend> | undefined;
-  private loaded: S3Backend | undefined;
 
   constructor(
     readonly bucket: string,
@@ -106,8 +105,7 @@ class DeferredS3Backend implements StoreBackend {
   private opened(): Promise<S3Backend> {
     this.backend ??= import('./s3.js').then(({ S3Backend, createS3Client }) => {
       const client = clientFor(this.settings, this.clientCache, createS3Client);
-      this.loaded = new S3Backend(client, this.bucket, this.prefix, this.settings);
-      return this.loaded;
+      return new S3Backend(client, this.bucket, this.prefix, this.settings);
     });
     this.backend.catch(() => {
       this.backend = undefined;

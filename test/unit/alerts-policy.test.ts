@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type AlertInputRecord, type AlertRun, type AlertSettings, type BaselineDay, DEFAULT_ALERT_SETTINGS, alertInputOf, evaluateAlerts, formatLabelAge, meanAndSd, usableInBaseline } from '../../src/alerts/policy.js';
+import { type AlertSettings, DEFAULT_ALERT_SETTINGS } from '../../src/alerts/defaults.js';
+import { type AlertInputRecord, type AlertRun, type BaselineDay, alertInputOf, evaluateAlerts, formatLabelAge, meanAndSd, usableInBaseline } from '../../src/alerts/policy.js';
 import { addDays } from '../../src/calendar.js';
 import { seededRandom } from '../../src/demo/generate.js';
 import { dayWindow } from '../../src/join/policy.js';
