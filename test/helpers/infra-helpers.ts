@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { optionsOf } from '../../src/config/options.js';
 import { generateSample } from '../../src/demo/generate.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
@@ -144,6 +144,18 @@ export function containerEnv(container: any, objects: readonly K8sObject[]): Rec
     if (entry.value !== undefined) env[entry.name] = String(entry.value).replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
   }
   return env;
+}
+
+/**
+ * A rendered container's environment with its in-pod paths mapped to this machine: the config file to
+ * the repository's copy, TMPDIR to the workspace's temp folder, the dataset root to its sample. The
+ * overlay's S3 settings stay (parsed and validated by the CLI, unused with a local root).
+ */
+export function sampleEnv(container: any, objects: readonly K8sObject[], workspace: SampleWorkspace, extra: Record<string, string> = {}): Record<string, string> {
+  const env = containerEnv(container, objects);
+  expect(env.MODEL_METRICS_CONFIG).toBe('/etc/model-metrics/config.yaml');
+  expect(env.MODEL_METRICS_ROOT).toMatch(/^s3:\/\//);
+  return { ...env, MODEL_METRICS_CONFIG: join(K8S_DIR, 'base', 'config.yaml'), TMPDIR: workspace.temp, MODEL_METRICS_ROOT: workspace.root, MODEL_METRICS_JSON: 'true', PATH: process.env.PATH ?? '', ...extra };
 }
 
 /** The days of the sample dataset, YYYY-MM-DD. */
@@ -354,3 +366,30 @@ export function expectJobPod(pod: any, where: string): void {
   expect(container.envFrom.map((s: any) => s.configMapRef?.name ?? s.secretRef?.name), where).toEqual(expect.arrayContaining(['model-metrics-env']));
 }
 
+
+/** Values for a WorkflowTemplate's tags, as a submitted workflow would have them. */
+export function argoTagValues(parameters: Record<string, string>, inputs: Record<string, string> = {}): Record<string, string> {
+  const values: Record<string, string> = { 'workflow.name': 'model-metrics-sharded-x7k2p' };
+  for (const [name, value] of Object.entries(parameters)) values[`workflow.parameters.${name}`] = value;
+  for (const [name, value] of Object.entries(inputs)) values[`inputs.parameters.${name}`] = value;
+  return values;
+}
+
+/** One task of the sharded WorkflowTemplate's DAG: the task, its resource template and the Job it creates. */
+export interface PhaseJob {
+  task: any;
+  resource: any;
+  job: K8sObject;
+}
+
+/** The entrypoint DAG's tasks in their order, each Job manifest with the workflow's tags substituted. */
+export function workflowPhaseJobs(template: any, parameters: Record<string, string>): PhaseJob[] {
+  const templates = new Map<string, any>(template.spec.templates.map((t: any) => [t.name, t]));
+  const tasks: any[] = templates.get(template.spec.entrypoint).dag.tasks;
+  return tasks.map((task) => {
+    const resource = templates.get(task.template);
+    const inputs = Object.fromEntries((task.arguments?.parameters ?? []).map((p: any) => [p.name, p.value]));
+    const job = parseYaml(argoSubstitute(resource.resource.manifest, argoTagValues(parameters, inputs))) as K8sObject;
+    return { task, resource, job };
+  });
+}

@@ -22,6 +22,7 @@ import {
   jobContainer,
   podSpecOf,
   sampleDays,
+  sampleEnv,
   sampleWorkspace,
   validateK8sObject,
 } from '../helpers/infra-helpers.js';
@@ -100,18 +101,11 @@ describe.skipIf(!kubectlAvailable)('rendered overlays, run by the real CLI', { t
     for (const cleanup of cleanups) await cleanup();
   });
 
-  /**
-   * The container's environment with the in-pod paths mapped to this machine: the config file to
-   * the repository's copy, TMPDIR to a temp folder, the dataset root to a fresh local sample. The
-   * overlay's S3 settings stay (parsed and validated by the CLI, unused with a local root).
-   */
+  /** The container's environment on a fresh local sample (sampleEnv). */
   async function localEnv(container: any, objects: readonly K8sObject[], extra: Record<string, string>): Promise<Record<string, string>> {
-    const env = containerEnv(container, objects);
-    expect(env.MODEL_METRICS_CONFIG).toBe('/etc/model-metrics/config.yaml');
-    expect(env.MODEL_METRICS_ROOT).toMatch(/^s3:\/\//);
     const workspace = await sampleWorkspace('k8s');
     cleanups.push(workspace.remove);
-    return { ...env, MODEL_METRICS_CONFIG: join(K8S, 'base', 'config.yaml'), TMPDIR: workspace.temp, MODEL_METRICS_ROOT: workspace.root, MODEL_METRICS_JSON: 'true', PATH: process.env.PATH ?? '', ...extra };
+    return sampleEnv(container, objects, workspace, extra);
   }
 
   it.each([['overlays/minio-local'], ['overlays/aws']])('%s: the CronJob\'s `scheduled` finalises the closed days and runs yesterday\'s preliminary', async (overlay) => {
