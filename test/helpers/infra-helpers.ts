@@ -337,28 +337,10 @@ export function expectJobPod(pod: any, where: string): void {
     expect(container.resources?.requests?.[resource], `${where}: requests.${resource}`).toBeDefined();
     expect(container.resources?.limits?.[resource], `${where}: limits.${resource}`).toBeDefined();
   }
+  expectSpillAndBudget(pod, container, where);
   const env = Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value]));
   const mounts = new Map<string, any>((container.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
   const volumes = new Map<string, any>((pod.volumes ?? []).map((v: any) => [v.name, v]));
-  // Spill and temp files: TMPDIR is an emptyDir mount (the only writable path with a read-only root).
-  const tmp = mounts.get(env.TMPDIR);
-  expect(tmp, `${where}: TMPDIR ${env.TMPDIR} is a volume mount`).toBeDefined();
-  expect(volumes.get(tmp.name)?.emptyDir, `${where}: ${env.TMPDIR} is an emptyDir`).toBeDefined();
-  const spill = volumes.get(tmp.name).emptyDir;
-  expect(spill.sizeLimit, `${where}: the emptyDir has a size limit`).toBeDefined();
-  // A tmpfs would count against the memory limit the spill is there to respect.
-  expect(spill.medium ?? '', `${where}: the spill is on disk, not in memory`).not.toBe('Memory');
-  expect(optionNames(container.args ?? []), `${where}: spills to TMPDIR (--spill-dir's default)`).not.toContain('spill-dir');
-  const resources = container.resources;
-  expect(quantityBytes(resources.limits['ephemeral-storage']), `${where}: ephemeral storage covers the spill`).toBeGreaterThan(quantityBytes(spill.sizeLimit));
-  expect(resources.requests['ephemeral-storage'], `${where}: the spill's disk is requested`).toBe(resources.limits['ephemeral-storage']);
-  // The default budget follows the limit; the request equals it, so a pod within its budget is never above its request.
-  expect(resources.requests.memory, `${where}: memory requested as limited`).toBe(resources.limits.memory);
-  expect(optionNames(container.args ?? []), `${where}: the budget is the default, 60% of the limit`).not.toContain('memory-budget');
-  const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '')?.[1]);
-  const limitMiB = quantityBytes(resources.limits.memory) / 2 ** 20;
-  expect(heapMiB, `${where}: V8's heap cap is above the default budget`).toBeGreaterThan(DEFAULT_BUDGET_SHARE * limitMiB);
-  expect(heapMiB, `${where}: V8's heap cap is below the memory limit`).toBeLessThan(limitMiB);
   // The job options: MODEL_METRICS_CONFIG names config.yaml of the ConfigMap mounted read-only.
   const configMount = mounts.get(dirname(env.MODEL_METRICS_CONFIG));
   expect(configMount?.readOnly, `${where}: ${env.MODEL_METRICS_CONFIG} is on a read-only mount`).toBe(true);
@@ -392,4 +374,39 @@ export function workflowPhaseJobs(template: any, parameters: Record<string, stri
     const job = parseYaml(argoSubstitute(resource.resource.manifest, argoTagValues(parameters, inputs))) as K8sObject;
     return { task, resource, job };
   });
+}
+
+/** True for the job's own image, whatever the overlay's registry and tag (`model-metrics`, `…/model-metrics:0.1.0`). */
+export function isJobImage(image: string): boolean {
+  return /(^|\/)model-metrics(:[\w.-]+)?$/.test(image);
+}
+
+/**
+ * SPEC §9 on a container of the job's image: TMPDIR (the default --spill-dir) on a disk emptyDir
+ * with a size limit that the container's ephemeral storage covers, memory requested as limited (the
+ * default --memory-budget is 60% of the limit), V8's heap cap above that budget and below the limit.
+ */
+export function expectSpillAndBudget(pod: any, container: any, where: string): void {
+  const env = Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value]));
+  const mounts = new Map<string, any>((container.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
+  const volumes = new Map<string, any>((pod.volumes ?? []).map((v: any) => [v.name, v]));
+  // Spill and temp files: TMPDIR is an emptyDir mount (the only writable path with a read-only root).
+  const tmp = mounts.get(env.TMPDIR);
+  expect(tmp, `${where}: TMPDIR ${env.TMPDIR} is a volume mount`).toBeDefined();
+  expect(volumes.get(tmp.name)?.emptyDir, `${where}: ${env.TMPDIR} is an emptyDir`).toBeDefined();
+  const spill = volumes.get(tmp.name).emptyDir;
+  expect(spill.sizeLimit, `${where}: the emptyDir has a size limit`).toBeDefined();
+  // A tmpfs would count against the memory limit the spill is there to respect.
+  expect(spill.medium ?? '', `${where}: the spill is on disk, not in memory`).not.toBe('Memory');
+  expect(optionNames(container.args ?? []), `${where}: spills to TMPDIR (--spill-dir's default)`).not.toContain('spill-dir');
+  const resources = container.resources;
+  expect(quantityBytes(resources.limits['ephemeral-storage']), `${where}: ephemeral storage covers the spill`).toBeGreaterThan(quantityBytes(spill.sizeLimit));
+  expect(resources.requests['ephemeral-storage'], `${where}: the spill's disk is requested`).toBe(resources.limits['ephemeral-storage']);
+  // The default budget follows the limit; the request equals it, so a pod within its budget is never above its request.
+  expect(resources.requests.memory, `${where}: memory requested as limited`).toBe(resources.limits.memory);
+  expect(optionNames(container.args ?? []), `${where}: the budget is the default, 60% of the limit`).not.toContain('memory-budget');
+  const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '')?.[1]);
+  const limitMiB = quantityBytes(resources.limits.memory) / 2 ** 20;
+  expect(heapMiB, `${where}: V8's heap cap is above the default budget`).toBeGreaterThan(DEFAULT_BUDGET_SHARE * limitMiB);
+  expect(heapMiB, `${where}: V8's heap cap is below the memory limit`).toBeLessThan(limitMiB);
 }

@@ -17,8 +17,10 @@ import {
   type K8sObject,
   containerEnv,
   expectRestricted,
+  expectSpillAndBudget,
   findObject,
   flagValue,
+  isJobImage,
   jobContainer,
   podSpecOf,
   sampleDays,
@@ -48,11 +50,14 @@ describe.skipIf(!kubectlAvailable)('rendered with kubectl kustomize', () => {
     for (const object of rendered.get(build)!) await validateK8sObject(object);
   });
 
-  it('meets Pod Security "restricted" in every pod of every build', () => {
+  it('meets Pod Security "restricted" in every pod of every build, and gives the job\'s containers their spill volume and memory', () => {
     for (const [build, objects] of rendered) {
       for (const object of objects) {
         const pod = podSpecOf(object);
-        if (pod !== undefined) expectRestricted(pod, `${build}: ${object.kind}/${object.metadata.name}`);
+        if (pod === undefined) continue;
+        const where = `${build}: ${object.kind}/${object.metadata.name}`;
+        expectRestricted(pod, where);
+        for (const container of [...(pod.initContainers ?? []), ...pod.containers]) if (isJobImage(container.image)) expectSpillAndBudget(pod, container, `${where}/${container.name}`);
       }
     }
   });

@@ -11,7 +11,20 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { K8S_DIR, K8S_NON_OBJECT_FILES, expectJobPod, expectRestricted, flagValue, jobContainer, minioEnforcesConditionalWrites, readYaml, readYamlDocuments } from '../helpers/infra-helpers.js';
+import {
+  K8S_DIR,
+  K8S_NON_OBJECT_FILES,
+  expectJobPod,
+  expectRestricted,
+  expectSpillAndBudget,
+  flagValue,
+  isJobImage,
+  jobContainer,
+  minioEnforcesConditionalWrites,
+  podSpecOf,
+  readYaml,
+  readYamlDocuments,
+} from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 const NAMESPACE = 'model-metrics';
@@ -77,6 +90,26 @@ describe('infra/kubernetes files', () => {
       expect(typeof doc.kind).toBe('string');
       if (doc.kind !== 'Kustomization' && doc.kind !== 'Component') expect(doc.metadata?.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
     }
+  });
+});
+
+describe('every container of the job\'s image', () => {
+  it('spills to a sized disk emptyDir at TMPDIR and is given memory as limited, with V8\'s heap cap between the budget and the limit', () => {
+    const seen: string[] = [];
+    for (const file of yamlFiles.filter((f) => !K8S_NON_OBJECT_FILES.includes(f) && !f.endsWith('/kustomization.yaml'))) {
+      for (const object of readYamlDocuments(file)) {
+        const pod = podSpecOf(object);
+        for (const container of pod === undefined ? [] : [...(pod.initContainers ?? []), ...pod.containers]) {
+          if (!isJobImage(container.image)) continue;
+          const where = `${relative(K8S, file)}: ${object.kind}/${object.metadata.name}/${container.name}`;
+          expectSpillAndBudget(pod, container, where);
+          seen.push(where);
+        }
+      }
+    }
+    // The sharded WorkflowTemplate's Jobs are checked in sharded.test.ts (their manifests are strings).
+    expect(seen.map((w) => w.split(':')[0]).sort()).toEqual(['backfill/job.yaml', 'base/cronjob.yaml', 'overlays/minio-local/minio-setup-job.yaml']);
+    expect(isJobImage('111122223333.dkr.ecr.eu-west-1.amazonaws.com/model-metrics:0.1.0') && isJobImage('model-metrics:dev') && !isJobImage('minio/mc:latest')).toBe(true);
   });
 });
 
