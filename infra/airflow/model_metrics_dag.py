@@ -44,15 +44,15 @@ import pendulum
 from kubernetes.client import models as k8s
 
 from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
-from airflow.models import Variable
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, Param, task
+    from airflow.sdk import DAG, Param, Variable, task
 except ImportError:  # Airflow 2
     from airflow import DAG
     from airflow.decorators import task
+    from airflow.models import Variable
     from airflow.models.param import Param
 
 try:  # Airflow 3: the standard provider
@@ -260,8 +260,11 @@ with DAG(
 
         @task(task_id=f"{stage}_plan", multiple_outputs=True)
         def plan(stage=stage, params=None, data_interval_start=None, data_interval_end=None):
-            """The stage's commands: one per shard for partition and join, then commit (read at run time, not parse time)."""
-            shards = commands.shard_count(params.get("shards"), Variable.get(commands.SHARDS_VARIABLE, default_var=None))
+            """The stage's commands: one per shard for partition and join, then commit (K read at run time, not parse time).
+
+            The Variable's default is positional: Airflow 2 names it default_var, Airflow 3's SDK default.
+            """
+            shards = commands.shard_count(params.get("shards"), Variable.get(commands.SHARDS_VARIABLE, None))
             return commands.sharded_plan(stage, data_interval_start, data_interval_end, shards, SETTINGS)
 
         commands_of = plan()

@@ -129,7 +129,7 @@ print(json.dumps({"resources": c.POD_RESOURCES, "tmpdir": c.TMPDIR, "spill": c.S
     expect(dag).toContain('partition >> join >> commit');
     expect(dag).toContain('@task(task_id=f"{stage}_plan", multiple_outputs=True)');
     // K from the run's param, else the Variable, read when the plan runs (not when the file is parsed).
-    expect(dag).toMatch(/commands\.shard_count\(params\.get\("shards"\), Variable\.get\(commands\.SHARDS_VARIABLE, default_var=None\)\)/);
+    expect(dag).toMatch(/commands\.shard_count\(params\.get\("shards"\), Variable\.get\(commands\.SHARDS_VARIABLE, None\)\)/);
     expect(dag).toContain('is_paused_upon_creation=True');
 
     for (const [stage, plan] of Object.entries(renderSharded(INTERVALS[1], 3))) {
