@@ -291,7 +291,11 @@ export function argoRequirements(selector: string, object: unknown): Array<{ req
     const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)\s*(?:(==|=|!=|>|<)\s*(\S+)|\s+in\s+\(([^)]*)\))?$/.exec(requirement);
     if (m === null) throw new Error(`not a label-selector requirement Argo parses: ${JSON.stringify(requirement)}`);
     const [, key, op, value, list] = m;
-    if (key!.split('/').at(-1)!.length > 63) throw new Error(`label key longer than 63 characters: ${key}`);
+    // What labels.Parse refuses: a key's name or a value past 63 characters, or not of the label alphabet.
+    const labelText = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+    for (const text of [key!.split('/').at(-1)!, ...(value === undefined ? [] : [value]), ...(list ?? '').split(',').map((v) => v.trim())]) {
+      if (text.length > 63 || !labelText.test(text)) throw new Error(`not a label key or value labels.Parse accepts: ${JSON.stringify(text)} in ${JSON.stringify(requirement)}`);
+    }
     const found = lookup(key!);
     let matched: boolean;
     if (list !== undefined) matched = found !== undefined && list.split(',').map((v) => v.trim()).includes(asText(found));

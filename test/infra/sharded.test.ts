@@ -119,6 +119,9 @@ describe('the sharded WorkflowTemplate', () => {
     bad.spec.arguments.parameters[1].value = 4;
     await expect(validateK8sObject(bad)).rejects.toThrow(/parameters\/1\/value must be string/);
     expect(() => argoSubstitute('{{workflow.parameters.dates}}', tagValues(SUBMITTED))).toThrow(/unresolved Argo tag/);
+    expect(() => argoRequirements('status.conditions.#(type=="Failed").status == True', {})).toThrow(/not a label-selector requirement/);
+    expect(() => argoRequirements('status.conditions.0.reason == Pod Failure', {})).toThrow(/not a label-selector requirement/);
+    expect(() => argoRequirements(`status.x == ${'a'.repeat(64)}`, {})).toThrow(/labels.Parse accepts/);
   });
 
   it('gives every Job the CronJob\'s pod, but for its args (drift between the copies fails here)', () => {
