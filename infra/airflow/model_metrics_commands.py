@@ -7,6 +7,7 @@ what the DAG would run for an interval:
 
     python3 infra/airflow/model_metrics_commands.py daily 2026-03-09T06:00:00Z 2026-03-10T06:00:00Z
     python3 infra/airflow/model_metrics_commands.py backfill 2026-01-01 2026-03-31 final 4
+    python3 infra/airflow/model_metrics_commands.py sharded 2026-03-09T06:00:00Z 2026-03-10T06:00:00Z 4
 
 The daily DAG runs at 06:00 UTC over the interval [D 06:00, D+1 06:00), like the CronJob of
 infra/kubernetes: the preliminary metrics of D (`{{ ds }}`, the interval's first day) with the labels
@@ -33,6 +34,25 @@ EXIT_ALERT = 4
 
 # Where KubernetesPodOperator(do_xcom_push=True) reads the task's XCom return value.
 XCOM_RETURN_FILE = "/airflow/xcom/return.json"
+
+# The pod of infra/kubernetes/base/cronjob.yaml, for the DAGs' KubernetesPodOperator (that file says
+# why these numbers; test/infra/airflow-commands.integ.test.ts checks that the two agree): a 2 GiB
+# memory limit, so a 1.2 GiB default --memory-budget (60% of it), requested in full; the spill and
+# temp files on an 8 GiB emptyDir at TMPDIR (the default --spill-dir), on the node's disk.
+POD_RESOURCES = {
+    "requests": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "9Gi"},
+    "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "9Gi"},
+}
+TMPDIR = "/tmp"
+SPILL_SIZE_LIMIT = "8Gi"
+NODE_OPTIONS = "--max-old-space-size=1536"
+
+# One day across pods (SPEC §9): partition and join run once per shard index, then commit once.
+PHASES = ("partition", "join", "commit")
+# The Airflow Variable that sets the sharded DAG's number of shards when its run has no `shards` param.
+SHARDS_VARIABLE = "model_metrics_shards"
+DEFAULT_SHARDS = 4
+MAX_SHARDS = 64
 
 # The same grammar the CLI accepts for --label-window (src/join/policy.ts parseLabelWindow): fixed
 # units only — weeks, days, hours, minutes, seconds (at most milliseconds); months and years have no
@@ -164,6 +184,59 @@ def backfill_shards(first_day: date, last_day: date, stage: str, shard_count: in
     return [backfill_args(first_day, last_day, stage, index, count, as_of, settings) for index in range(count)]
 
 
+def shard_count(param: object, variable: object = None) -> int:
+    """The shards of a sharded run: the run's `shards` param, else the Airflow Variable, else DEFAULT_SHARDS."""
+    for source, value in (("param shards", param), (f"Variable {SHARDS_VARIABLE}", variable)):
+        if value is None or value == "":
+            continue
+        text = str(value).strip()
+        if not re.fullmatch(r"\d+", text) or not 1 <= int(text) <= MAX_SHARDS:
+            raise ValueError(f"{source} must be a whole number from 1 to {MAX_SHARDS}, got {value!r}")
+        return int(text)
+    return DEFAULT_SHARDS
+
+
+def sharded_args(day_args: list[str], phase: str, shards: int, shard_index: int | None = None) -> list[str]:
+    """One phase of a `run` split over `shards` pods: partition and join name their shard, commit none.
+
+    `day_args` is the unsharded `run` (preliminary_args, final_args). --fail-on-alert stays on commit
+    alone: the alerts are computed when the day is published.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {phase!r}")
+    if day_args[:1] != ["run"]:
+        raise ValueError(f"a sharded phase splits a `run`, got {' '.join(day_args[:1])!r}")
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be from 1 to {MAX_SHARDS}, got {shards}")
+    args = ["run", *(arg for arg in day_args[1:] if phase == "commit" or arg != "--fail-on-alert"), "--shards", str(shards), "--phase", phase]
+    if phase == "commit":
+        if shard_index is not None:
+            raise ValueError("commit runs once, without a shard index")
+        return args
+    if shard_index is None or not 0 <= shard_index < shards:
+        raise ValueError(f"{phase} needs a shard index from 0 to {shards - 1}, got {shard_index}")
+    return args + ["--shard-index", str(shard_index)]
+
+
+def sharded_plan(stage: str, data_interval_start: datetime, data_interval_end: datetime, shards: int,
+                 settings: CommandSettings = CommandSettings()) -> dict[str, object]:
+    """The commands of one stage of the daily run over `shards` pods, every phase with the same --as-of.
+
+    {"partition": [args of shard 0, …], "join": [args of shard 0, …], "commit": args}.
+    """
+    if stage == "preliminary":
+        day = preliminary_args(data_interval_start, data_interval_end, settings)
+    elif stage == "final":
+        day = final_args(data_interval_end, settings)
+    else:
+        raise ValueError(f"stage must be preliminary or final, got {stage!r}")
+    return {
+        "partition": [sharded_args(day, "partition", shards, index) for index in range(shards)],
+        "join": [sharded_args(day, "join", shards, index) for index in range(shards)],
+        "commit": sharded_args(day, "commit", shards),
+    }
+
+
 @dataclass(frozen=True)
 class NotReadyStep:
     """What to do after exit 3: wait until `wait_until`, or give up (`wait_until` is None) with `message`."""
@@ -190,7 +263,8 @@ def _parse_instant(text: str) -> datetime:
 def main(argv: list[str]) -> int:
     """Prints, as JSON, the commands the DAGs would run; see the module docstring."""
     usage = ("usage: model_metrics_commands.py daily START END [LABEL_WINDOW]\n"
-             "       model_metrics_commands.py backfill FROM TO STAGE SHARDS [AS_OF]")
+             "       model_metrics_commands.py backfill FROM TO STAGE SHARDS [AS_OF]\n"
+             "       model_metrics_commands.py sharded START END SHARDS")
     try:
         if len(argv) in (3, 4) and argv[0] == "daily":
             settings = CommandSettings(label_window=argv[3]) if len(argv) == 4 else CommandSettings()
@@ -199,6 +273,9 @@ def main(argv: list[str]) -> int:
         elif len(argv) in (5, 6) and argv[0] == "backfill":
             as_of = _parse_instant(argv[5]) if len(argv) == 6 else None
             rendered = backfill_shards(date.fromisoformat(argv[1]), date.fromisoformat(argv[2]), argv[3], int(argv[4]), as_of)
+        elif len(argv) == 4 and argv[0] == "sharded":
+            start, end, shards = _parse_instant(argv[1]), _parse_instant(argv[2]), shard_count(argv[3])
+            rendered = {stage: sharded_plan(stage, start, end, shards) for stage in ("preliminary", "final")}
         else:
             print(usage, file=sys.stderr)
             return EXIT_USAGE

@@ -17,6 +17,12 @@ model_metrics_daily, at 06:00 UTC over the interval [D 06:00, D+1 06:00):
   without retries; exit 4 (done, and an alert fired: both daily commands carry --fail-on-alert) fails
   at once too, so the failure callbacks and e-mails reach someone, while the outputs stay committed;
   exit 1 is retried like any failure.
+model_metrics_daily_sharded, the same days and timetable, each stage split over K pods (SPEC §9):
+  plan -> partition (one mapped pod per shard, `run … --shards K --phase partition --shard-index i`)
+       -> join (the same, `--phase join`) -> commit (one pod, `--phase commit`, the only one that
+  publishes and the only one with --fail-on-alert). Every phase of a stage has the same --as-of.
+  K is the run's `shards` param, else the Airflow Variable model_metrics_shards, else 4. Created
+  paused: run either this DAG or model_metrics_daily, not both (they compute the same days).
 model_metrics_backfill, triggered by hand with a range (Trigger DAG w/ config):
   one pod per shard, `backfill --from … --to … --stage … --shard-index i --shard-count n`, so the
   days of the range are spread over n pods (day k to shard k mod n); a shard whose days are not
@@ -42,10 +48,11 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, Param, task
+    from airflow.sdk import DAG, Param, Variable, task
 except ImportError:  # Airflow 2
     from airflow import DAG
     from airflow.decorators import task
+    from airflow.models import Variable
     from airflow.models.param import Param
 
 try:  # Airflow 3: the standard provider
@@ -88,25 +95,24 @@ POD_SETTINGS = dict(
     container_security_context=CONTAINER_SECURITY,
     env_vars=[
         k8s.V1EnvVar(name="MODEL_METRICS_CONFIG", value="/etc/model-metrics/config.yaml"),
-        k8s.V1EnvVar(name="TMPDIR", value="/tmp"),
-        k8s.V1EnvVar(name="NODE_OPTIONS", value="--max-old-space-size=1536"),
+        k8s.V1EnvVar(name="TMPDIR", value=commands.TMPDIR),
+        k8s.V1EnvVar(name="NODE_OPTIONS", value=commands.NODE_OPTIONS),
     ],
     env_from=[
         k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name="model-metrics-env")),
         k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name="model-metrics-credentials", optional=True)),
     ],
     volumes=[
-        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="8Gi")),
+        # Spill and temp files (TMPDIR, the default --spill-dir), on the node's disk.
+        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=commands.SPILL_SIZE_LIMIT)),
         k8s.V1Volume(name="config", config_map=k8s.V1ConfigMapVolumeSource(name="model-metrics-config")),
     ],
     volume_mounts=[
-        k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+        k8s.V1VolumeMount(name="tmp", mount_path=commands.TMPDIR),
         k8s.V1VolumeMount(name="config", mount_path="/etc/model-metrics", read_only=True),
     ],
-    container_resources=k8s.V1ResourceRequirements(
-        requests={"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi"},
-        limits={"cpu": "2", "memory": "2Gi", "ephemeral-storage": "8Gi"},
-    ),
+    # 2 GiB, requested in full: a 1.2 GiB default --memory-budget (model_metrics_commands.POD_RESOURCES).
+    container_resources=k8s.V1ResourceRequirements(**commands.POD_RESOURCES),
     # The job stops at the next block on SIGTERM and removes its partial outputs (SPEC §6).
     termination_grace_period=120,
     get_logs=True,
@@ -180,9 +186,8 @@ class ModelMetricsPodOperator(KubernetesPodOperator):
         return None
 
 
-with DAG(
-    dag_id="model_metrics_daily",
-    description="Preliminary metrics of yesterday and final metrics of the day whose label window just closed",
+# The timetable and run settings of the daily DAG and its sharded variant.
+DAILY = dict(
     schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 3, 1, tz="UTC"),
     # A missed day is filled with model_metrics_backfill (or `airflow dags backfill`), not by a burst of catch-up runs.
@@ -190,6 +195,12 @@ with DAG(
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=15)},
     tags=["model-metrics"],
+)
+
+with DAG(
+    dag_id="model_metrics_daily",
+    description="Preliminary metrics of yesterday and final metrics of the day whose label window just closed",
+    **DAILY,
 ) as daily:
     ModelMetricsPodOperator(
         task_id="preliminary",
@@ -232,3 +243,33 @@ with DAG(
         on_not_ready="skip",
         **POD_SETTINGS,
     ).expand(arguments=shard_commands())
+
+
+with DAG(
+    dag_id="model_metrics_daily_sharded",
+    description="The daily run with each day split over several pods: partition and join per shard, then commit",
+    **DAILY,
+    # The daily DAG's replacement for days too large for one pod, not a second copy of it.
+    is_paused_upon_creation=True,
+    params={
+        "shards": Param(None, type=["null", "integer"], minimum=1, maximum=commands.MAX_SHARDS,
+                        description=f"pods per phase; empty: the Variable {commands.SHARDS_VARIABLE}, else {commands.DEFAULT_SHARDS}"),
+    },
+) as daily_sharded:
+    for stage in ("preliminary", "final"):
+
+        @task(task_id=f"{stage}_plan", multiple_outputs=True)
+        def plan(stage=stage, params=None, data_interval_start=None, data_interval_end=None):
+            """The stage's commands: one per shard for partition and join, then commit (K read at run time, not parse time).
+
+            The Variable's default is positional: Airflow 2 names it default_var, Airflow 3's SDK default.
+            """
+            shards = commands.shard_count(params.get("shards"), Variable.get(commands.SHARDS_VARIABLE, None))
+            return commands.sharded_plan(stage, data_interval_start, data_interval_end, shards, SETTINGS)
+
+        commands_of = plan()
+        # --shard-index is in each mapped task's arguments: there is no JOB_COMPLETION_INDEX here.
+        partition = ModelMetricsPodOperator.partial(task_id=f"{stage}_partition", name=f"model-metrics-{stage}-partition", **POD_SETTINGS).expand(arguments=commands_of["partition"])
+        join = ModelMetricsPodOperator.partial(task_id=f"{stage}_join", name=f"model-metrics-{stage}-join", **POD_SETTINGS).expand(arguments=commands_of["join"])
+        commit = ModelMetricsPodOperator(task_id=f"{stage}_commit", name=f"model-metrics-{stage}-commit", arguments=commands_of["commit"], **POD_SETTINGS)
+        partition >> join >> commit

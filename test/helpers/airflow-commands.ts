@@ -57,3 +57,20 @@ print(json.dumps([{"preliminary": c.preliminary_args(instant(s), instant(e), set
     { window: labelWindow, intervals: INTERVALS },
   );
 }
+
+/** The commands of one stage of the sharded daily DAG: one per shard for partition and join, then commit. */
+export interface ShardedPlan {
+  partition: string[][];
+  join: string[][];
+  commit: string[];
+}
+
+/** The sharded DAG's commands of both stages for one sample data interval and K shards. */
+export function renderSharded(interval: readonly [string, string], shards: number): Record<'preliminary' | 'final', ShardedPlan> {
+  return python(
+    `${PRELUDE}
+start, end = instant(request["interval"][0]), instant(request["interval"][1])
+print(json.dumps({stage: c.sharded_plan(stage, start, end, request["shards"]) for stage in ("preliminary", "final")}))`,
+    { interval, shards },
+  );
+}

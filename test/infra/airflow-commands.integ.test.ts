@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseLabelWindow } from '../../src/join/policy.js';
-import { AIRFLOW, PRELUDE, PYTHON, XCOM_RETURN_FILE, python, renderDaily } from '../helpers/airflow-commands.js';
-import { flagValue, readYaml, repoPath } from '../helpers/infra-helpers.js';
+import { AIRFLOW, INTERVALS, PRELUDE, PYTHON, XCOM_RETURN_FILE, python, renderDaily, renderSharded } from '../helpers/airflow-commands.js';
+import { flagValue, jobContainer, optionNames, readYaml, repoPath, unknownRunOptions } from '../helpers/infra-helpers.js';
 
 describe('the DAG and the command module', () => {
   it('compile with the machine\'s Python', async () => {
@@ -101,5 +101,92 @@ print(json.dumps(c.backfill_shards(date(2026, 3, 2), date(2026, 3, 4), "final", 
     expect(shards.map((args) => [flagValue(args, '--shard-index'), flagValue(args, '--shard-count')])).toEqual([['0', '3'], ['1', '3'], ['2', '3']]);
     // Like the Kubernetes backfill Job: the alerts of historical days are not paged (no exit 4).
     for (const args of shards) expect(args).not.toContain('--fail-on-alert');
+  });
+  it('give the pods the CronJob\'s resources, spill volume, TMPDIR and heap cap', () => {
+    const pod = readYaml(repoPath('infra', 'kubernetes', 'base', 'cronjob.yaml')).spec.jobTemplate.spec.template.spec;
+    const container = jobContainer(pod);
+    const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    const tmpVolume = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === env.TMPDIR).name;
+    const fromPython = python<{ resources: unknown; tmpdir: string; spill: string; node_options: string }>(`${PRELUDE}
+print(json.dumps({"resources": c.POD_RESOURCES, "tmpdir": c.TMPDIR, "spill": c.SPILL_SIZE_LIMIT, "node_options": c.NODE_OPTIONS}))`);
+    expect(fromPython).toEqual({
+      resources: container.resources,
+      tmpdir: env.TMPDIR,
+      spill: pod.volumes.find((v: { name: string }) => v.name === tmpVolume).emptyDir.sizeLimit,
+      node_options: env.NODE_OPTIONS,
+    });
+    const dag = readFileSync(join(AIRFLOW, 'model_metrics_dag.py'), 'utf8');
+    expect(dag).toContain('container_resources=k8s.V1ResourceRequirements(**commands.POD_RESOURCES)');
+    expect(dag).toContain('size_limit=commands.SPILL_SIZE_LIMIT');
+  });
+
+  it('split each daily stage over K pods: partition and join mapped over the shards, then one commit', () => {
+    const dag = readFileSync(join(AIRFLOW, 'model_metrics_dag.py'), 'utf8');
+    expect(dag).toContain('dag_id="model_metrics_daily_sharded"');
+    // Mapped tasks, one per shard index, from the plan task's XCom; commit after every join.
+    for (const phase of ['partition', 'join']) expect(dag).toMatch(new RegExp(`ModelMetricsPodOperator\\.partial\\(task_id=f"\\{stage\\}_${phase}".*\\.expand\\(arguments=commands_of\\["${phase}"\\]\\)`));
+    expect(dag).toContain('arguments=commands_of["commit"]');
+    expect(dag).toContain('partition >> join >> commit');
+    expect(dag).toContain('@task(task_id=f"{stage}_plan", multiple_outputs=True)');
+    // K from the run's param, else the Variable, read when the plan runs (not when the file is parsed).
+    expect(dag).toMatch(/commands\.shard_count\(params\.get\("shards"\), Variable\.get\(commands\.SHARDS_VARIABLE, None\)\)/);
+    expect(dag).toContain('is_paused_upon_creation=True');
+
+    for (const [stage, plan] of Object.entries(renderSharded(INTERVALS[1], 3))) {
+      expect(plan.partition.map((args) => flagValue(args, '--shard-index')), stage).toEqual(['0', '1', '2']);
+      expect(plan.join.map((args) => flagValue(args, '--shard-index')), stage).toEqual(['0', '1', '2']);
+      expect(plan.commit, `${stage}: commit has no index`).not.toContain('--shard-index');
+      const all = [...plan.partition, ...plan.join, plan.commit];
+      for (const args of all) {
+        expect(args.slice(0, 1), stage).toEqual(['run']);
+        expect(flagValue(args, '--shards'), stage).toBe('3');
+        // Every phase reads the labels as of the same instant, the interval's end.
+        expect(flagValue(args, '--as-of'), stage).toBe(INTERVALS[1][1]);
+        expect(unknownRunOptions(args), `${stage}: ${args.join(' ')}`).toEqual([]);
+        expect(optionNames(args).filter((name) => name === 'fail-on-alert').length, stage).toBe(args === plan.commit ? 1 : 0);
+      }
+      expect(all.map((args) => flagValue(args, '--phase')), stage).toEqual(['partition', 'partition', 'partition', 'join', 'join', 'join', 'commit']);
+    }
+    const daily = renderDaily('P7D')[1]!;
+    expect(flagValue(renderSharded(INTERVALS[1], 2).final.commit, '--date')).toBe(flagValue(daily.final, '--date'));
+  });
+
+  it('take K from the run\'s param, else the Variable, else 4, and refuse a bad K naming where it came from', () => {
+    const outcomes = python<Array<number | string>>(
+      `${PRELUDE}
+out = []
+for param, variable in request:
+    try:
+        out.append(c.shard_count(param, variable))
+    except ValueError as error:
+        out.append(str(error))
+print(json.dumps(out))`,
+      [[8, '2'], [null, '2'], [null, null], ['', ''], [0, null], [null, '65'], [null, 'four'], [2.5, null]],
+    );
+    expect(outcomes.slice(0, 4)).toEqual([8, 2, 4, 4]);
+    expect(outcomes[4]).toMatch(/^param shards must be a whole number from 1 to 64, got 0$/);
+    expect(outcomes[5]).toMatch(/^Variable model_metrics_shards must be a whole number from 1 to 64, got '65'$/);
+    expect(outcomes[6]).toMatch(/^Variable model_metrics_shards must be/);
+    expect(outcomes[7]).toMatch(/^param shards must be/);
+    const refused = python<string[]>(
+      `${PRELUDE}
+day = ["run", "--date", "2026-03-02", "--stage", "final"]
+out = []
+for phase, shards, index in request:
+    try:
+        c.sharded_args(day, phase, shards, index)
+        out.append("accepted")
+    except ValueError as error:
+        out.append(str(error))
+print(json.dumps(out))`,
+      [['commit', 2, 0], ['join', 2, 2], ['partition', 2, null], ['merge', 2, 0], ['partition', 0, 0]],
+    );
+    expect(refused).toEqual([
+      'commit runs once, without a shard index',
+      'join needs a shard index from 0 to 1, got 2',
+      'partition needs a shard index from 0 to 1, got None',
+      'phase must be one of partition, join, commit, got \'merge\'',
+      'shards must be from 1 to 64, got 0',
+    ]);
   });
 });

@@ -8,15 +8,15 @@
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { K8S_DIR, type K8sObject, readYamlDocuments, validateK8sObject as validate } from '../helpers/infra-helpers.js';
+import { K8S_DIR, K8S_NON_OBJECT_FILES, type K8sObject, readYamlDocuments, validateK8sObject as validate } from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 
-/** Manifest files: every YAML file but kustomizations and the job's option file. */
+/** Manifest files: every YAML file but kustomizations, the job's option file and kustomize's configuration. */
 const manifestFiles = readdirSync(K8S, { recursive: true, withFileTypes: true })
   .filter((entry) => entry.isFile() && /\.ya?ml$/.test(entry.name) && entry.name !== 'kustomization.yaml')
   .map((entry) => join(entry.parentPath, entry.name))
-  .filter((file) => file !== join(K8S, 'base', 'config.yaml'))
+  .filter((file) => !K8S_NON_OBJECT_FILES.includes(file))
   .sort();
 
 describe('manifests against the Kubernetes API schemas', () => {

@@ -17,11 +17,14 @@ import {
   type K8sObject,
   containerEnv,
   expectRestricted,
+  expectSpillAndBudget,
   findObject,
   flagValue,
+  isJobImage,
   jobContainer,
   podSpecOf,
   sampleDays,
+  sampleEnv,
   sampleWorkspace,
   validateK8sObject,
 } from '../helpers/infra-helpers.js';
@@ -47,11 +50,14 @@ describe.skipIf(!kubectlAvailable)('rendered with kubectl kustomize', () => {
     for (const object of rendered.get(build)!) await validateK8sObject(object);
   });
 
-  it('meets Pod Security "restricted" in every pod of every build', () => {
+  it('meets Pod Security "restricted" in every pod of every build, and gives the job\'s containers their spill volume and memory', () => {
     for (const [build, objects] of rendered) {
       for (const object of objects) {
         const pod = podSpecOf(object);
-        if (pod !== undefined) expectRestricted(pod, `${build}: ${object.kind}/${object.metadata.name}`);
+        if (pod === undefined) continue;
+        const where = `${build}: ${object.kind}/${object.metadata.name}`;
+        expectRestricted(pod, where);
+        for (const container of [...(pod.initContainers ?? []), ...pod.containers]) if (isJobImage(container.image)) expectSpillAndBudget(pod, container, `${where}/${container.name}`);
       }
     }
   });
@@ -100,18 +106,11 @@ describe.skipIf(!kubectlAvailable)('rendered overlays, run by the real CLI', { t
     for (const cleanup of cleanups) await cleanup();
   });
 
-  /**
-   * The container's environment with the in-pod paths mapped to this machine: the config file to
-   * the repository's copy, TMPDIR to a temp folder, the dataset root to a fresh local sample. The
-   * overlay's S3 settings stay (parsed and validated by the CLI, unused with a local root).
-   */
+  /** The container's environment on a fresh local sample (sampleEnv). */
   async function localEnv(container: any, objects: readonly K8sObject[], extra: Record<string, string>): Promise<Record<string, string>> {
-    const env = containerEnv(container, objects);
-    expect(env.MODEL_METRICS_CONFIG).toBe('/etc/model-metrics/config.yaml');
-    expect(env.MODEL_METRICS_ROOT).toMatch(/^s3:\/\//);
     const workspace = await sampleWorkspace('k8s');
     cleanups.push(workspace.remove);
-    return { ...env, MODEL_METRICS_CONFIG: join(K8S, 'base', 'config.yaml'), TMPDIR: workspace.temp, MODEL_METRICS_ROOT: workspace.root, MODEL_METRICS_JSON: 'true', PATH: process.env.PATH ?? '', ...extra };
+    return sampleEnv(container, objects, workspace, extra);
   }
 
   it.each([['overlays/minio-local'], ['overlays/aws']])('%s: the CronJob\'s `scheduled` finalises the closed days and runs yesterday\'s preliminary', async (overlay) => {

@@ -11,7 +11,20 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { K8S_DIR, expectRestricted, flagValue, jobContainer, minioEnforcesConditionalWrites, readYaml, readYamlDocuments, repoPath } from '../helpers/infra-helpers.js';
+import {
+  K8S_DIR,
+  K8S_NON_OBJECT_FILES,
+  expectJobPod,
+  expectRestricted,
+  expectSpillAndBudget,
+  flagValue,
+  isJobImage,
+  jobContainer,
+  minioEnforcesConditionalWrites,
+  podSpecOf,
+  readYaml,
+  readYamlDocuments,
+} from '../helpers/infra-helpers.js';
 
 const K8S = K8S_DIR;
 const NAMESPACE = 'model-metrics';
@@ -60,56 +73,43 @@ function patchTargets(dir: string, patch: { path?: string; patch?: string; targe
   return docs.map((doc) => `${doc.kind}/${doc.metadata?.name}`);
 }
 
-/** The fields of issue 4 on a pod of the job's image: non-root, read-only root, no escalation, an emptyDir for spill, the config. */
-function expectJobPod(pod: any, where: string): void {
-  expect(pod.restartPolicy, where).toBe('Never');
-  expect(pod.serviceAccountName, where).toBe('model-metrics');
-  expect(pod.automountServiceAccountToken, where).toBe(false);
-  expect(pod.securityContext.runAsNonRoot, where).toBe(true);
-  // The Dockerfile's USER: runAsNonRoot can only verify a numeric user, and the two must agree.
-  const dockerUser = /^USER\s+(\d+):(\d+)\s*$/m.exec(readFileSync(repoPath('Dockerfile'), 'utf8'));
-  expect(dockerUser, 'Dockerfile USER uid:gid').not.toBeNull();
-  expect(pod.securityContext.runAsUser, where).toBe(Number(dockerUser![1]));
-  expect(pod.securityContext.runAsGroup, where).toBe(Number(dockerUser![2]));
-  expect(pod.terminationGracePeriodSeconds, where).toBeGreaterThanOrEqual(30);
-  const container = jobContainer(pod);
-  expect(container.securityContext, where).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
-  for (const resource of ['cpu', 'memory']) {
-    expect(container.resources?.requests?.[resource], `${where}: requests.${resource}`).toBeDefined();
-    expect(container.resources?.limits?.[resource], `${where}: limits.${resource}`).toBeDefined();
-  }
-  const env = Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e.value]));
-  const mounts = new Map<string, any>((container.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
-  const volumes = new Map<string, any>((pod.volumes ?? []).map((v: any) => [v.name, v]));
-  // Spill and temp files: TMPDIR is an emptyDir mount (the only writable path with a read-only root).
-  const tmp = mounts.get(env.TMPDIR);
-  expect(tmp, `${where}: TMPDIR ${env.TMPDIR} is a volume mount`).toBeDefined();
-  expect(volumes.get(tmp.name)?.emptyDir, `${where}: ${env.TMPDIR} is an emptyDir`).toBeDefined();
-  expect(volumes.get(tmp.name).emptyDir.sizeLimit, `${where}: the emptyDir has a size limit`).toBeDefined();
-  // The job options: MODEL_METRICS_CONFIG names config.yaml of the ConfigMap mounted read-only.
-  const configMount = mounts.get(dirname(env.MODEL_METRICS_CONFIG));
-  expect(configMount?.readOnly, `${where}: ${env.MODEL_METRICS_CONFIG} is on a read-only mount`).toBe(true);
-  expect(volumes.get(configMount.name)?.configMap?.name, where).toBe('model-metrics-config');
-  expect(container.envFrom.map((s: any) => s.configMapRef?.name ?? s.secretRef?.name), where).toEqual(expect.arrayContaining(['model-metrics-env']));
-}
-
 describe('infra/kubernetes files', () => {
   it('has the base, the backfill Job and the two overlays', () => {
     expect(kustomizationDirs.map((dir) => relative(K8S, dir)).sort()).toEqual(
-      expect.arrayContaining(['base', 'backfill', 'overlays/aws', 'overlays/aws/backfill', 'overlays/minio-local', 'overlays/minio-local/backfill']),
+      expect.arrayContaining(['base', 'backfill', 'sharded', 'overlays/aws', 'overlays/aws/backfill', 'overlays/aws/sharded', 'overlays/minio-local', 'overlays/minio-local/backfill', 'overlays/minio-local/sharded']),
     );
   });
 
   it.each(yamlFiles.map((file) => [relative(K8S, file), file]))('%s parses and opens with a comment saying what it is', (_name, file) => {
     expect(readFileSync(file, 'utf8').startsWith('#'), 'a comment header').toBe(true);
     const documents = readYamlDocuments(file);
-    // base/config.yaml is the job's option file, not a Kubernetes object (the CLI tests below read it).
-    if (file === join(K8S, 'base', 'config.yaml')) return;
+    // base/config.yaml is the job's option file (the CLI tests read it), sharded/kustomizeconfig.yaml kustomize's configuration.
+    if (K8S_NON_OBJECT_FILES.includes(file)) return;
     for (const doc of documents) {
       expect(typeof doc.apiVersion).toBe('string');
       expect(typeof doc.kind).toBe('string');
       if (doc.kind !== 'Kustomization' && doc.kind !== 'Component') expect(doc.metadata?.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
     }
+  });
+});
+
+describe('every container of the job\'s image', () => {
+  it('spills to a sized disk emptyDir at TMPDIR and is given memory as limited, with V8\'s heap cap between the budget and the limit', () => {
+    const seen: string[] = [];
+    for (const file of yamlFiles.filter((f) => !K8S_NON_OBJECT_FILES.includes(f) && !f.endsWith('/kustomization.yaml'))) {
+      for (const object of readYamlDocuments(file)) {
+        const pod = podSpecOf(object);
+        for (const container of pod === undefined ? [] : [...(pod.initContainers ?? []), ...pod.containers]) {
+          if (!isJobImage(container.image)) continue;
+          const where = `${relative(K8S, file)}: ${object.kind}/${object.metadata.name}/${container.name}`;
+          expectSpillAndBudget(pod, container, where);
+          seen.push(where);
+        }
+      }
+    }
+    // The sharded WorkflowTemplate's Jobs are checked in sharded.test.ts (their manifests are strings).
+    expect(seen.map((w) => w.split(':')[0]).sort()).toEqual(['backfill/job.yaml', 'base/cronjob.yaml', 'overlays/minio-local/minio-setup-job.yaml']);
+    expect(isJobImage('111122223333.dkr.ecr.eu-west-1.amazonaws.com/model-metrics:0.1.0') && isJobImage('model-metrics:dev') && !isJobImage('minio/mc:latest')).toBe(true);
   });
 });
 
