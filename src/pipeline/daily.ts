@@ -19,6 +19,7 @@ import { LabelIndex } from '../join/label-index.js';
 import { dayWindow, formatMicros, labelPartitionDates } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
 import { computeSlices } from '../join/slices.js';
+import { DayMetrics } from '../join/day-metrics.js';
 import type { Logger } from '../observability/log.js';
 import { sanitizeForLog } from '../observability/log.js';
 import type { Progress } from '../observability/progress.js';
@@ -237,7 +238,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       progress?.clearLine();
       log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
 
-      const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
+      const metricRecords = computeSlices(DayMetrics.of(join), { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
       for (const record of metricRecords) await metricsWriter.append(record);
       const metricsOutputs = await metricsWriter.finish();
       // alerts (SPEC §8): evaluated against the committed baseline and staged beside the metrics.
