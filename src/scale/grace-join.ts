@@ -9,7 +9,9 @@
  */
 import type { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { UsageError } from '../errors.js';
-import type { JoinSettings } from '../join/day-join.js';
+import { DayJoin, type JoinSettings, type JoinStats } from '../join/day-join.js';
+import { DayMetrics } from '../join/day-metrics.js';
+import { LabelIndex } from '../join/label-index.js';
 import type { Logger } from '../observability/log.js';
 import type { ReadSetup } from '../pipeline/join-steps.js';
 import { readInOrder } from '../pipeline/ordered-reader.js';
@@ -141,4 +143,34 @@ async function unsplittable(options: GraceJoinOptions, bucket: BucketFiles, stat
     `prediction_id ${JSON.stringify(id.slice(0, 200))} alone has ${bucket.labels.records} labels and ${bucket.predictions.records} predictions: about ${stateBytes} bytes of join state, more than --memory-budget ${options.plan.budget} bytes, and one id cannot be split into buckets (${MAX_LEVELS} hash levels tried). Raise --memory-budget to at least ${Math.ceil(stateBytes / BUCKET_FILL)} bytes`,
     { option: '--memory-budget', prediction_id: id.slice(0, 200) },
   );
+}
+
+/** A spilled day's join, in the terms of an unspilled one. */
+export interface SpilledDay extends GraceJoinResult {
+  /** The day's metric state: the buckets' DayMetrics merged (parts over disjoint prediction ids). */
+  metrics: DayMetrics;
+  /** The buckets' join stats, summed. */
+  stats: JoinStats;
+}
+
+/**
+ * graceJoin with the buckets' results folded as they come: each bucket's metric state copied out
+ * of its join (DayMetrics.of) and merged into the day's, its stats summed, and its label index and
+ * join dropped before the next bucket is read.
+ */
+export async function joinSpilledDay(options: Omit<GraceJoinOptions, 'onJoined'>): Promise<SpilledDay> {
+  let metrics: DayMetrics | undefined;
+  const stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
+  const result = await graceJoin({
+    ...options,
+    onJoined: (joined) => {
+      const part = DayMetrics.of(joined.join);
+      if (metrics === undefined) metrics = part;
+      else metrics.merge(part);
+      for (const name of Object.keys(stats) as Array<keyof JoinStats>) stats[name] += joined.join.stats[name];
+    },
+  });
+  // A day without predictions: the metric state of an empty join, as an unspilled run has.
+  metrics ??= DayMetrics.of(new DayJoin(options.settings, new LabelIndex(16), 16));
+  return { ...result, metrics, stats };
 }

@@ -60,9 +60,11 @@ export function spillFullError(dir: string, cause: unknown): ModelMetricsError {
   );
 }
 
-/** Rethrows a failure of writing under the spill dir as spillFullError when the disk is full. */
-export function explainSpillFailure(dir: string, error: unknown): unknown {
-  return errnoOf(error) === 'ENOSPC' ? spillFullError(dir, error) : error;
+/** A failure of writing a file of `area` with the disk full, as spillFullError; any other error as it is. */
+export function explainSpillFailure(area: SpillArea, error: unknown): unknown {
+  const uri = error instanceof ModelMetricsError ? error.context.uri : undefined;
+  const inArea = typeof uri === 'string' && uri.startsWith(`${area.store.uri}/`);
+  return inArea && errnoOf(error) === 'ENOSPC' ? spillFullError(area.dir, error) : error;
 }
 
 /** One run's spill folder and the store rooted at it. */
