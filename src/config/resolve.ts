@@ -2,6 +2,9 @@
  * Parses and validates configuration once, at the edge, into one typed object. Nothing below the
  * CLI reads `process.env` or option strings: they receive a `JobConfig`.
  */
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { S3Settings } from '../storage/types.js';
@@ -14,6 +17,7 @@ import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
 import { type AlertConfig, resolveAlertConfig } from '../alerts/settings.js';
 import { availableCores } from '../workers/cores.js';
+import { MIN_MEMORY_BUDGET, defaultMemoryBudget, parseSize } from '../scale/memory-budget.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
 export type OnCorrupt = 'fail' | 'skip';
@@ -37,6 +41,10 @@ export interface JobConfig {
   readAhead: number;
   /** Worker threads of the run's pool (`--workers`); 0: everything on the main thread. */
   workers: number;
+  /** Bytes the day's join state may take (`--memory-budget`, SPEC §9); past it the day is spilled to hash buckets. */
+  memoryBudget: number;
+  /** Absolute local folder of the bucket files of a spilled day (`--spill-dir`). */
+  spillDir: string;
   s3: S3Settings;
   /** Lifetime of a run's lease on its date and stage, renewed every quarter of it. */
   leaseTtlMs: number;
@@ -230,6 +238,8 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     partBytes: positiveInt(raw, 'part-size-mb', defaultOf('part-size-mb'), 4096) * 1024 * 1024,
     readAhead: positiveInt(raw, 'read-ahead', defaultOf('read-ahead'), 64),
     workers: positiveInt(raw, 'workers', availableCores(), 256, 0),
+    memoryBudget: raw['memory-budget'] === undefined ? defaultMemoryBudget() : parseSize(raw['memory-budget'] as string, '--memory-budget', MIN_MEMORY_BUDGET),
+    spillDir: spillDirOf(raw['spill-dir'] as string | undefined),
     s3,
     // At least 10 s: renewals every quarter of it must stay far above one request's latency.
     leaseTtlMs: positiveInt(raw, 'lease-ttl', defaultOf('lease-ttl'), 3600, 10) * 1000,
@@ -241,6 +251,16 @@ export function resolveJobConfig(raw: RawOptions, env: NodeJS.ProcessEnv): JobCo
     alertsDataset: alertsDatasetOf(raw, raw.root as string | undefined, uris.metrics),
     alerting: resolveAlertConfig(raw),
   };
+}
+
+/** `--spill-dir` as an absolute local path (a file:// URI is accepted), else TMPDIR. */
+function spillDirOf(given: string | undefined): string {
+  if (given === undefined) return tmpdir();
+  if (given.startsWith('file://')) return fileURLToPath(given);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given)) {
+    throw new UsageError(`--spill-dir must be a local folder (bucket files are written and read back locally), got ${JSON.stringify(given)}; on Kubernetes mount an emptyDir`, { option: '--spill-dir' });
+  }
+  return resolve(given);
 }
 
 /** `--alerts-dataset`, else `<root>/alerts`, else a sibling of the metrics dataset named alerts. */

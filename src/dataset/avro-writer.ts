@@ -29,6 +29,14 @@ export interface AvroFilesOptions {
   stagingPrefix?: string;
   /** Compresses a block elsewhere (the worker pool); default: the codec's own async compression (libuv's threads). */
   compress?: (codec: string, data: Buffer) => Promise<Buffer>;
+  /**
+   * Memory of one open part, for writers of which many are open at once (the hash buckets of a
+   * spilled day): uncompressed block size (default 256 KiB), blocks compressing at once (default
+   * COMPRESSIONS_IN_FLIGHT) and bytes queued for the store (default 8 MiB).
+   */
+  blockBytes?: number;
+  compressionsInFlight?: number;
+  queuedBytes?: number;
 }
 
 interface OpenPart {
@@ -95,13 +103,21 @@ export class AvroFilesWriter {
   /** Starts compressing a block; waits for the oldest when the window is full; rolls over when the part is full. */
   private async submit(part: OpenPart, block: RawBlock): Promise<void> {
     startCompression(part, block, this.options);
-    while (part.inFlight.length >= COMPRESSIONS_IN_FLIGHT) await part.channel.push(await part.inFlight.shift()!);
+    while (part.inFlight.length >= (this.options.compressionsInFlight ?? COMPRESSIONS_IN_FLIGHT)) await part.channel.push(await part.inFlight.shift()!);
     if (part.encoder.rawBytesOut >= this.options.maxPartBytes) await this.closePart();
   }
 
   /** Where the file of a final key is written (the key itself without a staging prefix). */
   stagedKey(key: string): string {
     return `${this.options.stagingPrefix ?? ''}${key}`;
+  }
+
+  /**
+   * Ends the current part here, if it holds records, so the next record starts a new one: a
+   * spilled day's curated parts each hold one bucket, in input order (SPEC §9).
+   */
+  async cutPart(): Promise<void> {
+    if (this.part !== undefined && this.part.records > 0) await this.closePart();
   }
 
   /** Finishes the last part and returns every file written. */
@@ -123,8 +139,8 @@ export class AvroFilesWriter {
 
   private async open(): Promise<OpenPart> {
     const key = this.options.keyOf(this.outputs.length);
-    const encoder = new ContainerEncoder({ type: this.options.type, codec: this.options.codec, metadata: this.options.metadata, syncSeed: key });
-    const channel = new ChunkChannel();
+    const encoder = new ContainerEncoder({ type: this.options.type, codec: this.options.codec, metadata: this.options.metadata, syncSeed: key, blockBytes: this.options.blockBytes });
+    const channel = new ChunkChannel(this.options.queuedBytes);
     const storedKey = this.stagedKey(key);
     const upload = this.store.write(storedKey, channel, 'avro/binary');
     // A failed upload must reach the producer, which may be waiting in push().

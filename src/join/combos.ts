@@ -16,6 +16,7 @@ import { MetricAccumulator } from '../metrics/accumulator.js';
 import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
 import { float64Column, uint32Column, uint8Column } from './columns.js';
 import type { LabelIndex } from './label-index.js';
+import { StateFormatError, type StateReader, type StateWriter } from '../metrics/state-codec.js';
 import { type ContributionSink, LabelMaturity } from './maturity.js';
 import type { DayWindow } from './policy.js';
 import { HOURS_PER_DAY, ageEndMicros, hourOfDay } from './windows.js';
@@ -55,6 +56,37 @@ export class WindowedAccumulators {
   merge(other: WindowedAccumulators): void {
     other.buckets.forEach((acc, b) => acc !== undefined && this.bucket(b).merge(acc));
     other.hours?.forEach((acc, h) => acc !== undefined && this.hour(h)!.merge(acc));
+  }
+
+  /** A copy that shares nothing with this one. */
+  clone(): WindowedAccumulators {
+    const copy = new WindowedAccumulators(this.buckets.length, this.hours !== undefined);
+    copy.merge(this);
+    return copy;
+  }
+
+  /** Writes every window's accumulator (absent ones as a 0 flag). */
+  writeTo(out: StateWriter): void {
+    out.u32(this.buckets.length);
+    out.bool(this.hours !== undefined);
+    for (const acc of [...this.buckets, ...(this.hours ?? [])]) {
+      out.bool(acc !== undefined);
+      acc?.writeTo(out);
+    }
+  }
+
+  /** Reads what writeTo wrote; the run's bucket count and hourly setting must match. */
+  static readFrom(input: StateReader, bucketCount: number, hourly: boolean): WindowedAccumulators {
+    const buckets = input.u32('label-age bucket count');
+    const hours = input.bool('hourly flag');
+    if (buckets !== bucketCount || hours !== hourly) {
+      throw new StateFormatError(`accumulators of ${buckets} label-age buckets${hours ? ' and hours' : ''}, expected ${bucketCount}${hourly ? ' and hours' : ''}`, input.offset);
+    }
+    const windows = new WindowedAccumulators(bucketCount, hourly);
+    for (let b = 0; b < bucketCount; b++) windows.buckets[b] = input.bool('accumulator flag') ? MetricAccumulator.readFrom(input) : undefined;
+    for (let h = 0; hourly && h < HOURS_PER_DAY; h++) windows.hours![h] = input.bool('accumulator flag') ? MetricAccumulator.readFrom(input) : undefined;
+    if (windows.buckets[0] === undefined) throw new StateFormatError('label-age bucket 0 is missing', input.offset);
+    return windows;
   }
 }
 
@@ -145,8 +177,9 @@ export class SliceSink implements ContributionSink {
   }
 }
 
-const ROW_MISPLACED = 1;
-const ROW_INLINE = 2;
+/** Overflow row flags: the prediction is misplaced (outside D); it carries an inline y_true. */
+export const ROW_MISPLACED = 1;
+export const ROW_INLINE = 2;
 
 /** Combos, overflow rows and delay rows of one day's join; DayJoin feeds it one kept prediction at a time. */
 export class ComboStore {
@@ -187,7 +220,8 @@ export class ComboStore {
 
   constructor(
     settings: ComboSettings,
-    labels: LabelIndex,
+    /** The run's labels: overflow rows point into it by chain head until DayMetrics.of copies their chains. */
+    readonly labels: LabelIndex,
     private readonly maxCombos = MAX_COMBOS,
   ) {
     this.settings = settings;
@@ -280,27 +314,12 @@ export class ComboStore {
     const hourAcc = windows.hour(this.keptHour.get(kept) - 1);
     if (hourAcc !== undefined) hourAcc.duplicatePredictionCount++;
   }
-
-  /** Replays overflow row `row` into `targets` (its slices' accumulators), exactly as a combo would have accumulated it. */
-  replayRow(row: number, sink: SliceSink): void {
-    const hour = this.rowHour.get(row) - 1;
-    sink.hour = hour;
-    const flags = this.rowFlags.get(row);
-    this.maturity.contribute(sink, hour, (flags & ROW_MISPLACED) !== 0, this.rowInferenceTs.get(row), this.rowYPred.get(row), flags & ROW_INLINE ? this.rowInlineYTrue.get(row) : null, this.rowHead.get(row) - 1, this.rowCutoff.get(row));
-    const duplicates = this.rowDuplicatePredictions.get(row);
-    if (duplicates === 0) return;
-    for (const t of sink.targets) {
-      t.bucket(0).duplicatePredictionCount += duplicates;
-      const hourAcc = t.hour(hour);
-      if (hourAcc !== undefined) hourAcc.duplicatePredictionCount += duplicates;
-    }
-  }
 }
 
-/** Adds one delay row to the histograms of `targets` (the slices of its combo). */
-export function addDelayRow(row: DelayRow, targets: readonly WindowedAccumulators[]): void {
+/** Adds `count` equal delay rows to the histograms of `targets` (the slices of their combo). */
+export function addDelayRow(row: DelayRow, count: number, targets: readonly WindowedAccumulators[]): void {
   for (const t of targets) {
-    (t.bucket(row.bucket).delays ??= new DelayHistogram()).addKey(row.key, row.sign);
-    if (row.hour >= 0) (t.hour(row.hour)!.delays ??= new DelayHistogram()).addKey(row.key, 1);
+    (t.bucket(row.bucket).delays ??= new DelayHistogram()).addKey(row.key, row.sign * count);
+    if (row.hour >= 0) (t.hour(row.hour)!.delays ??= new DelayHistogram()).addKey(row.key, count);
   }
 }

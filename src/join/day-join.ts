@@ -34,6 +34,14 @@ export interface JoinSettings {
 /** A guard against producers that put ids into segment key *names*: slicing on each would explode. */
 export const MAX_SEGMENT_KEY_NAMES = 1000;
 
+/** The error of a day with more than MAX_SEGMENT_KEY_NAMES key names, `key` the first one past it. */
+export function tooManyKeyNames(key: string): UsageError {
+  return new UsageError(
+    `predictions carry more than ${MAX_SEGMENT_KEY_NAMES} distinct segment key names (the latest: ${JSON.stringify(key.slice(0, 80))}); name the keys to slice on with --slice-keys`,
+    { option: '--slice-keys' },
+  );
+}
+
 /** A batch's dictionary code not yet mapped to a segment key id. */
 const UNSEEN = -2;
 
@@ -280,12 +288,7 @@ export class DayJoin {
     if (this.allowedKeys !== undefined && !this.allowedKeys.has(key)) return -1;
     let keyId = this.keyIds.get(key);
     if (keyId === undefined) {
-      if (this.keyNames.length >= MAX_SEGMENT_KEY_NAMES) {
-        throw new UsageError(
-          `predictions carry more than ${MAX_SEGMENT_KEY_NAMES} distinct segment key names (the latest: ${JSON.stringify(key.slice(0, 80))}); name the keys to slice on with --slice-keys`,
-          { option: '--slice-keys' },
-        );
-      }
+      if (this.keyNames.length >= MAX_SEGMENT_KEY_NAMES) throw tooManyKeyNames(key);
       keyId = this.keyNames.length;
       this.keyIds.set(key, keyId);
       this.keyNames.push(key);

@@ -14,8 +14,21 @@ import { StringKeyTable } from './key-table.js';
 /** Most labels one index holds: label indexes are non-negative Int32 values, -1 ends a chain. */
 export const MAX_LABELS = 2 ** 31 - 1;
 
+/**
+ * What the label rules (policy.ts, maturity.ts) read of a chain of labels: the next label of the
+ * same id, and each label's fields. A label's number orders it in (object key, record) order.
+ */
+export interface LabelChains {
+  /** The label before this one in the chain, or -1 at its end. */
+  next(label: number): number;
+  /** The label's y_true as written (may be NaN or ±Infinity). */
+  yTrue(label: number): number;
+  /** The label's label_ts in microseconds since the epoch. */
+  labelTs(label: number): number;
+}
+
 /** Labels by prediction id; chains run from the most recently added label to the first one. */
-export class LabelIndex {
+export class LabelIndex implements LabelChains {
   private readonly ids: StringKeyTable;
   /** Per distinct id (StringKeyTable entry): its latest label + 1. */
   private readonly heads: ChunkedColumn<Uint32Array> = uint32Column();

@@ -20,7 +20,7 @@
  * y_true) changes state once, at the first age whose end reaches the label: one call, no re-choice.
  */
 import { chooseLabel, newLabelChoice } from './policy.js';
-import type { LabelIndex } from './label-index.js';
+import type { LabelChains } from './label-index.js';
 
 /** Where a kept prediction's figures go. */
 export interface ContributionSink {
@@ -48,7 +48,7 @@ export class LabelMaturity {
   private readonly losers: Int32Array;
 
   constructor(
-    private readonly labels: LabelIndex,
+    private readonly labels: LabelChains,
     ageEndsMicros: readonly number[],
   ) {
     this.ageEnds = Float64Array.from(ageEndsMicros);
@@ -73,7 +73,7 @@ export class LabelMaturity {
   /**
    * Sends one kept prediction's figures to `sink`: the prediction, then its label states by age
    * bucket. `inlineYTrue` is the prediction's own y_true (null when absent), `head` its label chain
-   * (LabelIndex, -1 for none), `cutoff` its own cutoff (SPEC §3). Same rules as DayJoin.accept.
+   * (in the LabelChains, -1 for none), `cutoff` its own cutoff (SPEC §3). Same rules as DayJoin.accept.
    */
   contribute(sink: ContributionSink, hour: number, misplaced: boolean, inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     const valid = Number.isFinite(yPred);

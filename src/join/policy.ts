@@ -8,14 +8,14 @@
  */
 import { DateTime, Duration } from 'luxon';
 import { ModelMetricsError, UsageError } from '../errors.js';
-import type { LabelIndex } from './label-index.js';
+import type { LabelChains } from './label-index.js';
 
 const MICROS_PER_MILLI = 1000;
 const MICROS_PER_DAY = 86_400_000_000;
 
 /** The outcome of chooseLabel; one object is reused for every prediction, so nothing is allocated per call. */
 export interface LabelChoice {
-  /** Winning label index in the LabelIndex, or -1 when no label is usable. */
+  /** Winning label number in the chains, or -1 when no label is usable. */
   winner: number;
   /** Labels with finite y_true and label_ts <= cutoff; `usableCount - 1` of them lost (duplicate_label_count). */
   usableCount: number;
@@ -33,7 +33,7 @@ export function newLabelChoice(): LabelChoice {
  * latest label_ts; on a tie the one later in (object key, record) order, i.e. the larger index.
  * Labels past the cutoff are ignored entirely, valid or not (SPEC §3: they change nothing).
  */
-export function chooseLabel(index: LabelIndex, head: number, cutoffMicros: number, out: LabelChoice): LabelChoice {
+export function chooseLabel(index: LabelChains, head: number, cutoffMicros: number, out: LabelChoice): LabelChoice {
   let winner = -1;
   let winnerTs = 0;
   let usable = 0;

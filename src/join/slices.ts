@@ -1,5 +1,5 @@
 /**
- * Turns a day's join into ModelMetrics records (SPEC §5, §5.1): one per model version for the whole
+ * Turns a day's metric state (day-metrics.ts) into ModelMetrics records (SPEC §5, §5.1): one per model version for the whole
  * version, and one per kept value of each segment key, where per model version and key the
  * `maxSliceValues` values with the most kept predictions keep their own slice (ties by value byte
  * order) and the rest fold into `__other__`. Choosing the kept values needs every count first, so
@@ -12,7 +12,7 @@
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { MetricValues } from '../metrics/formulas.js';
-import type { DayJoin } from './day-join.js';
+import { CODE_SPAN, type DayMetrics } from './day-metrics.js';
 import { type DelayRow, SliceSink, type WindowedAccumulators, addDelayRow, decodeDelayRow } from './combos.js';
 import type { Stage } from './records.js';
 import { stageSymbol } from './records.js';
@@ -59,28 +59,28 @@ function compareBytes(a: string, b: string): number {
  * (the high-cardinality overflow) go through one Float64Array of (group, value) codes per key and
  * one sort, so even a key with millions of values costs one typed array, not a Map entry per value.
  */
-function countValues(join: DayJoin): Array<Map<number, Array<{ valueId: number; count: number }>>> {
-  const store = join.metrics;
-  const keyCount = join.keyNames.length;
-  const valueCounts = join.keyValues.map((values) => values.size);
+function countValues(metrics: DayMetrics): Array<Map<number, Array<{ valueId: number; count: number }>>> {
+  const keyCount = metrics.keyNames.length;
+  const valueCounts = metrics.keyValues.map((values) => values.length);
   const fromCombos = Array.from({ length: keyCount }, () => new Map<number, number>());
-  for (const combo of store.combos) {
+  for (const combo of metrics.combos) {
     for (let i = 0; i < combo.pairs.length; i += 2) {
       const keyId = combo.pairs[i]!;
       const code = combo.group * valueCounts[keyId]! + combo.pairs[i + 1]!;
       fromCombos[keyId]!.set(code, (fromCombos[keyId]!.get(code) ?? 0) + combo.kept);
     }
   }
-  const codes = Array.from({ length: keyCount }, (_, keyId) => new Float64Array(store.keyPairCounts[keyId] ?? 0));
+  const { rows } = metrics;
+  const pairs = rows.pairs;
+  const rowPairCounts = new Array<number>(keyCount).fill(0);
+  for (let i = 0; i < pairs.length; i += 2) rowPairCounts[pairs[i]!]!++;
+  const codes = rowPairCounts.map((count) => new Float64Array(count));
   const filled = new Array<number>(keyCount).fill(0);
-  const pairs = store.segmentPairs;
-  const rows = store.rowCount;
-  for (let row = 0; row < rows; row++) {
-    const end = row + 1 < rows ? store.rowPairStart.get(row + 1) : pairs.size;
-    const group = store.rowGroup.get(row);
-    for (let i = store.rowPairStart.get(row); i < end; i += 2) {
-      const keyId = pairs.get(i);
-      codes[keyId]![filled[keyId]!++] = group * valueCounts[keyId]! + pairs.get(i + 1);
+  for (let row = 0; row < rows.size; row++) {
+    const group = rows.group[row]!;
+    for (let i = rows.pairStart(row); i < rows.pairEnd[row]!; i += 2) {
+      const keyId = pairs[i]!;
+      codes[keyId]![filled[keyId]!++] = group * valueCounts[keyId]! + pairs[i + 1]!;
     }
   }
   return codes.map((keyCodes, keyId) => {
@@ -126,40 +126,43 @@ function topValues(candidates: Array<{ valueId: number; count: number }>, max: n
   return kept;
 }
 
-/** Computes every slice of the day, sorted by model name, version, then whole slice, key and value (see the header for the windows). */
-export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetricsRecord[] {
-  const store = join.metrics;
-  const groupCount = join.groups.length;
-  const keyCount = join.keyNames.length;
-  const whole = Array.from({ length: groupCount }, () => store.newWindows());
+/**
+ * Computes every slice of the day, sorted by model name, version, then whole slice, key and value
+ * (see the header for the windows). The in-memory run passes `DayMetrics.of(join)`, a spilled or
+ * sharded run the merge of its parts: one path, the same records.
+ */
+export function computeSlices(metrics: DayMetrics, settings: SliceSettings): ModelMetricsRecord[] {
+  const groupCount = metrics.groups.length;
+  const keyCount = metrics.keyNames.length;
+  const whole = Array.from({ length: groupCount }, () => metrics.newWindows());
 
   // Per key: value slice lookup by (group * valueCount + valueId), and one __other__ per group.
   const keySlices: Array<Map<number, KeySlice>> = [];
   const otherSlices: Array<Map<number, KeySlice>> = [];
-  const counts = countValues(join);
+  const counts = countValues(metrics);
   for (let keyId = 0; keyId < keyCount; keyId++) {
-    const values = join.keyValues[keyId]!;
-    const valueCount = values.size;
+    const values = metrics.keyValues[keyId]!;
+    const valueCount = values.length;
     const lookup = new Map<number, KeySlice>();
     for (const [group, allCandidates] of counts[keyId]!) {
       // A value spelled like the fold bucket always folds into it: one slice per slice_keys.
-      const candidates = allCandidates.filter((c) => values.keyAt(c.valueId) !== OTHER_VALUE);
-      for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values.keyAt(id))) {
-        lookup.set(group * valueCount + valueId, { valueId, value: values.keyAt(valueId), windows: store.newWindows() });
+      const candidates = allCandidates.filter((c) => values[c.valueId] !== OTHER_VALUE);
+      for (const valueId of topValues(candidates, settings.maxSliceValues, (id) => values[id]!)) {
+        lookup.set(group * valueCount + valueId, { valueId, value: values[valueId]!, windows: metrics.newWindows() });
       }
     }
     keySlices.push(lookup);
     otherSlices.push(new Map());
   }
 
-  const valueCounts = join.keyValues.map((values) => values.size);
+  const valueCounts = metrics.keyValues.map((values) => values.length);
   /** The slice of a key's value for a group: its own, or the group's __other__. */
   const sliceOf = (group: number, keyId: number, valueId: number): KeySlice => {
     let slice = keySlices[keyId]!.get(group * valueCounts[keyId]! + valueId);
     if (slice === undefined) {
       const others = otherSlices[keyId]!;
       slice = others.get(group);
-      if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, windows: store.newWindows() }));
+      if (slice === undefined) others.set(group, (slice = { valueId: -1, value: OTHER_VALUE, windows: metrics.newWindows() }));
     }
     return slice;
   };
@@ -172,30 +175,28 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
   };
 
   // Combos first (in creation order, so the result is deterministic), then their delays, then the overflow rows.
-  const comboTargets = store.combos.map((combo) => {
+  const comboTargets = metrics.combos.map((combo) => {
     const targets = targetsOf(combo.group, combo.pairs, 0, combo.pairs.length, []);
     for (const t of targets) t.merge(combo.windows);
     return targets;
   });
   const delayRow: DelayRow = { key: 0, bucket: 0, sign: 1, hour: -1 };
-  for (let i = 0; i < store.delayCombo.size; i++) addDelayRow(decodeDelayRow(store.delayCode.get(i), delayRow), comboTargets[store.delayCombo.get(i)]!);
-  const rows = store.rowCount;
-  const pairs = store.segmentPairs;
+  for (const [key, count] of metrics.delays) {
+    const combo = Math.floor(key / CODE_SPAN);
+    addDelayRow(decodeDelayRow(key - combo * CODE_SPAN, delayRow), count, comboTargets[combo]!);
+  }
+  const { rows } = metrics;
   const sink = new SliceSink();
-  const rowPairs: number[] = [];
-  for (let row = 0; row < rows; row++) {
-    const start = store.rowPairStart.get(row);
-    const end = row + 1 < rows ? store.rowPairStart.get(row + 1) : pairs.size;
-    rowPairs.length = 0;
-    for (let i = start; i < end; i++) rowPairs.push(pairs.get(i));
-    targetsOf(store.rowGroup.get(row), rowPairs, 0, rowPairs.length, sink.targets);
-    store.replayRow(row, sink);
+  const maturity = metrics.rowMaturity();
+  for (let row = 0; row < rows.size; row++) {
+    targetsOf(rows.group[row]!, rows.pairs, rows.pairStart(row), rows.pairEnd[row]!, sink.targets);
+    metrics.replayRow(row, sink, maturity);
   }
 
   const base = {
     stage: stageSymbol(settings.stage),
   };
-  const ages = store.settings.labelAgesSeconds;
+  const ages = metrics.settings.labelAgesSeconds;
   /** The records of one slice: the day, its label ages, its hours. */
   const windowRecords = (model: { model_name: string; model_version: string }, sliceKeys: Record<string, string>, windows: WindowedAccumulators): ModelMetricsRecord[] => {
     const day = { ...base, ...model, slice_keys: sliceKeys, window_start_ts: settings.day.startMicros, window_end_ts: settings.day.endMicros };
@@ -218,15 +219,15 @@ export function computeSlices(join: DayJoin, settings: SliceSettings): ModelMetr
   };
 
   const records: ModelMetricsRecord[] = [];
-  const groupOrder = join.groups
+  const groupOrder = metrics.groups
     .map((g, id) => ({ ...g, id }))
     .sort((a, b) => compareBytes(a.modelName, b.modelName) || compareBytes(a.modelVersion, b.modelVersion));
-  const keyOrder = join.keyNames.map((name, id) => ({ name, id })).sort((a, b) => compareBytes(a.name, b.name));
+  const keyOrder = metrics.keyNames.map((name, id) => ({ name, id })).sort((a, b) => compareBytes(a.name, b.name));
   for (const g of groupOrder) {
     const model = { model_name: g.modelName, model_version: g.modelVersion };
     records.push(...windowRecords(model, {}, whole[g.id]!));
     for (const k of keyOrder) {
-      const valueCount = join.keyValues[k.id]!.size;
+      const valueCount = metrics.keyValues[k.id]!.length;
       const own = [...keySlices[k.id]!.entries()]
         .filter(([code]) => Math.floor(code / valueCount) === g.id)
         .map(([, slice]) => slice)

@@ -13,6 +13,7 @@
 import { DelayHistogram, delayKey } from './delay-histogram.js';
 import { type DoubleWord, ExactSumBank, squareRoundingError } from './compensated.js';
 import { SUM_FIELDS, metricsFromSums, type MetricValues } from './formulas.js';
+import type { StateReader, StateWriter } from './state-codec.js';
 
 // Indexes of the sums in the bank, in SUM_FIELDS order.
 const SUM_ERROR = 0;
@@ -49,7 +50,7 @@ export class MetricAccumulator {
    * the two terms p + q of TwoProduct; Σ|e|; Σe⁴, each as the double-word terms p² + (error of p² +
    * 2p·q); Σ|e / y_true| over y_true ≠ 0; Σy_true; Σy_true² as Σe².
    */
-  private readonly sums = new ExactSumBank(SUM_FIELDS.length);
+  private sums = new ExactSumBank(SUM_FIELDS.length);
 
   /** The largest delay added (removals never lower it: maturity.ts only removes smaller-or-equal delays). */
   maxDelaySeconds = 0;
@@ -138,6 +139,23 @@ export class MetricAccumulator {
     this.sums.merge(other.sums);
     if (other.maxDelaySeconds > this.maxDelaySeconds) this.maxDelaySeconds = other.maxDelaySeconds;
     if (other.delays !== undefined) (this.delays ??= new DelayHistogram()).merge(other.delays);
+  }
+
+  /** Writes every count, the exact sums limb for limb, the largest delay and the histogram (day-metrics.ts). */
+  writeTo(out: StateWriter): void {
+    out.f64s([this.kept, this.count, this.labeledCount, this.mapeCount, this.invalidCount, this.duplicatePredictionCount, this.duplicateLabelCount, this.negativeDelayCount, this.misplacedCount, this.maxDelaySeconds]);
+    this.sums.writeTo(out);
+    out.bool(this.delays !== undefined);
+    this.delays?.writeTo(out);
+  }
+
+  /** Reads what writeTo wrote. */
+  static readFrom(input: StateReader): MetricAccumulator {
+    const acc = new MetricAccumulator();
+    [acc.kept, acc.count, acc.labeledCount, acc.mapeCount, acc.invalidCount, acc.duplicatePredictionCount, acc.duplicateLabelCount, acc.negativeDelayCount, acc.misplacedCount, acc.maxDelaySeconds] = Array.from(input.f64s(10, 'accumulator counts'));
+    acc.sums = ExactSumBank.readFrom(input, SUM_FIELDS.length);
+    if (input.bool('delay histogram flag')) acc.delays = DelayHistogram.readFrom(input);
+    return acc;
   }
 
   /** The slice's numeric ModelMetrics fields (SPEC §5, §5.1); does not change the accumulator. */

@@ -26,6 +26,8 @@
  * and must round identically; they are one numerical unit, tested together (metrics-exact.test.ts).
  */
 
+import { StateFormatError, type StateReader, type StateWriter } from './state-codec.js';
+
 /** A double-word value hi + lo, read-only view (CompensatedSum and plain pairs both satisfy it). */
 export interface DoubleWord {
   readonly hi: number;
@@ -333,6 +335,32 @@ export class ExactSumBank {
     (this.rare[index] ??= new ExpansionSum()).add(x);
   }
 
+  /** Writes the bank as it is: every limb, window offset and expansion, bit for bit (day-metrics.ts). */
+  writeTo(out: StateWriter): void {
+    out.u32(this.size);
+    out.u32(this.pending);
+    out.f64s(this.offsets);
+    out.f64s(this.limbs);
+    for (const rare of this.rare) {
+      out.bool(rare !== undefined);
+      rare?.writeTo(out);
+    }
+  }
+
+  /** Reads what writeTo wrote, into a bank that must have the same size. */
+  static readFrom(input: StateReader, size: number): ExactSumBank {
+    const written = input.u32('exact-sum bank size');
+    if (written !== size) throw new StateFormatError(`exact-sum bank of ${written} sums, expected ${size}`, input.offset - 4);
+    const bank = new ExactSumBank(size);
+    const pending = input.u32('exact-sum pending adds');
+    if (pending >= CARRY_EVERY) throw new StateFormatError(`exact-sum pending adds ${pending}, expected < ${CARRY_EVERY}`, input.offset - 4);
+    bank.pending = pending;
+    bank.offsets.set(input.f64s(size, 'exact-sum offsets'));
+    bank.limbs.set(input.f64s(size * BANK_WINDOW, 'exact-sum limbs'));
+    for (let index = 0; index < size; index++) if (input.bool('exact-sum expansion flag')) bank.rare[index] = ExpansionSum.readFrom(input);
+    return bank;
+  }
+
   /**
    * Moves sum `index`'s window so that limbs limb − 2 … limb are in it with two limbs of headroom:
    * up by flushing its bottom limbs into the expansion, down only while its top limbs are empty.
@@ -402,6 +430,9 @@ const LIMB_MAGIC = Float64Array.from({ length: 70 }, (_, i) => {
 const EXPONENT_VIEW = new Float64Array(1);
 const EXPONENT_WORDS = new Uint32Array(EXPONENT_VIEW.buffer);
 
+/** Non-overlapping doubles span at most 2098 bits of exponent range: no exact expansion is longer. */
+const EXPANSION_MAX_PARTS = 2100;
+
 /**
  * An exact sum of doubles as Shewchuk's non-overlapping expansion, as in Python's `math.fsum`
  * ("msum", Shewchuk 1997, "Adaptive precision floating-point arithmetic"), in a small Float64Array
@@ -461,6 +492,24 @@ export class ExpansionSum {
   addSum(other: ExpansionSum): void {
     for (let j = 0; j < other.size; j++) this.add(other.parts[j]!);
     if (other.special !== 0 || Number.isNaN(other.special)) this.special += other.special;
+  }
+
+  /** Writes the components and the non-finite part, bit for bit. */
+  writeTo(out: StateWriter): void {
+    out.u32(this.size);
+    out.f64s(this.parts, this.size);
+    out.f64(this.special);
+  }
+
+  /** Reads what writeTo wrote. */
+  static readFrom(input: StateReader): ExpansionSum {
+    const sum = new ExpansionSum();
+    const size = input.count('expansion size', EXPANSION_MAX_PARTS);
+    sum.parts = new Float64Array(Math.max(4, size));
+    sum.parts.set(input.f64s(size, 'expansion parts'));
+    sum.size = size;
+    sum.special = input.f64('expansion special');
+    return sum;
   }
 
   /** The exact sum correctly rounded to one double (round half to even). */

@@ -10,6 +10,8 @@
  * demand: 1 µs … 10 days is ~2,300 keys, 9 KiB; histograms exist per slice and window at the end of a
  * day, not per record.
  */
+import type { StateReader, StateWriter } from './state-codec.js';
+
 
 /** Relative accuracy α: each quantile lies within 0.5% of a delay of the requested rank (SPEC §5 allows 1%). */
 export const DELAY_ACCURACY = 0.005;
@@ -82,6 +84,26 @@ export class DelayHistogram {
       if (seen > rank) return delayOfKey(i + this.offset);
     }
     return delayOfKey(bins.length - 1 + this.offset);
+  }
+
+  /** Writes the bins as they are (offset, zero count, total, dense bins). */
+  writeTo(out: StateWriter): void {
+    out.i32(this.offset);
+    out.f64(this.zeros);
+    out.f64(this.count);
+    out.u32(this.bins.length);
+    out.i32s(this.bins);
+  }
+
+  /** Reads what writeTo wrote. */
+  static readFrom(input: StateReader): DelayHistogram {
+    const histogram = new DelayHistogram();
+    histogram.offset = input.i32('delay histogram offset');
+    histogram.zeros = input.f64('delay histogram zeros');
+    histogram.count = input.f64('delay histogram count');
+    // Keys lie within ±DELAY_KEY_LIMIT, plus the slack of extend().
+    histogram.bins = input.i32s(input.count('delay histogram bins', 4 * DELAY_KEY_LIMIT), 'delay histogram bins');
+    return histogram;
   }
 
   /** Grows the dense range to hold `key` (with some slack); returns its index. */

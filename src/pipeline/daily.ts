@@ -5,8 +5,8 @@
  * On any failure the partial outputs are removed and no `_SUCCESS` is written.
  *
  * Length: about 400 lines because runDay is the one place that orders the steps under the lease
- * (plan, inputs, join, alerts, commit, rollback); the steps themselves live in run-plan.ts,
- * join-steps.ts, commit.ts and staging.ts.
+ * (plan, inputs, join in memory or spilled, alerts, commit, rollback); the steps themselves live in
+ * run-plan.ts, join-steps.ts, scale/grace-join.ts, commit.ts and staging.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { enrichedType, metricsType } from '../avro/schemas.js';
@@ -14,7 +14,8 @@ import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
-import { DayJoin } from '../join/day-join.js';
+import { DayJoin, type JoinSettings, type JoinStats } from '../join/day-join.js';
+import { DayMetrics } from '../join/day-metrics.js';
 import { LabelIndex } from '../join/label-index.js';
 import { dayWindow, formatMicros, labelPartitionDates } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
@@ -26,6 +27,8 @@ import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { preflight } from './inputs.js';
 import { labelsThroughFor, listDayInputs, runParams } from './run-plan.js';
 import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
+import { type SpillPlan, joinSpilledDay, planSpill } from '../scale/grace-join.js';
+import { SpillArea, explainSpillFailure } from '../scale/spill-area.js';
 import { WorkerPool } from '../workers/pool.js';
 import { outputsIntact, promote, removeData } from './commit.js';
 import { distinctStores, removeStaleStaging, type StagingArea, sweepStaging } from './staging.js';
@@ -173,8 +176,25 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     await lease.release();
   }
 
-  /** Reads, joins, stages and commits, under the lease. */
+  /**
+   * Decides in memory or spilled (SPEC §9 --memory-budget) from the listed sizes, opens the spill
+   * folder before any input is read (an unusable --spill-dir is exit 2 with nothing done), and
+   * removes it however the run ends.
+   */
   async function computeAndCommit(lease: RunLease): Promise<DayResult> {
+    const plan = planSpill(estimateRecords(labelInputs.objects), estimateRecords(predictionInputs.objects), config.memoryBudget);
+    const spill = plan.buckets > 1 ? await SpillArea.open(config.spillDir, runId, log) : undefined;
+    try {
+      return await joinAndCommit(lease, plan, spill);
+    } catch (error) {
+      throw spill === undefined ? error : explainSpillFailure(spill, error);
+    } finally {
+      await spill?.remove().catch((error: unknown) => log.warn({ event: 'spill_cleanup_failed', path: spill.path, error: sanitizeForLog(String(error)) }, 'could not remove the spill folder; the next spilling run removes it'));
+    }
+  }
+
+  /** Reads, joins, stages and commits, under the lease. */
+  async function joinAndCommit(lease: RunLease, plan: SpillPlan, spill: SpillArea | undefined): Promise<DayResult> {
     log.info({ event: 'run_started', lease_run_id: runId, prediction_objects: predictionInputs.objects.length, label_objects: labelInputs.objects.length, as_of: formatMicros(asOf), labels_through: formatMicros(labelsThrough) }, 'run started');
     const checked = await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]);
     const [predictionCheck, labelCheck] = checked;
@@ -225,19 +245,36 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
           if (progress) progress.state.records += count;
         },
       });
-      const labels = new LabelIndex(estimateRecords(labelCheck.usable));
-      if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
-      const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
-      log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
+      const settings: JoinSettings = { stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly };
+      let joined: { stats: JoinStats; labelsRead: number; labelsIndexed: number; metrics: DayMetrics };
+      const spillStats: Record<string, number> = {};
+      if (spill === undefined) {
+        const labels = new LabelIndex(estimateRecords(labelCheck.usable));
+        if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
+        const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
+        log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
-      const join = new DayJoin({ stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly }, labels, estimateRecords(predictionCheck.usable));
-      if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
-      await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
+        const join = new DayJoin(settings, labels, estimateRecords(predictionCheck.usable));
+        if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
+        await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
+        progress?.clearLine();
+        log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
+        joined = { stats: join.stats, labelsRead, labelsIndexed: labels.size, metrics: DayMetrics.of(join) };
+      } else {
+        log.info({ event: 'spill_started', buckets: plan.buckets, estimate_bytes: plan.estimateBytes, budget: plan.budget, path: spill.path }, `the day's join state (about ${plan.estimateBytes} bytes) exceeds --memory-budget ${plan.budget}: joining in ${plan.buckets} buckets under ${spill.path}`);
+        if (progress) progress.state.phase = `${request.date} ${request.stage}: partitioning`;
+        // Bucket files are read back without progress accounting: the line counts the inputs once.
+        const bucketSetup = (store: ObjectStore, objects: readonly ObjectInfo[]): ReadSetup => ({ ...setup(store, objects), hooks: { limits: config.decodeLimits }, onRecords: () => undefined });
+        const day = await joinSpilledDay({ store: spill.store, plan, settings, labelsThrough, labels: setup(stores.labels, labelCheck.usable), predictions: setup(stores.predictions, predictionCheck.usable), setupFor: bucketSetup, curated: curatedWriter, logger: log });
+        progress?.clearLine();
+        log.info({ event: 'predictions_joined', ...day.stats, spill_buckets: day.buckets, spill_bytes: day.bytes }, `predictions joined in ${day.buckets} buckets`);
+        joined = day;
+        spillStats.spill_buckets = day.buckets;
+        spillStats.spill_bytes = day.bytes;
+      }
       const curatedOutputs = await curatedWriter.finish();
-      progress?.clearLine();
-      log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
 
-      const metricRecords = computeSlices(join, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
+      const metricRecords = computeSlices(joined.metrics, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
       for (const record of metricRecords) await metricsWriter.append(record);
       const metricsOutputs = await metricsWriter.finish();
       // alerts (SPEC §8): evaluated against the committed baseline and staged beside the metrics.
@@ -271,18 +308,20 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       await alerts?.promote(() => lease.ensureHeld());
       log.info({ event: 'outputs_moved', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'new data files in place; writing _SUCCESS');
 
+      const { stats: joinStats } = joined;
       const stats = {
-        predictions_read: join.stats.predictionsRead,
-        predictions_kept: join.stats.kept,
-        predictions_valid: join.stats.kept - join.stats.invalid,
-        duplicate_predictions: join.stats.duplicatesDropped,
-        invalid_predictions: join.stats.invalid,
-        labeled: join.stats.labeled,
-        labeled_from_labels: join.stats.labeledFromLabels,
-        labeled_inline: join.stats.labeledInline,
-        labels_read: labelsRead,
-        labels_indexed: labels.size,
+        predictions_read: joinStats.predictionsRead,
+        predictions_kept: joinStats.kept,
+        predictions_valid: joinStats.kept - joinStats.invalid,
+        duplicate_predictions: joinStats.duplicatesDropped,
+        invalid_predictions: joinStats.invalid,
+        labeled: joinStats.labeled,
+        labeled_from_labels: joinStats.labeledFromLabels,
+        labeled_inline: joinStats.labeledInline,
+        labels_read: joined.labelsRead,
+        labels_indexed: joined.labelsIndexed,
         metrics_records: metricRecords.length,
+        ...spillStats,
       };
       const manifest = (dataset: Manifest['dataset'], outputs: ManifestOutput[]): Manifest => ({
         format: MANIFEST_FORMAT,

@@ -100,7 +100,7 @@ const TASK_BLOCKS = 8;
 
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'predictions', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<PredictionBatch>;
 export function readBatchesInOrder(pool: WorkerPool, dataset: 'labels', store: ObjectStore, objects: readonly ObjectInfo[], readerType: Type, readAhead: number, hooks?: ReadHooks): AsyncGenerator<LabelBatch>;
-export async function* readBatchesInOrder(
+export function readBatchesInOrder(
   pool: WorkerPool,
   dataset: 'predictions' | 'labels',
   store: ObjectStore,
@@ -109,13 +109,29 @@ export async function* readBatchesInOrder(
   readAhead: number,
   hooks: ReadHooks = {},
 ): AsyncGenerator<PredictionBatch | LabelBatch> {
-  const inFlight: Array<Promise<PredictionBatch | LabelBatch>> = [];
   const limits = hooks.limits ?? {};
+  return readTasksInOrder<PredictionBatch | LabelBatch>(pool, store, objects, readerType, readAhead, hooks, (group) => (dataset === 'predictions' ? pool.decode('predictions', group, limits) : pool.decode('labels', group, limits)));
+}
+
+/**
+ * The engine of readBatchesInOrder for any task over a group of consecutive stored blocks of one
+ * object (`run`: decode, partition into buckets), with the same order, bounds and failure rules.
+ */
+export async function* readTasksInOrder<T>(
+  pool: WorkerPool,
+  store: ObjectStore,
+  objects: readonly ObjectInfo[],
+  readerType: Type,
+  readAhead: number,
+  hooks: ReadHooks,
+  run: (group: readonly StoredBlock[]) => Promise<T>,
+): AsyncGenerator<T> {
+  const inFlight: Array<Promise<T>> = [];
   let group: StoredBlock[] = [];
   let groupBytes = 0;
   const submit = (): void => {
     if (group.length === 0) return;
-    const decoded = dataset === 'predictions' ? pool.decode('predictions', group, limits) : pool.decode('labels', group, limits);
+    const decoded = run(group);
     decoded.catch(() => undefined); // awaited in order below; this only keeps an early failure from being "unhandled"
     inFlight.push(decoded);
     group = [];

@@ -11,7 +11,8 @@ import { Piscina } from 'piscina';
 import type { ContainerHeader, DecodeLimits, StoredBlock } from '../avro/container-reader.js';
 import { CorruptObjectError, ModelMetricsError, SchemaIncompatibleError, StorageError, type ErrorCode } from '../errors.js';
 import { transferList, type EncodedRecords, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
-import type { DecodeTask, Task, TaskBlock, TaskFailure, TaskReply } from './task-worker.js';
+import type { DecodeTask, PartitionTask, Task, TaskBlock, TaskFailure, TaskReply } from './task-worker.js';
+import type { BucketedRecords } from '../scale/bucket-split.js';
 
 /** Blocks each worker may hold at once (queued or running): bounds the batches in flight to 4 × N. */
 export const TASKS_PER_WORKER = 4;
@@ -31,6 +32,26 @@ function schemaJsonOf(header: ContainerHeader): string {
   let text = schemaTexts.get(header);
   if (text === undefined) schemaTexts.set(header, (text = JSON.stringify(header.writerSchema)));
   return text;
+}
+
+/** The blocks of a decoding task: one copy of their stored bytes of its own (they are views into the read buffer) and the header. */
+function taskBlocksOf(blocks: readonly StoredBlock[]): Pick<DecodeTask, 'header' | 'blocks' | 'stored'> {
+  const stored = new Uint8Array(blocks.reduce((n, block) => n + block.stored.length, 0));
+  const taskBlocks: TaskBlock[] = [];
+  let at = 0;
+  for (const block of blocks) {
+    stored.set(block.stored, at);
+    taskBlocks.push({ count: block.count, start: at, end: at + block.stored.length, site: block.site });
+    at += block.stored.length;
+  }
+  const { header } = blocks[0]!;
+  return { header: { schemaJson: schemaJsonOf(header), codec: header.codec, fingerprint: header.fingerprint }, blocks: taskBlocks, stored };
+}
+
+/** "blocks 3-10 of <uri>", for a failed task's message. */
+function blockRange(blocks: readonly StoredBlock[]): string {
+  const first = blocks[0]!.site;
+  return `blocks ${first.block}-${first.block + blocks.length - 1} of ${first.uri}`;
 }
 
 /** Rebuilds a worker's error as the main-thread error class of its code. */
@@ -62,7 +83,7 @@ class OutputFirstQueue {
   private readonly input: QueuedTask[] = [];
 
   private laneOf(task: QueuedTask): QueuedTask[] {
-    return task.task?.op === 'decode' ? this.input : this.output;
+    return task.task?.op === 'decode' || task.task?.op === 'partition' ? this.input : this.output;
   }
 
   get size(): number {
@@ -132,19 +153,14 @@ export class WorkerPool {
   decode(dataset: 'predictions', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<PredictionBatch>;
   decode(dataset: 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<LabelBatch>;
   decode(dataset: 'predictions' | 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>): Promise<unknown> {
-    // The stored bytes are views into the read buffer: one copy of their own travels.
-    const stored = new Uint8Array(blocks.reduce((n, block) => n + block.stored.length, 0));
-    const taskBlocks: TaskBlock[] = [];
-    let at = 0;
-    for (const block of blocks) {
-      stored.set(block.stored, at);
-      taskBlocks.push({ count: block.count, start: at, end: at + block.stored.length, site: block.site });
-      at += block.stored.length;
-    }
-    const { header } = blocks[0]!;
-    const task: DecodeTask = { op: 'decode', dataset, header: { schemaJson: schemaJsonOf(header), codec: header.codec, fingerprint: header.fingerprint }, limits, blocks: taskBlocks, stored };
-    const first = blocks[0]!.site;
-    return this.run(task, [stored.buffer], `decoding blocks ${first.block}-${first.block + blocks.length - 1} of ${first.uri}`);
+    const task: DecodeTask = { op: 'decode', dataset, limits, ...taskBlocksOf(blocks) };
+    return this.run(task, [task.stored.buffer as ArrayBuffer], `decoding ${blockRange(blocks)}`);
+  }
+
+  /** Decodes consecutive stored blocks of one object and splits their records into hash buckets (the spill, SPEC §9). */
+  partition(dataset: 'predictions' | 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>, split: { buckets: number; level: number; labelsThrough: number }): Promise<BucketedRecords> {
+    const task: PartitionTask = { op: 'partition', dataset, limits, ...taskBlocksOf(blocks), ...split };
+    return this.run(task, [task.stored.buffer as ArrayBuffer], `partitioning ${blockRange(blocks)}`) as Promise<BucketedRecords>;
   }
 
   /** Encodes the kept rows of a batch as curated records (the batch and results are handed over). */

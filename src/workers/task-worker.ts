@@ -13,6 +13,7 @@ import { blockDecoder, decodeStoredBlock, type BlockDecoder, type ContainerHeade
 import type { CorruptionSite } from '../avro/container-format.js';
 import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
+import { BucketSplitter } from '../scale/bucket-split.js';
 import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
 
 /** One block of a decode task: its records and where its stored bytes sit in the task's buffer. */
@@ -34,6 +35,18 @@ export interface DecodeTask {
   stored: Uint8Array;
 }
 
+/**
+ * Decode consecutive stored blocks of one input object and split the records into hash buckets by
+ * prediction_id (the spill of SPEC §9), re-encoded with the reader schema, each bucket's records in
+ * input order. Labels with label_ts above `labelsThrough` are dropped here (no cutoff reaches them).
+ */
+export interface PartitionTask extends Omit<DecodeTask, 'op'> {
+  op: 'partition';
+  buckets: number;
+  level: number;
+  labelsThrough: number;
+}
+
 /** Encode the kept rows of a prediction batch as curated records. */
 export interface EncodeTask {
   op: 'encode';
@@ -48,7 +61,7 @@ export interface CompressTask {
   data: Uint8Array;
 }
 
-export type Task = DecodeTask | EncodeTask | CompressTask;
+export type Task = DecodeTask | PartitionTask | EncodeTask | CompressTask;
 
 /** A task's error, as plain data. */
 export interface TaskFailure {
@@ -66,7 +79,7 @@ const decoders = new Map<string, BlockDecoder>();
 const handEncoded =
   JSON.stringify((enrichedType.schema({ exportAttrs: true }) as { fields: Array<{ name: string; type: unknown }> }).fields.map((f) => [f.name, f.type])) === HAND_ENCODED_FIELDS;
 
-function decoderFor(task: DecodeTask): BlockDecoder {
+function decoderFor(task: DecodeTask | PartitionTask): BlockDecoder {
   const cacheKey = `${task.dataset}\0${task.header.fingerprint}\0${task.header.codec}\0${JSON.stringify(task.limits)}`;
   let decoder = decoders.get(cacheKey);
   if (decoder === undefined) {
@@ -86,15 +99,24 @@ function decoderFor(task: DecodeTask): BlockDecoder {
   return decoder;
 }
 
+/** The decoded records of a task's blocks, in order, an array at a time. */
+function* decodedRecords(task: DecodeTask | PartitionTask): Generator<unknown[]> {
+  const all = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
+  const decoder = decoderFor(task);
+  for (const block of task.blocks) yield* decodeStoredBlock(decoder, { count: block.count, stored: all.subarray(block.start, block.end), site: block.site });
+}
+
 function decode(task: DecodeTask): object {
   const count = task.blocks.reduce((n, block) => n + block.count, 0);
   const columns = task.dataset === 'predictions' ? new PredictionColumns(count) : new LabelColumns(count);
-  const all = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
-  const decoder = decoderFor(task);
-  for (const block of task.blocks) {
-    for (const records of decodeStoredBlock(decoder, { count: block.count, stored: all.subarray(block.start, block.end), site: block.site })) columns.add(records);
-  }
+  for (const records of decodedRecords(task)) columns.add(records);
   return columns.take();
+}
+
+function partition(task: PartitionTask): object {
+  const splitter = new BucketSplitter(readerTypes[task.dataset], task.buckets, task.level, task.dataset === 'labels' ? task.labelsThrough : Number.POSITIVE_INFINITY);
+  for (const records of decodedRecords(task)) splitter.add(records as Array<{ prediction_id: string; label_ts?: number }>);
+  return splitter.take();
 }
 
 function compress(task: CompressTask): Uint8Array {
@@ -113,6 +135,7 @@ function transferred(value: object | Uint8Array): unknown {
 export default function run(task: Task): unknown {
   try {
     if (task.op === 'decode') return transferred(decode(task));
+    if (task.op === 'partition') return transferred(partition(task));
     if (task.op === 'encode') return transferred(handEncoded ? encodeKeptRows(task.batch, task.results) : encodeKeptRowsWith(enrichedType, task.batch, task.results));
     return transferred(compress(task));
   } catch (error) {

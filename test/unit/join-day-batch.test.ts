@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DayJoin } from '../../src/join/day-join.js';
+import { DayMetrics } from '../../src/join/day-metrics.js';
 import { LabelIndex } from '../../src/join/label-index.js';
 import { dayWindow } from '../../src/join/policy.js';
 import { RowKind, type PredictionRecord, type Stage } from '../../src/join/records.js';
@@ -79,7 +80,7 @@ describe('DayJoin.acceptBatch', () => {
     }
     expect(actual).toEqual(expected);
     expect(batched.stats).toEqual(one.stats);
-    const slices = (join: DayJoin) => computeSlices(join, { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues: 3 });
+    const slices = (join: DayJoin) => computeSlices(DayMetrics.of(join), { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues: 3 });
     expect(slices(batched)).toEqual(slices(one));
     expect(batched.rowCount).toBe(one.rowCount);
   });

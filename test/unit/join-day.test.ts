@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DayJoin } from '../../src/join/day-join.js';
+import { DayMetrics } from '../../src/join/day-metrics.js';
 import { LabelIndex } from '../../src/join/label-index.js';
 import { dayWindow } from '../../src/join/policy.js';
 import type { PredictionRecord, Stage } from '../../src/join/records.js';
@@ -30,7 +31,7 @@ function setup(labels: Array<[string, number, number]>, options: { stage?: Stage
   for (const [id, y, ts] of labels) index.add(id, y, ts);
   const stage = options.stage ?? 'preliminary';
   const join = new DayJoin({ stage, day: DAY, asOfMicros: options.asOf ?? DAY.endMicros + 24 * H, windowMicros: WINDOW, sliceKeys: options.sliceKeys }, index, 1024, options.maxCombos);
-  const slices = (maxSliceValues = 100) => computeSlices(join, { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues });
+  const slices = (maxSliceValues = 100) => computeSlices(DayMetrics.of(join), { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues });
   return { join, slices };
 }
 

@@ -6,16 +6,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { metricsType } from '../../src/avro/schemas.js';
-import { seededRandom } from '../../src/demo/generate.js';
 import { UsageError } from '../../src/errors.js';
 import { DayJoin } from '../../src/join/day-join.js';
+import { DayMetrics } from '../../src/join/day-metrics.js';
 import { LabelIndex } from '../../src/join/label-index.js';
-import { dayWindow, finalReadyAtMicros } from '../../src/join/policy.js';
+import { finalReadyAtMicros } from '../../src/join/policy.js';
 import type { LabelRecord, PredictionRecord, Stage } from '../../src/join/records.js';
 import { type ModelMetricsRecord, computeSlices } from '../../src/join/slices.js';
 import { parseLabelAges, parseWindows } from '../../src/join/windows.js';
+import { DAY, dirtyDay } from '../helpers/dirty-day.js';
 
-const DAY = dayWindow('2026-03-02');
 const S = 1_000_000;
 const H = 3600 * S;
 const WINDOW = 7 * 24 * H;
@@ -42,7 +42,7 @@ function run(predictions: readonly PredictionRecord[], labels: readonly LabelRec
     options.maxCombos,
   );
   for (const p of predictions) join.accept(p);
-  return computeSlices(join, { stage: options.stage, day: DAY, labelsThroughMicros: labelsThrough, maxSliceValues: options.maxSliceValues ?? 4 });
+  return computeSlices(DayMetrics.of(join), { stage: options.stage, day: DAY, labelsThroughMicros: labelsThrough, maxSliceValues: options.maxSliceValues ?? 4 });
 }
 
 /** The bytes of a record, with the fields that name the run rather than the numbers set aside. */
@@ -52,53 +52,6 @@ function bytesOf(r: ModelMetricsRecord): string {
 
 function sliceId(r: ModelMetricsRecord): string {
   return `${r.model_name}@${r.model_version} ${JSON.stringify(r.slice_keys)} ${r.window_start_ts}-${r.window_end_ts} ${r.label_age_s}`;
-}
-
-/**
- * A dirty day: duplicates, NaN predictions and labels, inline truth (alone, and beside dataset labels),
- * corrections, label_ts ties, negative delays, misplaced predictions on both sides of D, and two
- * high-cardinality keys so that the overflow rows can be forced.
- */
-function dirtyDay(seed: number, count: number, hours?: readonly number[]): { predictions: PredictionRecord[]; labels: LabelRecord[] } {
-  const random = seededRandom(seed);
-  const predictions: PredictionRecord[] = [];
-  const labels: LabelRecord[] = [];
-  for (let i = 0; i < count; i++) {
-    const hour = hours === undefined ? Math.floor(random() * 24) : hours[Math.floor(random() * hours.length)]!;
-    let inference = DAY.startMicros + hour * H + Math.floor(random() * H);
-    const roll = random();
-    if (hours === undefined && roll < 0.01) inference = DAY.startMicros - Math.floor(random() * 3 * H);
-    else if (hours === undefined && roll < 0.02) inference = DAY.endMicros + Math.floor(random() * 3 * H);
-    const yTrue = 1e3 + Math.round(random() * 1e5) / 64;
-    const inline = random() < 0.08 ? (random() < 0.1 ? NaN : yTrue + 0.5) : null;
-    const segment_keys: Record<string, string> = { region: `r${Math.floor(random() * 6)}` };
-    if (random() < 0.7) segment_keys.device = `d${Math.floor(random() * 3)}`;
-    if (random() < 0.4) segment_keys.user = `u${Math.floor(random() * 50)}`;
-    const p: PredictionRecord = {
-      prediction_id: `p${i}`,
-      model_name: 'eta',
-      model_version: random() < 0.6 ? 'v1' : 'v2',
-      feature_set_version: 'fs',
-      y_pred: random() < 0.005 ? NaN : yTrue + Math.round((random() - 0.4) * 4096) / 16,
-      y_true: inline,
-      residual: null,
-      inference_ts: inference,
-      segment_keys,
-    };
-    predictions.push(p);
-    if (random() < 0.01 && i > 0) predictions.push({ ...predictions[Math.floor(random() * i)]!, y_pred: 7 });
-    if (random() < 0.15) continue;
-    const delay = Math.floor(Math.exp(Math.log(10) + random() * Math.log(1e6)) * S);
-    const ts = random() < 0.01 ? inference - 20 * S : inference + delay;
-    labels.push({ prediction_id: p.prediction_id, y_true: random() < 0.01 ? NaN : yTrue, label_ts: ts });
-    const extra = random();
-    if (extra < 0.1) labels.push({ prediction_id: p.prediction_id, y_true: yTrue + 1, label_ts: ts + Math.floor(random() * 4 * 86_400) * S });
-    else if (extra < 0.13) labels.push({ prediction_id: p.prediction_id, y_true: yTrue - 1, label_ts: ts });
-    else if (extra < 0.15) labels.push({ prediction_id: p.prediction_id, y_true: NaN, label_ts: ts + 3 * H });
-  }
-  // Labels arrive in label_ts order across their partitions, as the generator and producers write them.
-  labels.sort((a, b) => a.label_ts - b.label_ts);
-  return { predictions, labels };
 }
 
 describe('label-age records (SPEC §5.1)', () => {
