@@ -18,6 +18,7 @@ import { readInOrder } from '../pipeline/ordered-reader.js';
 import { labelType, predictionType } from '../avro/schemas.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { type BucketJoin, joinBucket } from './join-bucket.js';
+import { collectGarbage } from './collect-garbage.js';
 import { BUCKET_FILL, bucketsFor, joinStateBytes } from './memory-budget.js';
 import { type BucketFiles, MAX_FANOUT, type PartitionResult, partitionInputs } from './partition.js';
 
@@ -71,7 +72,7 @@ export interface GraceJoinResult {
 export async function graceJoin(options: GraceJoinOptions): Promise<GraceJoinResult> {
   const { store, plan, logger } = options;
   const day = await partitionInputs({ labels: options.labels, predictions: options.predictions }, { store, prefix: '', buckets: plan.buckets, level: 0, labelsThrough: options.labelsThrough });
-  logger.info({ event: 'spill_partitioned', buckets: plan.buckets, spill_bytes: day.bytes, labels_read: day.labelsRead, predictions_read: day.predictionsRead }, `day partitioned into ${plan.buckets} buckets`);
+  logger.info({ event: 'spill_partitioned', rss_bytes: process.memoryUsage.rss(), buckets: plan.buckets, spill_bytes: day.bytes, labels_read: day.labelsRead, predictions_read: day.predictionsRead }, `day partitioned into ${plan.buckets} buckets`);
   const totals: Totals = { buckets: 0, bytes: day.bytes, labelsIndexed: 0 };
   await joinAll(options, day, 0, totals);
   return { ...totals, labelsRead: day.labelsRead, predictionsRead: day.predictionsRead };
@@ -97,7 +98,7 @@ async function joinAll(options: GraceJoinOptions, partitioned: PartitionResult, 
       await joinAll(options, sub, level + 1, totals);
       continue;
     }
-    const joined = await joinBucket(
+    let joined: BucketJoin | undefined = await joinBucket(
       { labels: options.setupFor(store, bucket.labels.objects), predictions: options.setupFor(store, bucket.predictions.objects), labelRecords, predictionRecords },
       options.settings,
       options.labelsThrough,
@@ -106,11 +107,15 @@ async function joinAll(options: GraceJoinOptions, partitioned: PartitionResult, 
     totals.buckets++;
     totals.labelsIndexed += joined.labelsIndexed;
     logger.info(
-      { event: 'spill_bucket_joined', bucket: bucket.prefix, index, of: partitioned.buckets.length, level, labels: labelRecords, predictions: predictionRecords, kept: joined.join.stats.kept, state_bytes: joined.stateBytes },
+      { event: 'spill_bucket_joined', rss_bytes: process.memoryUsage.rss(), bucket: bucket.prefix, index, of: partitioned.buckets.length, level, labels: labelRecords, predictions: predictionRecords, kept: joined.join.stats.kept, state_bytes: joined.stateBytes },
       `bucket ${bucket.prefix} joined (${index + 1} of ${partitioned.buckets.length} at level ${level})`,
     );
     options.onJoined(joined);
+    // Dropped here, not at the end of the iteration: the collection below frees the bucket's tables
+    // before the next bucket allocates its own.
+    joined = undefined;
     await store.deleteUnder(bucket.prefix);
+    collectGarbage();
   }
 }
 
