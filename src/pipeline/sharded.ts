@@ -20,6 +20,7 @@ import { type JoinSettings, comboSettingsOf } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
 import { formatMicros } from '../join/policy.js';
 import { sanitizeForLog } from '../observability/log.js';
+import { collectGarbage } from '../scale/collect-garbage.js';
 import { joinBucket } from '../scale/join-bucket.js';
 import { partitionInputs } from '../scale/partition.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
@@ -206,16 +207,22 @@ export async function runJoinPhase(ctx: RunContext, request: DayRequest, shard: 
           labelsIndexed += labels.records;
           continue;
         }
-        const bucket = await joinBucket(
-          { labels: readSetup(ctx, pool, stores.curated, labels.objects), predictions: readSetup(ctx, pool, stores.curated, predictions.objects), labelRecords: labels.records, predictionRecords: predictions.records },
-          settings,
-          plan.labelsThrough,
-          writer,
-        );
-        labelsIndexed += bucket.labelsIndexed;
-        metrics.merge(DayMetrics.of(bucket.join));
+        // The bucket's join lives only inside this call, so the collection after it frees its tables
+        // (ArrayBuffers, outside the JS heap) before the next bucket allocates its own (collect-garbage.ts).
+        const joinOne = async (): Promise<void> => {
+          const bucket = await joinBucket(
+            { labels: readSetup(ctx, pool, stores.curated, labels.objects), predictions: readSetup(ctx, pool, stores.curated, predictions.objects), labelRecords: labels.records, predictionRecords: predictions.records },
+            settings,
+            plan.labelsThrough,
+            writer,
+          );
+          labelsIndexed += bucket.labelsIndexed;
+          metrics.merge(DayMetrics.of(bucket.join));
+          log.info({ event: 'shard_bucket_joined', rss_bytes: process.memoryUsage.rss(), bucket: b, labels: labels.records, predictions: predictions.records, kept: bucket.join.stats.kept, state_bytes: bucket.stateBytes }, `bucket ${b} joined`);
+        };
+        await joinOne();
         joined.push(b);
-        log.info({ event: 'shard_bucket_joined', bucket: b, labels: labels.records, predictions: predictions.records, kept: bucket.join.stats.kept, state_bytes: bucket.stateBytes }, `bucket ${b} joined`);
+        collectGarbage();
       }
       return await writer.finish();
     } catch (error) {

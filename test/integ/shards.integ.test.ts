@@ -16,7 +16,7 @@ import { generateSample } from '../../src/demo/generate.js';
 import { S3ObjectStore } from '../../src/storage/s3.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { startCli } from '../helpers/cli-watch.js';
-import { type CliResult, type ManifestJson, avroFile, cliEnv, describeRun, readBytes, readManifest, readRecords, runCli, testClient } from '../helpers/cli.js';
+import { type CliResult, type ManifestJson, avroFile, cliEnv, describeRun, readBytes, readHeader, readManifest, readRecords, runCli, testClient } from '../helpers/cli.js';
 import { predictionV1Type, samplePrediction } from '../helpers/avro-helpers.js';
 import { createTestBucket } from '../helpers/s3rver.js';
 
@@ -120,6 +120,14 @@ describe('run --shards 3: the published day is the unsharded one', () => {
       const positions = part.map((r) => position.get(r.prediction_id as string)!);
       expect(positions).toEqual([...positions].sort((a, b) => a - b));
     }
+    // Every part's header carries the run's stage, as-of and label window (SPEC §4), as the unsharded parts do.
+    const metadataOf = async (root: string, key: string): Promise<Record<string, string>> => {
+      const header = await readHeader(store(`${root}/curated`), key);
+      return Object.fromEntries([...header.metadata].filter(([name]) => name.startsWith('model_metrics.')).map(([name, value]) => [name, value.toString('utf8')]));
+    };
+    const expectedMetadata = await metadataOf('reference', reference.curated.outputs[0]!.key);
+    expect(Object.keys(expectedMetadata)).toHaveLength(3);
+    for (const output of (await manifestOf(out, 'curated')).outputs) expect(await metadataOf(out, output.key)).toEqual(expectedMetadata);
     for (const dataset of ['curated', 'metrics'] as const) {
       const manifest = await manifestOf(out, dataset);
       const expected = reference[dataset];
