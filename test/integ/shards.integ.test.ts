@@ -221,6 +221,35 @@ describe('run --shards 3: the published day is the unsharded one', () => {
   });
 });
 
+describe('run --shards with a corrupt input object', () => {
+  const args = (out: string, extra: readonly string[]): string[] =>
+    dayArgs(out, extra).map((arg) => arg.replace(`s3://${bucket}/in/`, `s3://${bucket}/corrupt-in/`));
+
+  beforeAll(async () => {
+    await generateSample(store('corrupt-in/predictions'), store('corrupt-in/labels'), { from: DAY, days: 1, predictionsPerDay: 1500, filesPerDay: 4, seed: 3 });
+    await store('corrupt-in/predictions').write(`dt=${DAY}/hour=12/broken.avro`, Buffer.from('Obj\x01 but not an Avro container at all'));
+  });
+
+  it('fails like the unsharded run (the child\'s code and the object\'s URI reach the parent), and under --on-corrupt skip publishes the same day and skip list', async () => {
+    const failed = await cli(args('corrupt-fail', ['--shards', '2', '--workers', '0']));
+    expect(failed.code, describeRun(failed)).toBe(1);
+    expect(failed.lastError()).toMatchObject({ code: 'E_CORRUPT_OBJECT' });
+    expect(failed.finalLine).toMatch(/the partition phase of shard \d of 2 exited 1: .*corrupt-in\/predictions\/dt=2026-03-02\/hour=12\/broken\.avro/);
+    expect(await store('corrupt-fail/metrics').hasAny(''), 'nothing published').toBe(false);
+
+    const reference = await cli(args('corrupt-ref', ['--on-corrupt', 'skip', '--workers', '0']));
+    expect(reference.code, describeRun(reference)).toBe(0);
+    const sharded = await cli(args('corrupt-sharded', ['--on-corrupt', 'skip', '--shards', '2', '--workers', '0']));
+    expect(sharded.code, describeRun(sharded)).toBe(0);
+    expect((await metricsBytes('corrupt-sharded')).equals(await metricsBytes('corrupt-ref'))).toBe(true);
+    const [mine, theirs] = [await manifestOf('corrupt-sharded', 'metrics'), await manifestOf('corrupt-ref', 'metrics')];
+    expect(mine.skipped).toHaveLength(1);
+    expect(mine.skipped).toEqual(theirs.skipped);
+    expect(mine.inputs).toEqual(theirs.inputs);
+    expect(mine.fingerprint).toBe(theirs.fingerprint);
+  });
+});
+
 describe('run --shards: bad values are exit 2 naming the option', () => {
   const cases: Array<[string, string[], Record<string, string>, string, RegExp]> = [
     ['--shards 0', ['--shards', '0'], {}, '--shards', /--shards must be from 1 to 256, got 0/],
