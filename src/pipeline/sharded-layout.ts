@@ -168,7 +168,8 @@ export async function readMarkers(store: ObjectStore, folder: string, phase: 'pa
     for (const [field, value] of Object.entries(expected)) {
       const actual = (marker as Record<string, unknown>)[field];
       if (actual !== value) {
-        throw new CorruptObjectError(`${uri}: ${field} is ${JSON.stringify(actual)}, expected ${JSON.stringify(value)} (a marker of another run); delete ${store.uriOf(folder)} and rerun the sharded day from --phase partition`, { uri, field });
+        const why = field === 'buckets' ? 'the partition pods disagree on the bucket count: give every pod the same --memory-budget (the join pods\')' : 'a marker of another run';
+        throw new CorruptObjectError(`${uri}: ${field} is ${JSON.stringify(actual)}, expected ${JSON.stringify(value)} (${why}); delete ${store.uriOf(folder)} and rerun the sharded day from --phase partition`, { uri, field });
       }
     }
     return marker as PartitionMarker | JoinMarker;

@@ -118,9 +118,10 @@ interface PhaseStart {
   /** The run's shard folder, and this shard's own folder of this phase in it. */
   folder: string;
   own: string;
+  /** The bucket count this pod computes from the listing and its options (the partition's; a join takes the markers'). */
   buckets: number;
-  /** The phase's summary. */
-  result: (status: PhaseResult['status'], records: number) => PhaseResult;
+  /** The phase's summary (`used`: the bucket count of the markers, for a join). */
+  result: (status: PhaseResult['status'], records: number, used?: number) => PhaseResult;
   /** The day is committed with this fingerprint: the phase has nothing to do. */
   committed: boolean;
 }
@@ -135,7 +136,7 @@ async function startPhase(ctx: RunContext, request: DayRequest, shard: ShardSpec
   const own = phase === 'partition' ? partitionFolder(folder, shard.index) : joinFolder(folder, shard.index);
   const buckets = bucketCountOf(ctx, plan, shard.shards);
   const marker = ctx.stores.curated.uriOf(`${own}${DONE_FILE}`);
-  const result = (status: PhaseResult['status'], records: number): PhaseResult => ({ date: request.date, stage: request.stage, phase, shard: shard.index, shards: shard.shards, status, fingerprint: plan.fingerprint, buckets, records, marker, duration_s: (Date.now() - started) / 1000 });
+  const result = (status: PhaseResult['status'], records: number, used = buckets): PhaseResult => ({ date: request.date, stage: request.stage, phase, shard: shard.index, shards: shard.shards, status, fingerprint: plan.fingerprint, buckets: used, records, marker, duration_s: (Date.now() - started) / 1000 });
   if (committed) log.info({ event: 'already_done', fingerprint: plan.fingerprint }, `day already committed with the same inputs and options; nothing to ${phase}`);
   return { plan, log, folder, own, buckets, result, committed };
 }
@@ -186,9 +187,11 @@ export async function runPartitionPhase(ctx: RunContext, request: DayRequest, sh
  */
 export async function runJoinPhase(ctx: RunContext, request: DayRequest, shard: ShardSpec): Promise<PhaseResult> {
   const { stores, config } = ctx;
-  const { plan, log, folder, own, buckets, result, committed } = await startPhase(ctx, request, shard, 'join');
+  const { plan, log, folder, own, result, committed } = await startPhase(ctx, request, shard, 'join');
   if (committed) return result('already_done', 0);
-  const partitions = await readMarkers(stores.curated, folder, 'partition', identityOf(request, plan, shard.shards, buckets));
+  // The bucket count is the partition pods' (from their --memory-budget), which every marker must agree on.
+  const partitions = await readMarkers(stores.curated, folder, 'partition', identityOf(request, plan, shard.shards, undefined));
+  const buckets = partitions[0]!.buckets;
   const settings = joinSettingsOf(ctx, request, plan);
   const metrics = DayMetrics.empty(comboSettingsOf(settings));
   const joined: number[] = [];
@@ -244,7 +247,7 @@ export async function runJoinPhase(ctx: RunContext, request: DayRequest, shard: 
   ctx.signal?.throwIfAborted();
   await stores.curated.write(`${own}${DONE_FILE}`, serializeMarker(marker), 'application/json');
   log.info({ event: 'shard_join_done', buckets_joined: joined.length, curated_files: curated.length, ...metrics.stats }, `shard ${shard.index} joined`);
-  return result('done', metrics.stats.predictionsRead);
+  return result('done', metrics.stats.predictionsRead, buckets);
 }
 
 /** What the commit phase hands to runDay: the merged day, its curated parts staged in the shard folder, and the manifest's inputs. */
@@ -270,9 +273,8 @@ export interface ShardedDay {
 export async function loadShardedDay(ctx: RunContext, request: DayRequest, plan: DayPlan, shards: number, finalKey: (index: number) => string): Promise<ShardedDay> {
   const { stores } = ctx;
   const folder = shardFolder(request.stage, request.date, plan.fingerprint, shards);
-  const identity = identityOf(request, plan, shards, bucketCountOf(ctx, plan, shards));
-  const joins = await readMarkers(stores.curated, folder, 'join', identity);
-  const partitions = await readMarkers(stores.curated, folder, 'partition', identity);
+  const joins = await readMarkers(stores.curated, folder, 'join', identityOf(request, plan, shards, undefined));
+  const partitions = await readMarkers(stores.curated, folder, 'partition', identityOf(request, plan, shards, joins[0]!.buckets));
   let metrics: DayMetrics | undefined;
   for (const marker of joins) {
     const uri = stores.curated.uriOf(marker.state.key);

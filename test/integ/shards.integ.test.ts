@@ -163,8 +163,18 @@ describe('run --shards 3: the published day is the unsharded one', () => {
     const early = await phase('join', 0);
     expect(early.code, describeRun(early)).toBe(3);
     expect(early.finalLine).toMatch(/partition phase .* not done for shard\(s\) 0, 1, 2 of 3: missing s3:\/\/.*p0\/_DONE\.json/);
-    const partitions = await Promise.all([phase('partition', 0), phase('partition', 1), phase('partition', 2, { JOB_COMPLETION_INDEX: '2' })]);
-    for (const p of partitions) expect(p.code, describeRun(p)).toBe(0);
+    // A partition pod with another --memory-budget computes another bucket count: the join refuses the mix.
+    const odd = await cli(dayArgs(out, [...SHARDED, '--memory-budget', '64KiB', '--phase', 'partition', '--shard-index', '0']));
+    expect(odd.code, describeRun(odd)).toBe(0);
+    const others = await Promise.all([phase('partition', 1), phase('partition', 2, { JOB_COMPLETION_INDEX: '2' })]);
+    for (const p of others) expect(p.code, describeRun(p)).toBe(0);
+    expect(odd.json<{ buckets: number }>().buckets).not.toBe(others[0]!.json<{ buckets: number }>().buckets);
+    const mixed = await phase('join', 1);
+    expect(mixed.code, describeRun(mixed)).toBe(1);
+    expect(mixed.lastError()).toMatchObject({ code: 'E_CORRUPT_OBJECT' });
+    expect(mixed.finalLine).toMatch(/p1\/_DONE\.json: buckets is \d+, expected \d+ \(the partition pods disagree on the bucket count: give every pod the same --memory-budget/);
+    const redone = await phase('partition', 0);
+    expect(redone.code, describeRun(redone)).toBe(0);
     // The index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) when --shard-index is absent.
     const fromEnv = await cli(dayArgs(out, [...SHARDED, '--phase', 'partition']), { JOB_COMPLETION_INDEX: '1' });
     expect(fromEnv.code, describeRun(fromEnv)).toBe(0);
