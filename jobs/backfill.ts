@@ -34,7 +34,9 @@ export async function backfill(ctx: RunContext, request: BackfillRequest): Promi
   const shard = request.shard === undefined ? {} : { shard_index: request.shard.index, shard_count: request.shard.count };
   ctx.logger.info({ event: 'backfill_started', from: request.from, to: request.to, days: dates.length, stage: request.stage, concurrency: request.concurrency, ...shard }, 'backfill started');
   // With several dates in flight their progress counters would interleave: only a single-date run draws the line.
-  const dayCtx = request.concurrency > 1 ? { ...ctx, progress: undefined } : ctx;
+  // Days in flight share the process's --memory-budget (SPEC §9): each gets its 1/concurrency share.
+  const shared = { ...ctx, config: { ...ctx.config, memoryBudget: Math.floor(ctx.config.memoryBudget / request.concurrency) } };
+  const dayCtx = request.concurrency > 1 ? { ...shared, progress: undefined } : shared;
   // Alerts of a day wait for the earlier days of this shard that its baseline needs (SPEC §8).
   const gate = baselineGate(dates, request.stage, ctx.config.alerting?.baselineDays ?? 0);
   const gatedCtx = { ...dayCtx, baselineReady: (date: string) => gate.ready(date) };

@@ -22,6 +22,9 @@ import { collectGarbage } from './collect-garbage.js';
 import { BUCKET_FILL, bucketsFor, joinStateBytes } from './memory-budget.js';
 import { type BucketFiles, MAX_FANOUT, type PartitionResult, partitionInputs } from './partition.js';
 
+/** A finished bucket whose tables held at least budget / GC_SHARE bytes is collected at once. */
+const GC_SHARE = 16;
+
 /** Hash levels at most: each re-partitions a bucket at least in two, so only a single id (or a budget far too small) gets this deep. */
 export const MAX_LEVELS = 8;
 
@@ -111,11 +114,13 @@ async function joinAll(options: GraceJoinOptions, partitioned: PartitionResult, 
       `bucket ${bucket.prefix} joined (${index + 1} of ${partitioned.buckets.length} at level ${level})`,
     );
     options.onJoined(joined);
+    const freed = joined.stateBytes;
     // Dropped here, not at the end of the iteration: the collection below frees the bucket's tables
-    // before the next bucket allocates its own.
+    // before the next bucket allocates its own. Small buckets (the sub-buckets of a re-partitioning)
+    // are left to V8's own schedule: a full collection each would cost more than they hold.
     joined = undefined;
     await store.deleteUnder(bucket.prefix);
-    collectGarbage();
+    if (freed >= plan.budget / GC_SHARE) collectGarbage();
   }
 }
 

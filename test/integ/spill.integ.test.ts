@@ -26,6 +26,8 @@ const NEXT = '2026-03-03';
 const AS_OF = '2026-03-03T06:00:00Z';
 const DAY_START = Date.parse(`${DAY}T00:00:00Z`) * 1000;
 const PARTITION = `stage=preliminary/dt=${DAY}/`;
+/** Tests that run the CLI several times on a 20k-prediction day: generous, for a loaded 2-core machine. */
+const SLOW = 300_000;
 
 let base: { path: string; remove: () => Promise<void> };
 const folders: Array<{ path: string; remove: () => Promise<void> }> = [];
@@ -64,7 +66,7 @@ beforeAll(async () => {
   const tieTs = (i: number): number => DAY_START + i * 7_000_000 + 3_600_000_000;
   await labels.write(`dt=${DAY}/zz-ties-a.avro`, avroFile(labelType, range(0, 3000).map((i) => label(i, i + 0.25, tieTs(i))), { seed: 'ties-a', codec: 'snappy' }));
   await labels.write(`dt=${NEXT}/ties-b.avro`, avroFile(labelType, range(0, 3000).flatMap((i) => [label(i, i + 0.75, tieTs(i)), label(i, -1, Date.parse(`${NEXT}T07:00:00Z`) * 1000), ...(i % 50 === 0 ? [label(i, Number.POSITIVE_INFINITY, tieTs(i) + 1)] : [])]), { seed: 'ties-b' }));
-});
+}, SLOW);
 
 afterAll(async () => {
   await Promise.all([base?.remove(), ...folders.map((f) => f.remove())]);
@@ -113,7 +115,7 @@ describe('--memory-budget: a spilled day publishes what the in-memory run publis
     expect(reference.result.code, describeRun(reference.result)).toBe(0);
     expect(reference.result.logs.some((l) => l.event === 'spill_started')).toBe(false);
     referenceParts = await curatedParts(reference);
-  });
+  }, SLOW);
 
   const cases: Array<[string, string]> = [
     ['64KiB', '0'],
@@ -123,7 +125,7 @@ describe('--memory-budget: a spilled day publishes what the in-memory run publis
     ['1MiB', '2'],
   ];
   const bucketCounts = new Map<string, number>();
-  it.each(cases)('--memory-budget %s --workers %s: the same metrics bytes, the same curated records, each part in input order', async (budget, workers) => {
+  it.each(cases)('--memory-budget %s --workers %s: the same metrics bytes, the same curated records, each part in input order', { timeout: SLOW }, async (budget, workers) => {
     const spilled = await run(['--memory-budget', budget, '--workers', workers]);
     expect(spilled.result.code, describeRun(spilled.result)).toBe(0);
     const started = spilled.result.logs.find((l) => l.event === 'spill_started');
@@ -178,7 +180,7 @@ describe('--memory-budget: a spilled day publishes what the in-memory run publis
     } finally {
       await labels.delete([key]);
     }
-  });
+  }, SLOW);
 
   it('fails with exit 2 naming the id and --memory-budget when one id has more labels than fit, publishing nothing', async () => {
     const labels = localRoot(base.path).store('labels');
@@ -196,7 +198,7 @@ describe('--memory-budget: a spilled day publishes what the in-memory run publis
     } finally {
       await labels.delete([key]);
     }
-  });
+  }, SLOW);
 });
 
 describe('the spill folder', () => {
@@ -219,7 +221,7 @@ describe('the spill folder', () => {
     } finally {
       await predictions.delete([key]);
     }
-  });
+  }, SLOW);
 
   it('is removed on SIGTERM (exit 143), and a SIGKILLed run\'s folder is removed by the next run', async () => {
     const spillDir = await temp('spill-signals');
@@ -251,7 +253,7 @@ describe('the spill folder', () => {
     expect(next.code, describeRun(next)).toBe(0);
     expect(next.logs.find((l) => l.event === 'spill_stale_removed')).toMatchObject({ owner_pid: killed.pid });
     expect(await spillFolders(spillDir)).toEqual([]);
-  });
+  }, SLOW);
 
   it('refuses an unusable --spill-dir with exit 2 before reading anything, naming the option', async () => {
     const dir = await temp('spill-file');
@@ -266,7 +268,7 @@ describe('the spill folder', () => {
     // A day that fits never opens the spill dir: the same bad --spill-dir does not matter then.
     const fits = await run(['--workers', '0'], join(file, 'spill'));
     expect(fits.result.code, describeRun(fits.result)).toBe(0);
-  });
+  }, SLOW);
 
   // A full disk for real: a 256 KiB tmpfs (mounting needs root; the bucket files of this day take more).
   it.skipIf(process.getuid?.() !== 0)('fails with a clear error naming the spill dir when it fills up (ENOSPC on a small tmpfs), publishing nothing', async () => {
@@ -288,7 +290,7 @@ describe('the spill folder', () => {
     } finally {
       spawnSync('umount', [mount]);
     }
-  });
+  }, SLOW);
 });
 
 describe('--memory-budget values', () => {
