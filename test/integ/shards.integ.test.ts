@@ -260,6 +260,16 @@ describe('run --shards with a corrupt input object', () => {
   });
 });
 
+describe('run --shards before a final window closes', () => {
+  it('is not ready (exit 3) from the first phase, as the unsharded run is, and writes nothing', async () => {
+    const result = await cli(dayArgs('early-final', ['--shards', '2', '--workers', '0']).map((arg) => (arg === 'preliminary' ? 'final' : arg)));
+    expect(result.code, describeRun(result)).toBe(3);
+    expect(result.lastError()).toMatchObject({ code: 'E_NOT_READY' });
+    expect(result.finalLine).toMatch(/the partition phase of shard \d of 2 exited 3: final metrics for 2026-03-02 are not ready/);
+    expect(await store('early-final/curated').hasAny(''), 'nothing written').toBe(false);
+  });
+});
+
 describe('run --shards: bad values are exit 2 naming the option', () => {
   const cases: Array<[string, string[], Record<string, string>, string, RegExp]> = [
     ['--shards 0', ['--shards', '0'], {}, '--shards', /--shards must be from 1 to 256, got 0/],
