@@ -6,11 +6,12 @@
 import { join, resolve as resolvePath } from 'node:path';
 import { alertExitCode, describeAlerts } from '../src/alerts/report.js';
 import { checkDate, dayWindow, formatMicros } from '../src/calendar.js';
-import { defaultOf } from '../src/config/options.js';
-import { datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf } from '../src/config/resolve.js';
+import { defaultOf, optionsOf } from '../src/config/options.js';
+import { type RawOptions, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf, shardRunOf } from '../src/config/resolve.js';
 import { UsageError } from '../src/errors.js';
 import { parseLabelWindow } from '../src/join/policy.js';
 import type { DayOutcome, DayResult } from '../src/run-results.js';
+import type { PhaseResult } from '../src/pipeline/sharded.js';
 import { openStore } from '../src/storage/open.js';
 import { commandLogger, createRunContext } from '../src/cli/context.js';
 import { reportFormats } from '../src/cli/format.js';
@@ -39,10 +40,17 @@ function registerCommands(cli: CommandWiring): void {
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const asOfMicros = asOfOf(raw);
+    const shardRun = shardRunOf(raw, cli.io.env);
     const config = resolveJobConfig(raw, cli.io.env);
     const { ctx, report } = cli.startReporting(raw, config, 'run', [stage]);
     cli.warnAll(ctx.logger, warnings);
-    const result = await dailyRun(ctx, { date, stage, asOfMicros });
+    const local = { args: shardChildArgs(raw, asOfMicros), env: shardChildEnv(cli.io.env), stderr: (chunk: Buffer) => process.stderr.write(chunk) };
+    const result = await dailyRun(ctx, { date, stage, asOfMicros }, shardRun, local);
+    if ('phase' in result) {
+      // A partition or join phase publishes nothing: its summary names its marker, no day outcome.
+      cli.print(describePhase(result), result);
+      return;
+    }
     report.outcomes = [{ date, stage, status: result.status, result }];
     cli.print(describeResult(result), result);
   });
@@ -151,4 +159,36 @@ function describeOutcomes(outcomes: readonly DayOutcome[]): string {
   const count = (status: DayOutcome['status']): number => outcomes.filter((o) => o.status === status).length;
   lines.push(`${outcomes.length} day(s): ${count('done')} done, ${count('already_done')} already done, ${count('not_ready')} not ready, ${count('failed')} failed`);
   return lines.join('\n');
+}
+
+function describePhase(r: PhaseResult): string {
+  const what = r.status === 'already_done' ? 'already committed with the same inputs and options, nothing to do' : `done, ${r.records.toLocaleString('en-US')} records, ${r.buckets} buckets`;
+  return [`${r.date} ${r.stage}: ${r.phase} phase of shard ${r.shard} of ${r.shards} ${what}, ${r.duration_s.toFixed(1)} s`, `  marker: ${r.marker}`].join('\n');
+}
+
+/** Options a child of a local sharded run must not repeat: the sharding itself (the runner adds it) and the parent's own reporting. */
+const PARENT_ONLY = new Set(['shards', 'shard-index', 'phase', 'json', 'summary-file', 'pushgateway', 'pushgateway-job', 'fail-on-alert', 'as-of']);
+
+/**
+ * The options of a local sharded run as flags for its children, whatever their source (flags,
+ * environment, --config), plus the run's as-of fixed once: a preliminary's "now" must be the same
+ * instant in every phase, or each would list and fingerprint a different run.
+ */
+function shardChildArgs(raw: RawOptions, asOfMicros: number): string[] {
+  const args = ['run', `--as-of=${formatMicros(asOfMicros)}`];
+  for (const spec of optionsOf('run')) {
+    const value = raw[spec.name];
+    if (value === undefined || PARENT_ONLY.has(spec.name)) continue;
+    if (spec.kind === 'boolean') {
+      if (value === true) args.push(`--${spec.name}`);
+    } else if (spec.kind === 'list') args.push(`--${spec.name}=${(value as string[]).join(',')}`);
+    else if (spec.kind === 'mapping') args.push(`--${spec.name}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
+    else args.push(`--${spec.name}=${String(value)}`);
+  }
+  return args;
+}
+
+/** The children's environment: the parent's, without MODEL_METRICS_* (already in their flags; a summary file or config must not apply twice). */
+function shardChildEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('MODEL_METRICS_') && name !== 'JOB_COMPLETION_INDEX'));
 }

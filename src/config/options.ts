@@ -92,6 +92,10 @@ export const optionTable: readonly OptionSpec[] = [
   { name: 'model', commands: ['report'], kind: 'string', arg: 'NAME[@VERSION]', description: 'only this model (or model version)', defaultText: 'every model' },
   { name: 'out', commands: ['report'], kind: 'string', arg: 'FILE', description: 'write the report to this file instead of stdout (required for html)' },
   asOfSpec,
+  // One day across pods (SPEC §9, README "One day across pods").
+  { name: 'shards', commands: ['run'], kind: 'integer', arg: 'K', description: 'split the day over K pods by prediction_id hash: with --phase, this process runs one phase; without, the three phases run here as K child processes each (metrics bit-identical to an unsharded run, curated the same records)', defaultText: 'one process, no shards' },
+  { name: 'shard-index', commands: ['run'], kind: 'integer', arg: 'I', description: "with --shards K and --phase partition or join: this pod's shard, 0 to K-1", defaultText: 'env JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' },
+  { name: 'phase', commands: ['run'], kind: 'string', arg: 'PHASE', description: 'with --shards K: partition (shard I hash-partitions its share of the inputs into the curated store\'s staging), join (shard I joins its buckets; needs every partition, else exit 3), or commit (once: merges the shards and publishes; needs every join, else exit 3)', defaultText: 'all three, locally' },
   { name: 'concurrency', commands: ['backfill'], kind: 'integer', arg: 'N', description: 'days computed at once (each holds its own label index in memory)', default: 1 },
   { name: 'shard-count', commands: ['backfill'], kind: 'integer', arg: 'N', description: 'split the range over N workers, dealing days round-robin (day k of the range goes to shard k mod N)', defaultText: '1' },
   { name: 'shard-index', commands: ['backfill'], kind: 'integer', arg: 'I', description: "this worker's shard, 0 to N-1", defaultText: 'env JOB_COMPLETION_INDEX (Kubernetes Indexed Job)' },

@@ -17,6 +17,7 @@ import { type OptionSpec, decodeLimitFlags, defaultOf } from './options.js';
 import type { OptionSources, RawOptions } from './sources.js';
 import { type AlertConfig, resolveAlertConfig } from '../alerts/settings.js';
 import { availableCores } from '../workers/cores.js';
+import { MAX_SHARDS, SHARD_PHASES, type ShardPhase } from '../pipeline/sharded-options.js';
 import { MIN_MEMORY_BUDGET, defaultMemoryBudget, parseSize } from '../scale/memory-budget.js';
 
 /** What a corrupt input object does to the run (SPEC §6). */
@@ -306,4 +307,40 @@ function checkOutputsApart(uris: Record<DatasetName, string>, explicit: Readonly
       }
     }
   }
+}
+
+/** `run --shards K [--shard-index I] [--phase P]` (SPEC §9): undefined for an unsharded run. */
+export interface ShardRun {
+  shards: number;
+  /** Undefined: run the three phases here, as K child processes each. */
+  phase: ShardPhase | undefined;
+  /** The shard of a partition or join phase. */
+  index: number | undefined;
+}
+
+/** Validates the sharding options of `run`; the index defaults to JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). */
+export function shardRunOf(raw: RawOptions, env: NodeJS.ProcessEnv): ShardRun | undefined {
+  const shards = raw.shards as number | undefined;
+  if (shards === undefined) {
+    for (const name of ['phase', 'shard-index']) {
+      if (raw[name] !== undefined) throw new UsageError(`--${name} needs --shards K (the number of shards the day is split into)`, { option: `--${name}` });
+    }
+    return undefined;
+  }
+  if (shards < 1 || shards > MAX_SHARDS) throw new UsageError(`--shards must be from 1 to ${MAX_SHARDS}, got ${shards}`, { option: '--shards' });
+  const phase = raw.phase === undefined ? undefined : oneOf(raw, 'phase', SHARD_PHASES);
+  let index = raw['shard-index'] as number | undefined;
+  if (phase === undefined || phase === 'commit') {
+    if (index !== undefined) throw new UsageError(`--shard-index is for --phase partition or join; ${phase === undefined ? 'without --phase every shard runs here' : 'the commit runs once for all shards'}: leave it out`, { option: '--shard-index' });
+    return { shards, phase, index: undefined };
+  }
+  if (index === undefined) {
+    const fromEnv = env.JOB_COMPLETION_INDEX;
+    if (fromEnv === undefined || !/^\d+$/.test(fromEnv)) {
+      throw new UsageError(`--phase ${phase} needs --shard-index I (0 to ${shards - 1}), or JOB_COMPLETION_INDEX set by a Kubernetes Indexed Job${fromEnv === undefined ? '' : ` (got ${JSON.stringify(fromEnv)})`}`, { option: '--shard-index' });
+    }
+    index = Number(fromEnv);
+  }
+  if (index < 0 || index >= shards) throw new UsageError(`--shard-index must be from 0 to ${shards - 1} (--shards ${shards}), got ${index}`, { option: '--shard-index' });
+  return { shards, phase, index };
 }

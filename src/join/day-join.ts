@@ -10,7 +10,7 @@ import { StringKeyTable } from './key-table.js';
 import { RowKind, type EnrichedRecord, type PredictionRecord, type Stage } from './records.js';
 import { HAS_Y_TRUE, type JoinResults, type PredictionBatch } from '../workers/batches.js';
 import { UsageError } from '../errors.js';
-import { ComboStore, MAX_COMBOS } from './combos.js';
+import { type ComboSettings, ComboStore, MAX_COMBOS } from './combos.js';
 import { agesWritten } from './windows.js';
 
 export { MAX_COMBOS } from './combos.js';
@@ -29,6 +29,12 @@ export interface JoinSettings {
   labelAgesSeconds?: readonly number[];
   /** `--windows` includes PT1H: records per hour of D (SPEC §5.1). Default off. */
   hourly?: boolean;
+}
+
+/** The metric side's settings of a run: its day, the label ages it writes (up to its labels-through) and hours. */
+export function comboSettingsOf(settings: JoinSettings): ComboSettings {
+  const labelsThrough = settings.stage === 'final' ? finalReadyAtMicros(settings.day, settings.windowMicros) : settings.asOfMicros;
+  return { day: settings.day, labelAgesSeconds: agesWritten(settings.day, labelsThrough, settings.labelAgesSeconds ?? []), hourly: settings.hourly ?? false };
 }
 
 /** A guard against producers that put ids into segment key *names*: slicing on each would explode. */
@@ -122,8 +128,7 @@ export class DayJoin {
     this.seen = new StringKeyTable(expectedPredictions);
     this.finalClose = finalReadyAtMicros(settings.day, settings.windowMicros);
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
-    const labelsThrough = settings.stage === 'final' ? this.finalClose : settings.asOfMicros;
-    this.metrics = new ComboStore({ day: settings.day, labelAgesSeconds: agesWritten(settings.day, labelsThrough, settings.labelAgesSeconds ?? []), hourly: settings.hourly ?? false }, labels, maxCombos);
+    this.metrics = new ComboStore(comboSettingsOf(settings), labels, maxCombos);
   }
 
   /** Number of predictions kept as rows (not in a combo). */

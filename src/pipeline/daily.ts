@@ -5,19 +5,19 @@
  * On any failure the partial outputs are removed and no `_SUCCESS` is written.
  *
  * Length: about 400 lines because runDay is the one place that orders the steps under the lease
- * (plan, inputs, join in memory or spilled, alerts, commit, rollback); the steps themselves live in
- * run-plan.ts, join-steps.ts, scale/grace-join.ts, commit.ts and staging.ts.
+ * (plan, inputs, join in memory, spilled or sharded, alerts, commit, rollback); the steps themselves
+ * live in run-plan.ts, join-steps.ts, scale/grace-join.ts, sharded.ts, commit.ts and staging.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { enrichedType, metricsType } from '../avro/schemas.js';
 import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix } from '../dataset/layout.js';
-import { MANIFEST_FORMAT, type Manifest, type ManifestInput, type ManifestOutput, parseManifest, runFingerprint, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
+import { MANIFEST_FORMAT, type Manifest, type ManifestOutput, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
 import { DayJoin, type JoinSettings, type JoinStats } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
 import { LabelIndex } from '../join/label-index.js';
-import { dayWindow, formatMicros, labelPartitionDates } from '../join/policy.js';
+import { formatMicros } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
 import { computeSlices } from '../join/slices.js';
 import type { Logger } from '../observability/log.js';
@@ -25,12 +25,14 @@ import { sanitizeForLog } from '../observability/log.js';
 import type { Progress } from '../observability/progress.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { preflight } from './inputs.js';
-import { labelsThroughFor, listDayInputs, runParams } from './run-plan.js';
+import { estimateRecords, planDay } from './run-plan.js';
+import { type ShardedDay, loadShardedDay, removeShardFolder } from './sharded.js';
+import { shardFolder } from './sharded-layout.js';
 import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
 import { type SpillPlan, joinSpilledDay, planSpill } from '../scale/grace-join.js';
 import { SpillArea, explainSpillFailure } from '../scale/spill-area.js';
 import { WorkerPool } from '../workers/pool.js';
-import { outputsIntact, promote, removeData } from './commit.js';
+import { committedWith, promote, removeData } from './commit.js';
 import { distinctStores, removeStaleStaging, type StagingArea, sweepStaging } from './staging.js';
 import { type LeaseOptions, RunLease, thisProcess } from './lease.js';
 import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './lease-policy.js';
@@ -74,28 +76,28 @@ export interface DayRequest {
 
 export type { DayResult } from '../run-results.js';
 
-async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
-  const bytes = await store.readSmall(key);
-  return bytes === undefined ? undefined : parseManifest(bytes);
+/** The commit phase of a sharded day (SPEC §9): the join shards' states and curated parts stand in for reading and joining. */
+export interface ShardedCommit {
+  shards: number;
 }
 
-/** Runs one day and stage. Throws NotReadyError (exit 3) for a final whose window is open. */
-export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayResult> {
+/**
+ * Runs one day and stage. Throws NotReadyError (exit 3) for a final whose window is open. With
+ * `sharded`, the commit phase of `run --shards K` (sharded.ts): the same plan, lease, alerts and
+ * commit, from the merged states of the join shards instead of a join.
+ */
+export async function runDay(ctx: RunContext, request: DayRequest, sharded?: ShardedCommit): Promise<DayResult> {
   const startedAt = new Date();
   const { config, stores, logger } = ctx;
   const log = logger.child({ date: request.date, stage: request.stage });
-  const day = dayWindow(request.date);
-  const labelsThrough = labelsThroughFor(request, config.labelWindow.micros);
+  const dayPlan = await planDay(stores, config, request, ctx.jobVersion);
+  const { day, labelsThrough, predictionInputs, labelInputs, params, fingerprint } = dayPlan;
   // A final result does not depend on when it runs, only on the window: its as-of is the window's close.
   const asOf = labelsThrough;
   const partition = outputPartition(request.stage, request.date);
   // The same key in both output datasets: each partition's commit point.
   const successKey = `${partition}${SUCCESS_FILE}`;
 
-  const { predictionInputs, labelInputs } = await listDayInputs(stores, config, request.date, labelPartitionDates(day, labelsThrough));
-  const params = runParams(config, request, labelsThrough, ctx.jobVersion, stores.alerts !== undefined);
-  const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
-  const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
 
   const summary = (status: DayResult['status'], figures: Partial<DayResult>): DayResult => ({
     date: request.date,
@@ -121,8 +123,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   /** The committed result, when it has this run's fingerprint and every file it lists is still there. */
   const committedResult = async (): Promise<DayResult | undefined> => {
     if (config.force) return undefined;
-    const [oldCurated, oldMetrics] = await Promise.all([readManifest(stores.curated, successKey), readManifest(stores.metrics, successKey)]);
-    if (oldCurated?.fingerprint !== fingerprint || oldMetrics?.fingerprint !== fingerprint || !(await outputsIntact(stores, oldCurated, oldMetrics))) return undefined;
+    const committed = await committedWith(stores, successKey, fingerprint);
+    if (committed === undefined) return undefined;
+    const { curated: oldCurated, metrics: oldMetrics } = committed;
     // alerts (SPEC §8): committed for the same fingerprint and from the baseline committed now.
     const committedAlerts = await alertsStep?.committed(fingerprint);
     if (alertsStep !== undefined && committedAlerts === undefined) return undefined;
@@ -146,7 +149,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
     'model_metrics.label_window': config.labelWindow.iso,
   };
   const runId = randomUUID();
-  const staging: StagingArea = { stores: [stores.curated, stores.metrics, ...(stores.alerts === undefined ? [] : [stores.alerts])], stage: request.stage, date: request.date, runId };
+  // A sharded commit keeps the shard folder (the join shards' outputs) until it is published.
+  const shardFolderKept = sharded === undefined ? undefined : shardFolder(request.stage, request.date, fingerprint, sharded.shards);
+  const staging: StagingArea = { stores: [stores.curated, stores.metrics, ...(stores.alerts === undefined ? [] : [stores.alerts])], stage: request.stage, date: request.date, runId, keep: shardFolderKept === undefined ? [] : [shardFolderKept] };
   /** alerts (SPEC §8): the run's alerts step, once per run (staged under the run's staging prefix), or undefined without an alerts store. */
   const alertsStep =
     stores.alerts === undefined || config.alerting === undefined
@@ -183,7 +188,8 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
    */
   async function computeAndCommit(lease: RunLease): Promise<DayResult> {
     const plan = planSpill(estimateRecords(labelInputs.objects), estimateRecords(predictionInputs.objects), config.memoryBudget);
-    const spill = plan.buckets > 1 ? await SpillArea.open(config.spillDir, runId, log) : undefined;
+    // A sharded commit reads no input: the join shards did (under their own pods' budgets).
+    const spill = plan.buckets > 1 && sharded === undefined ? await SpillArea.open(config.spillDir, runId, log) : undefined;
     try {
       return await joinAndCommit(lease, plan, spill);
     } catch (error) {
@@ -196,9 +202,12 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
   /** Reads, joins, stages and commits, under the lease. */
   async function joinAndCommit(lease: RunLease, plan: SpillPlan, spill: SpillArea | undefined): Promise<DayResult> {
     log.info({ event: 'run_started', lease_run_id: runId, prediction_objects: predictionInputs.objects.length, label_objects: labelInputs.objects.length, as_of: formatMicros(asOf), labels_through: formatMicros(labelsThrough) }, 'run started');
-    const checked = await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]);
-    const [predictionCheck, labelCheck] = checked;
-    const skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
+    // A sharded commit: the partition shards checked their shares; their markers hold the manifest's inputs.
+    const checked = sharded === undefined ? await Promise.all([preflight(predictionInputs, config.onCorrupt, log), preflight(labelInputs, config.onCorrupt, log)]) : undefined;
+    const noInputs = { usable: [], skipped: [], inputs: [] };
+    const [predictionCheck, labelCheck] = checked ?? [noInputs, noInputs];
+    let skipped = [...predictionCheck.skipped, ...labelCheck.skipped];
+    let inputs = [...predictionCheck.inputs, ...labelCheck.inputs];
 
     // Data files are written under the run's own hidden staging prefix and moved into place only at
     // commit, so a run that fails before then leaves the published partition exactly as it was.
@@ -248,7 +257,14 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       const settings: JoinSettings = { stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly };
       let joined: { stats: JoinStats; labelsRead: number; labelsIndexed: number; metrics: DayMetrics };
       const spillStats: Record<string, number> = {};
-      if (spill === undefined) {
+      let shardedDay: ShardedDay | undefined;
+      if (sharded !== undefined) {
+        shardedDay = await loadShardedDay(ctx, request, dayPlan, sharded.shards, (index) => curatedPartKey(request.stage, request.date, index));
+        log.info({ event: 'predictions_joined', ...shardedDay.stats, shards: sharded.shards }, `join shards merged (${sharded.shards})`);
+        joined = shardedDay;
+        inputs = shardedDay.inputs;
+        skipped = shardedDay.skipped;
+      } else if (spill === undefined) {
         const labels = new LabelIndex(estimateRecords(labelCheck.usable));
         if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
         const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
@@ -272,7 +288,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         spillStats.spill_buckets = day.buckets;
         spillStats.spill_bytes = day.bytes;
       }
-      const curatedOutputs = await curatedWriter.finish();
+      const curatedOutputs = shardedDay?.curated ?? (await curatedWriter.finish());
 
       const metricRecords = computeSlices(joined.metrics, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
       for (const record of metricRecords) await metricsWriter.append(record);
@@ -303,7 +319,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       await lease.ensureHeld();
       const removed = (await removeData(stores.curated, partition)) + (await removeData(stores.metrics, partition)) + ((await alerts?.removeOld()) ?? 0);
       log.info({ event: 'old_outputs_removed', objects: removed }, 'previous data files removed');
-      await promote(stores.curated, curatedWriter, curatedOutputs, promoted.curated, lease);
+      await promote(stores.curated, shardedDay ?? curatedWriter, curatedOutputs, promoted.curated, lease);
       await promote(stores.metrics, metricsWriter, metricsOutputs, promoted.metrics, lease);
       await alerts?.promote(() => lease.ensureHeld());
       log.info({ event: 'outputs_moved', curated_files: curatedOutputs.length, metrics_files: metricsOutputs.length }, 'new data files in place; writing _SUCCESS');
@@ -336,9 +352,9 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
         fingerprint,
         started_at: startedAt.toISOString(),
         ended_at: new Date().toISOString(),
-        inputs: [...predictionCheck.inputs, ...labelCheck.inputs],
+        inputs,
         skipped,
-        writer_schemas: writerSchemaCounts([...predictionCheck.inputs, ...labelCheck.inputs]),
+        writer_schemas: writerSchemaCounts(inputs),
         outputs,
         stats,
       });
@@ -363,6 +379,7 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       });
       const { alerts: _alertList, ...logged } = result;
       log.info({ event: 'run_committed', ...logged, ...(dayAlerts === undefined ? {} : { alerts_fired: dayAlerts.fired }) }, 'run committed');
+      if (shardedDay !== undefined) await removeShardFolder(stores.curated, shardedDay.folder, log);
       return result;
     } catch (error) {
       progress?.clearLine();
@@ -394,12 +411,4 @@ export async function runDay(ctx: RunContext, request: DayRequest): Promise<DayR
       await pool?.close();
     }
   }
-}
-
-/**
- * A record-count estimate from object sizes, to presize hash tables and spare their doublings: a
- * compressed event with a UUID id takes 30-40 bytes, so bytes / 32 errs on the generous side.
- */
-function estimateRecords(objects: readonly { size: number }[]): number {
-  return Math.ceil(objects.reduce((n, o) => n + o.size, 0) / 32);
 }

@@ -8,7 +8,8 @@ import { alertParams } from '../alerts/step.js';
 import type { JobConfig } from '../config/resolve.js';
 import { inputPartition } from '../dataset/layout.js';
 import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
-import { dayWindow, finalReadyAtMicros, formatMicros } from '../join/policy.js';
+import { type ManifestInput, runFingerprint } from '../dataset/manifest.js';
+import { type DayWindow, dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
 import type { DayRequest, Stores } from './daily.js';
 import { type DatasetInputs, listInputs } from './inputs.js';
 
@@ -77,4 +78,34 @@ export function runParams(config: JobConfig, request: DayRequest, labelsThrough:
     // alerts (SPEC §8): the settings that shape the alerts file.
     ...(withAlerts && config.alerting !== undefined ? { alerts: alertParams(config.alerting) } : {}),
   };
+}
+
+/** What a run of a day decides before reading any record: its window, inputs, parameters and fingerprint. */
+export interface DayPlan {
+  day: DayWindow;
+  labelsThrough: number;
+  predictionInputs: DatasetInputs;
+  labelInputs: DatasetInputs;
+  params: ReturnType<typeof runParams>;
+  /** Over params and every listed input: equal fingerprints mean an identical result (manifest.ts). */
+  fingerprint: string;
+}
+
+/** Checks readiness, lists the day's inputs and fingerprints the run (SPEC §1, §3); the same for every mode of a run. */
+export async function planDay(stores: Stores, config: JobConfig, request: DayRequest, jobVersion: string): Promise<DayPlan> {
+  const day = dayWindow(request.date);
+  const labelsThrough = labelsThroughFor(request, config.labelWindow.micros);
+  const { predictionInputs, labelInputs } = await listDayInputs(stores, config, request.date, labelPartitionDates(day, labelsThrough));
+  const params = runParams(config, request, labelsThrough, jobVersion, stores.alerts !== undefined);
+  const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
+  const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
+  return { day, labelsThrough, predictionInputs, labelInputs, params, fingerprint };
+}
+
+/**
+ * A record-count estimate from object sizes, to presize hash tables and plan buckets: a compressed
+ * event with a UUID id takes 30-40 bytes, so bytes / 32 errs on the generous side.
+ */
+export function estimateRecords(objects: readonly { size: number }[]): number {
+  return Math.ceil(objects.reduce((n, o) => n + o.size, 0) / 32);
 }

@@ -15,6 +15,8 @@ export interface StagingArea {
   stage: Stage;
   date: string;
   runId: string;
+  /** Folders of the staging partition that are not debris (a sharded day's shard folder, kept until its commit). */
+  keep?: readonly string[];
 }
 
 /**
@@ -33,7 +35,7 @@ export async function removeStaleStaging(area: StagingArea, lease: RunLease, log
   for (const store of distinctStores(area.stores)) {
     lease.assertHeld();
     const level = await store.listFolder(prefix);
-    const deadRuns = level.folders.filter((folder) => folder !== own);
+    const deadRuns = level.folders.filter((folder) => folder !== own && !(area.keep ?? []).includes(folder));
     const strays = level.objects.filter((key) => key !== leaseObject);
     const partialStrays = level.partial ?? [];
     if (deadRuns.length === 0 && strays.length === 0 && partialStrays.length === 0) continue;
