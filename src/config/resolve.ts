@@ -329,6 +329,11 @@ export function shardRunOf(raw: RawOptions, env: NodeJS.ProcessEnv): ShardRun | 
   }
   if (shards < 1 || shards > MAX_SHARDS) throw new UsageError(`--shards must be from 1 to ${MAX_SHARDS}, got ${shards}`, { option: '--shards' });
   const phase = raw.phase === undefined ? undefined : oneOf(raw, 'phase', SHARD_PHASES);
+  // The phases of one day are separate processes, often pods started hours apart: each must list the
+  // same run (its fingerprint holds the as-of), so a preliminary's "now" cannot be each one's own.
+  if (phase !== undefined && raw.stage === 'preliminary' && (raw['as-of'] === undefined || raw['as-of'] === '')) {
+    throw new UsageError(`--phase ${phase} of a preliminary needs an explicit --as-of, the same for every phase and shard (for example the workflow's start time); without it each phase would read the labels up to its own start and find no partition of the others`, { option: '--as-of' });
+  }
   let index = raw['shard-index'] as number | undefined;
   if (phase === undefined || phase === 'commit') {
     if (index !== undefined) throw new UsageError(`--shard-index is for --phase partition or join; ${phase === undefined ? 'without --phase every shard runs here' : 'the commit runs once for all shards'}: leave it out`, { option: '--shard-index' });

@@ -218,31 +218,25 @@ export function minioEnforcesConditionalWrites(image: string): boolean {
   return release !== undefined && release >= '2025-09-06T17-38-46';
 }
 
-/**
- * Options of `run` that the sharded manifests and DAG pass and that other branches add to the option
- * table (SPEC §9: one day across pods). While a name is listed, the tests check it by name only (the
- * commands' other options against the real option table) and the real CLI runs the commands without
- * it; a test fails once the option table has a listed name, saying to remove it from this list —
- * then the sharded commands run, all phases, through the real CLI.
- */
-export const PENDING_RUN_OPTIONS: readonly string[] = ['shards', 'shard-index', 'phase'];
+/** The options that make a `run` one phase of a sharded day (SPEC §9), each with a value. */
+export const SHARD_OPTIONS: readonly string[] = ['shards', 'shard-index', 'phase'];
 
 /** The option names (without `--`) an argument list passes. */
 export function optionNames(args: readonly string[]): string[] {
   return args.filter((arg) => arg.startsWith('--')).map((arg) => arg.slice(2).split('=')[0]!);
 }
 
-/** The options of `args` that neither `run`'s option table nor PENDING_RUN_OPTIONS knows (`--config` is always accepted). */
+/** The options of `args` that `run`'s option table does not know (`--config` is always accepted). */
 export function unknownRunOptions(args: readonly string[]): string[] {
-  const known = new Set(['config', ...optionsOf('run').map((spec) => spec.name), ...PENDING_RUN_OPTIONS]);
+  const known = new Set(['config', ...optionsOf('run').map((spec) => spec.name)]);
   return optionNames(args).filter((name) => !known.has(name));
 }
 
-/** `args` without the PENDING_RUN_OPTIONS and their values: what the real CLI of this branch can run. */
-export function withoutPendingOptions(args: readonly string[]): string[] {
+/** `args` without the SHARD_OPTIONS and their values: the same day as one unsharded run. */
+export function withoutShardOptions(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i]!.startsWith('--') && PENDING_RUN_OPTIONS.includes(args[i]!.slice(2))) i++;
+    if (args[i]!.startsWith('--') && SHARD_OPTIONS.includes(args[i]!.slice(2))) i++;
     else out.push(args[i]!);
   }
   return out;

@@ -4,8 +4,7 @@
  * deployment's config file): accepted (never exit 2), the day done, the summary written where
  * KubernetesPodOperator reads XCom. The final's date is the latest ready one (the next day is refused
  * with exit 3), and the backfill shards together cover the range once. The sharded DAG's commands
- * (partition and join per shard, commit) run too once the sharding options are in the CLI; until
- * then (PENDING_RUN_OPTIONS) the CLI refuses exactly those, and runs the rest of each command.
+ * (partition and join per shard, then commit) run too, and publish the day.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,14 +13,12 @@ import { describeRun, runCli } from '../helpers/cli.js';
 import { INTERVALS, PRELUDE, XCOM_RETURN_FILE, python, renderDaily, renderSharded } from '../helpers/airflow-commands.js';
 import {
   CLI_TESTS_TIMEOUT_MS,
-  PENDING_RUN_OPTIONS,
   SAMPLE_FROM,
   flagValue,
   repoPath,
   sampleDays,
   type SampleWorkspace,
   sampleWorkspace,
-  withoutPendingOptions,
 } from '../helpers/infra-helpers.js';
 
 describe('the rendered commands, run by the real CLI', { timeout: CLI_TESTS_TIMEOUT_MS }, () => {
@@ -101,24 +98,7 @@ print(json.dumps(c.backfill_shards(date.fromisoformat(request["from"]), date.fro
   // The final of 2026-03-02 and the preliminary of 2026-03-09 (a day the sample lacks: exit 3 at every phase).
   const sharded = renderSharded(INTERVALS[1], 2);
 
-  it.runIf(PENDING_RUN_OPTIONS.length > 0)(
-    `(until the sharding options are merged: ${PENDING_RUN_OPTIONS.join(', ')}) the sharded DAG's commands are refused for just those, and run without them`,
-    async () => {
-      const { partition, join: joins, commit } = sharded.final;
-      for (const [index, args] of [...partition, ...joins, commit].entries()) {
-        const run = await runRendered(args, `sharded-pending-${index}`);
-        expect(run.code, run.describe).toBe(2);
-        expect(PENDING_RUN_OPTIONS.some((name) => run.describe.includes(`--${name}`)), run.describe).toBe(true);
-      }
-      const first = await runRendered(withoutPendingOptions(partition[0]!), 'sharded-stripped-partition');
-      expect(first.code, first.describe).toBe(0);
-      expect(first.summary, first.describe).toMatchObject({ date: '2026-03-02', stage: 'final', status: expect.stringMatching(/^(done|already_done)$/) });
-      const last = await runRendered(withoutPendingOptions(commit), 'sharded-stripped-commit');
-      expect(last.code, last.describe).toBe(0);
-    },
-  );
-
-  it.runIf(PENDING_RUN_OPTIONS.length === 0)('runs the sharded DAG\'s final: every partition and join shard, then commit publishes the day', async () => {
+  it('runs the sharded DAG\'s final: every partition and join shard, then commit publishes the day', async () => {
     // A fresh sample: the day is computed by the shards, not found done by the tests above.
     const fresh = await sampleWorkspace('airflow-sharded');
     try {

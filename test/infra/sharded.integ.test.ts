@@ -6,10 +6,6 @@
  * partition for every completion index (JOB_COMPLETION_INDEX, as Kubernetes sets it), join likewise,
  * commit once; the published metrics are those of an unsharded run, and a join before its partitions
  * is "not ready" (exit 3, which the workflow retries).
- *
- * Until the sharding options are in this branch's CLI (PENDING_RUN_OPTIONS not empty), the runs that
- * need them cannot pass: instead the CLI is shown to refuse exactly those options (exit 2), and the
- * commands without them to run. See test/helpers/infra-helpers.ts PENDING_RUN_OPTIONS.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -19,7 +15,6 @@ import {
   CLI_TESTS_TIMEOUT_MS,
   K8S_DIR,
   type K8sObject,
-  PENDING_RUN_OPTIONS,
   type PhaseJob,
   type SampleWorkspace,
   containerEnv,
@@ -29,7 +24,7 @@ import {
   sampleEnv,
   sampleWorkspace,
   validateK8sObject,
-  withoutPendingOptions,
+  withoutShardOptions,
   workflowPhaseJobs,
 } from '../helpers/infra-helpers.js';
 import { kubectlAvailable, kustomizeBuild } from '../helpers/kubectl.js';
@@ -113,27 +108,7 @@ describe.skipIf(!kubectlAvailable)('the sharded Jobs, run by the real CLI', { ti
     return Object.fromEntries(files.map((e) => [relative(dir, join(e.parentPath, e.name)), readFileSync(join(e.parentPath, e.name)).toString('base64')]));
   }
 
-  it.runIf(PENDING_RUN_OPTIONS.length > 0)(
-    `(until the sharding options are merged: ${PENDING_RUN_OPTIONS.join(', ')}) the CLI refuses just those, and runs the rest of each command`,
-    async () => {
-      const at = await workspace('sharded-pending');
-      for (const phase of phases) {
-        const refused = await runPod(phase, at, phase.task.name === 'commit' ? undefined : 0);
-        expect(refused.code, describeRun(refused)).toBe(2);
-        expect(PENDING_RUN_OPTIONS.some((name) => refused.stderr.includes(`--${name}`)), `names a pending option: ${describeRun(refused)}`).toBe(true);
-      }
-      // Without them, each phase's command is the unsharded day: accepted with the pod's env and config.
-      const [partition, , commit] = phases;
-      const first = await runPod(partition!, at, 0, withoutPendingOptions);
-      expect(first.code, describeRun(first)).toBe(0);
-      expect(first.json<{ date: string; stage: string; status: string }>()).toMatchObject({ date: DAY, stage: 'final', status: 'done' });
-      const last = await runPod(commit!, at, undefined, withoutPendingOptions);
-      expect(last.code, describeRun(last)).toBe(0);
-      expect(last.json<{ status: string }>().status).toBe('already_done');
-    },
-  );
-
-  it.runIf(PENDING_RUN_OPTIONS.length === 0)('partition and join on every index, then commit, publish the unsharded run\'s metrics', async () => {
+  it('partition and join on every index, then commit, publish the unsharded run\'s metrics', async () => {
     const sharded = await workspace('sharded');
     for (const phase of phases) {
       const indexes = phase.job.spec.completionMode === 'Indexed' ? Array.from({ length: phase.job.spec.completions }, (_, i) => i) : [undefined];
@@ -152,14 +127,14 @@ describe.skipIf(!kubectlAvailable)('the sharded Jobs, run by the real CLI', { ti
     expect(publishedMetrics(sharded)).toEqual(before);
     const unsharded = await workspace('unsharded');
     const container = jobContainer(podSpecOf(phases[2]!.job));
-    const whole = await runCli(withoutPendingOptions(container.args).filter((a) => a !== '--fail-on-alert'), sampleEnv(container, objects, unsharded));
+    const whole = await runCli(withoutShardOptions(container.args).filter((a) => a !== '--fail-on-alert'), sampleEnv(container, objects, unsharded));
     expect(whole.code, describeRun(whole)).toBe(0);
     const published = publishedMetrics(sharded);
     expect(Object.keys(published).length).toBeGreaterThan(0);
     expect(published).toEqual(publishedMetrics(unsharded));
   });
 
-  it.runIf(PENDING_RUN_OPTIONS.length === 0)('refuses a join before its partitions as not ready (exit 3, retried by the workflow step)', async () => {
+  it('refuses a join before its partitions as not ready (exit 3, retried by the workflow step)', async () => {
     const at = await workspace('sharded-early');
     const early = await runPod(phases[1]!, at, 0);
     expect(early.code, describeRun(early)).toBe(3);

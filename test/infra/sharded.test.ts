@@ -4,8 +4,7 @@
  * and commit in that order; each step's Job manifest (Argo's tags substituted) is a valid batch/v1
  * Job whose pod is the CronJob's but for its args; the retry rules and the success and failure
  * conditions behave as intended on the Job statuses Kubernetes writes; the executor's pods meet Pod
- * Security "restricted"; the commands' options are in `run`'s option table (or PENDING_RUN_OPTIONS,
- * until the sharding branch is merged). The rendered overlays and the commands run through the real
+ * Security "restricted"; the commands' options are in `run`'s option table. The rendered overlays and the commands run through the real
  * CLI are in sharded.integ.test.ts.
  */
 import { join } from 'node:path';
@@ -14,7 +13,6 @@ import { parse as parseYaml } from 'yaml';
 import { optionsOf } from '../../src/config/options.js';
 import {
   K8S_DIR,
-  PENDING_RUN_OPTIONS,
   type K8sObject,
   argoRequirements,
   argoSubstitute,
@@ -208,14 +206,8 @@ describe('the sharded WorkflowTemplate', () => {
 });
 
 describe('the sharded commands and the option table', () => {
-  it('passes only options of `run` (the table, or PENDING_RUN_OPTIONS)', () => {
+  it('passes only options of `run`', () => {
     for (const { task, job } of phaseJobs()) expect(unknownRunOptions(jobContainer(podSpecOf(job)).args), task.name).toEqual([]);
   });
 
-  it('lists as pending only options the option table does not have yet (once merged: empty PENDING_RUN_OPTIONS)', () => {
-    // Fails once the sharding branch is merged: the CLI then has these options, and removing them from
-    // PENDING_RUN_OPTIONS (test/helpers/infra-helpers.ts) makes the integ tests run every phase for real.
-    const table = new Set(optionsOf('run').map((spec) => spec.name));
-    expect(PENDING_RUN_OPTIONS.filter((name) => table.has(name))).toEqual([]);
-  });
 });

@@ -293,6 +293,16 @@ describe('run --shards: bad values are exit 2 naming the option', () => {
     expect(await store('bad/curated').hasAny(''), 'nothing written').toBe(false);
   });
 
+  it('a phase of a preliminary without --as-of is refused: every phase must list the same run', async () => {
+    const args = dayArgs('bad', ['--shards', '2', '--phase', 'partition', '--shard-index', '0']);
+    args.splice(args.indexOf('--as-of'), 2);
+    const result = await cli(args);
+    expect(result.code, describeRun(result)).toBe(2);
+    expect(result.lastError()).toMatchObject({ code: 'E_USAGE', option: '--as-of' });
+    expect(result.finalLine).toMatch(/--phase partition of a preliminary needs an explicit --as-of/);
+    expect(await store('bad/curated').hasAny(''), 'nothing written').toBe(false);
+  });
+
   it('backfill refuses --shards (sharding a range is --shard-count)', async () => {
     const result = await cli(['backfill', '--from', DAY, '--to', DAY, '--stage', 'preliminary', '--root', `s3://${bucket}/in`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--shards', '2', '--log-format', 'json']);
     expect(result.code, describeRun(result)).toBe(2);
