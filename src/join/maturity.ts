@@ -128,9 +128,10 @@ export class LabelMaturity {
         else if (winner === NO_LABEL) winner = INLINE_LABEL;
       }
       if (!valid) {
-        // An invalid prediction joins no label; only its invalid labels count (SPEC §3).
+        // An invalid prediction joins no label (SPEC §3), but its labels are still the labels feed's:
+        // the non-finite ones count in invalid_count and, of several usable ones, the losers in
+        // duplicate_label_count, exactly as for a valid prediction (data quality, SPEC §5).
         winner = NO_LABEL;
-        lost = 0;
       }
       winners[b] = winner;
       invalids[b] = invalid;

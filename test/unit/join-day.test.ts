@@ -56,6 +56,24 @@ describe('DayJoin: label rules (SPEC §3)', () => {
     expect(whole!.mse).toBe(9);
   });
 
+  it('an invalid prediction joins no label, but its losing and non-finite labels are counted as for a valid one', () => {
+    const { join, slices } = setup([
+      ['a', 11, noon + 1 * H],
+      ['a', 13, noon + 3 * H],
+      ['a', Number.NaN, noon + 2 * H],
+      ['a', 12, noon + 2 * H],
+    ]);
+    const out = join.accept(prediction('a', { y_pred: Number.NaN }))!;
+    expect(out.y_true).toBeNull();
+    expect(out.label_source).toBeNull();
+    const [whole] = slices();
+    // invalid_count: the prediction and its non-finite label; duplicate_label_count: 3 usable, 1 would win.
+    expect(whole!.invalid_count).toBe(2);
+    expect(whole!.duplicate_label_count).toBe(2);
+    expect(whole!.labeled_count).toBe(0);
+    expect(whole!.count).toBe(0);
+  });
+
   it('breaks a label_ts tie by the later label in (object key, record) order', () => {
     const { join } = setup([
       ['a', 11, noon + H],
