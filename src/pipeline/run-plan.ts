@@ -17,8 +17,9 @@ import { type DatasetInputs, listInputs } from './inputs.js';
  * Revision of the output semantics, part of the "already done" fingerprint: bump it whenever the
  * same inputs and options would give different output bytes, so deployed code recomputes rather
  * than keep outputs made by older rules. 1: first release. 2: ModelMetrics v2 (SPEC §5.1).
+ * 3: the losing labels of an invalid prediction count in duplicate_label_count (README, Contract notes).
  */
-export const OUTPUT_REVISION = 2;
+export const OUTPUT_REVISION = 3;
 
 /** Checks the request against the stage's readiness rules (SPEC §3); returns the labels-through instant. */
 export function labelsThroughFor(request: DayRequest, windowMicros: number): number {

@@ -73,7 +73,8 @@ function predictions(from: number, count: number, extra: (i: number) => Record<s
  * SHA-256 over the curated and metrics files (sorted paths and bytes) that the release before the
  * worker pool writes for this test's inputs (`--codec deflate`): commit 2b23727 for the curated files,
  * and since metrics v2 (OUTPUT_REVISION 2) commit 9af77cd, metrics v2 without the pool, checked file
- * by file with RELEASE_CLI. It pins "the same
+ * by file with RELEASE_CLI; OUTPUT_REVISION 3 (duplicate labels of invalid predictions) left these
+ * inputs' bytes as they were, since they hold no invalid prediction with several usable labels. It pins "the same
  * bytes as the release" on a fresh clone. A change that alters the output on purpose (a new
  * schema version, OUTPUT_REVISION) updates it: rerun with RELEASE_CLI=<that release's
  * bin/model-metrics.js>, which also compares the files one by one.
