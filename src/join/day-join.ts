@@ -304,16 +304,21 @@ export class DayJoin {
 
   /** Adds a (key id, value id) pair to pairScratch, keeping it sorted by key id. */
   private addPair(keyId: number, valueId: number): void {
-    const pairs = this.pairScratch;
     // Insertion sort by key id: maps are small, and producers usually write keys in one order.
-    let at = pairs.length;
-    pairs.push(keyId, valueId);
-    while (at > 0 && pairs[at - 2]! > keyId) {
-      pairs[at] = pairs[at - 2]!;
-      pairs[at + 1] = pairs[at - 1]!;
-      at -= 2;
-    }
-    pairs[at] = keyId;
-    pairs[at + 1] = valueId;
+    this.pairScratch.push(keyId, valueId);
+    siftPair(this.pairScratch, this.pairScratch.length - 2);
   }
+}
+
+/** Moves the (key id, value id) pair at `at` back past every pair of a larger key id (one insertion-sort step). */
+export function siftPair(pairs: number[], at: number): void {
+  const key = pairs[at]!;
+  const value = pairs[at + 1]!;
+  while (at > 0 && pairs[at - 2]! > key) {
+    pairs[at] = pairs[at - 2]!;
+    pairs[at + 1] = pairs[at - 1]!;
+    at -= 2;
+  }
+  pairs[at] = key;
+  pairs[at + 1] = value;
 }

@@ -31,7 +31,7 @@ import { createHash } from 'node:crypto';
 import { CorruptObjectError, ModelMetricsError } from '../errors.js';
 import { StateFormatError, StateReader, StateWriter } from '../metrics/state-codec.js';
 import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators } from './combos.js';
-import { type DayJoin, type JoinStats, MAX_SEGMENT_KEY_NAMES, tooManyKeyNames } from './day-join.js';
+import { type DayJoin, type JoinStats, MAX_SEGMENT_KEY_NAMES, siftPair, tooManyKeyNames } from './day-join.js';
 import type { LabelChains } from './label-index.js';
 import { LabelMaturity } from './maturity.js';
 import { ageEndMicros } from './windows.js';
@@ -41,7 +41,22 @@ export const DAY_METRICS_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from('MMDAYMET', 'latin1');
 const DIGEST_BYTES = 32;
 /** Combo and delay-row keys: combo * 2^32 + the delay row's packed code (combos.ts), exact below 2^53. */
-export const CODE_SPAN = 2 ** 32;
+const CODE_SPAN = 2 ** 32;
+
+/** The key of a delay row of `combo` with the packed `code`. */
+export function delayRowKey(combo: number, code: number): number {
+  return combo * CODE_SPAN + code;
+}
+
+/** The combo of a delay row key. */
+export function comboOfDelayKey(key: number): number {
+  return Math.floor(key / CODE_SPAN);
+}
+
+/** The packed code (combos.ts) of a delay row key. */
+export function codeOfDelayKey(key: number): number {
+  return key - comboOfDelayKey(key) * CODE_SPAN;
+}
 /** Most combos a merged value may hold so that delay keys stay exact (2^53 / 2^32). */
 const MAX_MERGED_COMBOS = 2 ** 21;
 
@@ -111,9 +126,13 @@ class OverflowRows {
     return row === 0 ? 0 : this.pairEnd[row - 1]!;
   }
 
+  labelStart(row: number): number {
+    return row === 0 ? 0 : this.labelEnd[row - 1]!;
+  }
+
   /** The row's label chain head (its latest label), or -1. */
   head(row: number): number {
-    const start = row === 0 ? 0 : this.labelEnd[row - 1]!;
+    const start = this.labelStart(row);
     const end = this.labelEnd[row]!;
     return end > start ? end - 1 : -1;
   }
@@ -136,18 +155,7 @@ function pushRow(into: OverflowRows, fields: { group: number; flags: number; hou
 
 /** Sorts (key id, value id) pairs by key id, in place. */
 function sortPairs(pairs: number[]): number[] {
-  for (let at = 2; at < pairs.length; at += 2) {
-    const key = pairs[at]!;
-    const value = pairs[at + 1]!;
-    let to = at;
-    while (to > 0 && pairs[to - 2]! > key) {
-      pairs[to] = pairs[to - 2]!;
-      pairs[to + 1] = pairs[to - 1]!;
-      to -= 2;
-    }
-    pairs[to] = key;
-    pairs[to + 1] = value;
-  }
+  for (let at = 2; at < pairs.length; at += 2) siftPair(pairs, at);
   return pairs;
 }
 
@@ -192,7 +200,7 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    for (let i = 0; i < store.delayCombo.size; i++) out.addDelays(store.delayCombo.get(i) * CODE_SPAN + store.delayCode.get(i), 1);
+    for (let i = 0; i < store.delayCombo.size; i++) out.addDelays(delayRowKey(store.delayCombo.get(i), store.delayCode.get(i)), 1);
 
     const labels = store.labels;
     const chainTs: number[] = [];
@@ -283,13 +291,12 @@ export class DayMetrics {
     };
     const comboMap = other.combos.map((combo) => this.addCombo(groupMap[combo.group]!, remap(combo.pairs, 0, combo.pairs.length), combo.windows, combo.kept));
     for (const [key, count] of other.delays) {
-      const combo = Math.floor(key / CODE_SPAN);
-      this.addDelays(comboMap[combo]! * CODE_SPAN + (key - combo * CODE_SPAN), count);
+      this.addDelays(delayRowKey(comboMap[comboOfDelayKey(key)]!, codeOfDelayKey(key)), count);
     }
     const rows = other.rows;
     const labels = rows.labels;
     for (let row = 0; row < rows.size; row++) {
-      const labelStart = row === 0 ? 0 : rows.labelEnd[row - 1]!;
+      const labelStart = rows.labelStart(row);
       const labelEnd = rows.labelEnd[row]!;
       pushRow(
         this.rows,
@@ -503,7 +510,7 @@ export class DayMetrics {
     const delayCount = input.count('delay rows', most(16));
     for (let d = 0; d < delayCount; d++) {
       const [key, count] = input.f64s(2, 'delay row');
-      if (!(Number.isSafeInteger(key) && key! >= 0 && Math.floor(key! / CODE_SPAN) < comboCount)) throw new StateFormatError(`delay row key ${key} outside the ${comboCount} combos`, input.offset);
+      if (!(Number.isSafeInteger(key) && key! >= 0 && comboOfDelayKey(key!) < comboCount)) throw new StateFormatError(`delay row key ${key} outside the ${comboCount} combos`, input.offset);
       out.addDelays(key!, count!);
     }
 

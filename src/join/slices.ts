@@ -12,7 +12,7 @@
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { MetricValues } from '../metrics/formulas.js';
-import { CODE_SPAN, type DayMetrics } from './day-metrics.js';
+import { type DayMetrics, codeOfDelayKey, comboOfDelayKey } from './day-metrics.js';
 import { type DelayRow, SliceSink, type WindowedAccumulators, addDelayRow, decodeDelayRow } from './combos.js';
 import type { Stage } from './records.js';
 import { stageSymbol } from './records.js';
@@ -182,8 +182,7 @@ export function computeSlices(metrics: DayMetrics, settings: SliceSettings): Mod
   });
   const delayRow: DelayRow = { key: 0, bucket: 0, sign: 1, hour: -1 };
   for (const [key, count] of metrics.delays) {
-    const combo = Math.floor(key / CODE_SPAN);
-    addDelayRow(decodeDelayRow(key - combo * CODE_SPAN, delayRow), count, comboTargets[combo]!);
+    addDelayRow(decodeDelayRow(codeOfDelayKey(key), delayRow), count, comboTargets[comboOfDelayKey(key)]!);
   }
   const { rows } = metrics;
   const sink = new SliceSink();

@@ -14,7 +14,7 @@ import type { JobConfig } from '../config/resolve.js';
 import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, runStagingPrefix } from '../dataset/layout.js';
 import { MANIFEST_FORMAT, type Manifest, type ManifestOutput, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
-import { DayJoin, type JoinSettings, type JoinStats } from '../join/day-join.js';
+import { DayJoin, type JoinStats } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
 import { LabelIndex } from '../join/label-index.js';
 import { formatMicros } from '../join/policy.js';
@@ -25,7 +25,7 @@ import { sanitizeForLog } from '../observability/log.js';
 import type { Progress } from '../observability/progress.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
 import { preflight } from './inputs.js';
-import { estimateRecords, planDay } from './run-plan.js';
+import { estimateRecords, joinSettingsOf, outputMetadata, planDay } from './run-plan.js';
 import { type ShardedDay, loadShardedDay, removeShardFolder } from './sharded.js';
 import { shardFolder } from './sharded-layout.js';
 import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
@@ -143,11 +143,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
     });
   };
 
-  const metadata = {
-    'model_metrics.stage': request.stage,
-    'model_metrics.as_of': formatMicros(asOf),
-    'model_metrics.label_window': config.labelWindow.iso,
-  };
+  const metadata = outputMetadata(config, request, dayPlan);
   const runId = randomUUID();
   // A sharded commit keeps the shard folder (the join shards' outputs) until it is published.
   const shardFolderKept = sharded === undefined ? undefined : shardFolder(request.stage, request.date, fingerprint, sharded.shards);
@@ -254,7 +250,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
           if (progress) progress.state.records += count;
         },
       });
-      const settings: JoinSettings = { stage: request.stage, day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly };
+      const settings = joinSettingsOf(config, request, dayPlan);
       let joined: { stats: JoinStats; labelsRead: number; labelsIndexed: number; metrics: DayMetrics };
       const spillStats: Record<string, number> = {};
       let shardedDay: ShardedDay | undefined;

@@ -11,6 +11,7 @@ import { NotFoundError, NotReadyError, UsageError } from '../errors.js';
 import { type ManifestInput, runFingerprint } from '../dataset/manifest.js';
 import { type DayWindow, dayWindow, finalReadyAtMicros, formatMicros, labelPartitionDates } from '../join/policy.js';
 import type { DayRequest, Stores } from './daily.js';
+import type { JoinSettings } from '../join/day-join.js';
 import { type DatasetInputs, listInputs } from './inputs.js';
 
 /**
@@ -101,6 +102,16 @@ export async function planDay(stores: Stores, config: JobConfig, request: DayReq
   const listed: ManifestInput[] = [...predictionInputs.objects.map((o) => ({ dataset: 'predictions' as const, ...o })), ...labelInputs.objects.map((o) => ({ dataset: 'labels' as const, ...o }))];
   const fingerprint = runFingerprint(params, listed.map(({ dataset, key, size, etag }) => ({ dataset, key, size, etag })));
   return { day, labelsThrough, predictionInputs, labelInputs, params, fingerprint };
+}
+
+/** The settings of a day's join, the same for an unsharded run, a spilled one and every join shard. */
+export function joinSettingsOf(config: JobConfig, request: DayRequest, plan: DayPlan): JoinSettings {
+  return { stage: request.stage, day: plan.day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly };
+}
+
+/** The output files' header metadata (SPEC §4): a final's as-of is its window's close, so as-of = labels-through. */
+export function outputMetadata(config: JobConfig, request: DayRequest, plan: DayPlan): Record<string, string> {
+  return { 'model_metrics.stage': request.stage, 'model_metrics.as_of': formatMicros(plan.labelsThrough), 'model_metrics.label_window': config.labelWindow.iso };
 }
 
 /**

@@ -16,9 +16,8 @@ import { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { SUCCESS_FILE, outputPartition } from '../dataset/layout.js';
 import type { ManifestInput, ManifestOutput, ManifestSkipped } from '../dataset/manifest.js';
 import { CorruptObjectError } from '../errors.js';
-import { type JoinSettings, comboSettingsOf } from '../join/day-join.js';
+import { comboSettingsOf } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
-import { formatMicros } from '../join/policy.js';
 import { sanitizeForLog } from '../observability/log.js';
 import { collectGarbage } from '../scale/collect-garbage.js';
 import { joinBucket } from '../scale/join-bucket.js';
@@ -29,7 +28,7 @@ import { committedWith } from './commit.js';
 import type { DayRequest, RunContext } from './daily.js';
 import { preflight } from './inputs.js';
 import type { ReadSetup } from './join-steps.js';
-import { type DayPlan, estimateRecords, planDay } from './run-plan.js';
+import { type DayPlan, estimateRecords, joinSettingsOf, outputMetadata, planDay } from './run-plan.js';
 import {
   DONE_FILE,
   type JoinMarker,
@@ -69,17 +68,6 @@ export interface PhaseResult {
   /** The shard's marker. */
   marker: string;
   duration_s: number;
-}
-
-/** The settings of a day's join, as runDay builds them. */
-export function joinSettingsOf(ctx: RunContext, request: DayRequest, plan: DayPlan): JoinSettings {
-  const { config } = ctx;
-  return { stage: request.stage, day: plan.day, asOfMicros: request.asOfMicros, windowMicros: config.labelWindow.micros, sliceKeys: config.sliceKeys, labelAgesSeconds: config.labelAgesSeconds, hourly: config.hourly };
-}
-
-/** The curated files' header metadata (SPEC §4), as runDay writes it. */
-export function curatedMetadata(ctx: RunContext, request: DayRequest, plan: DayPlan): Record<string, string> {
-  return { 'model_metrics.stage': request.stage, 'model_metrics.as_of': formatMicros(plan.labelsThrough), 'model_metrics.label_window': ctx.config.labelWindow.iso };
 }
 
 /** The identity every marker of this run carries. */
@@ -192,13 +180,13 @@ export async function runJoinPhase(ctx: RunContext, request: DayRequest, shard: 
   // The bucket count is the partition pods' (from their --memory-budget), which every marker must agree on.
   const partitions = await readMarkers(stores.curated, folder, 'partition', identityOf(request, plan, shard.shards, undefined));
   const buckets = partitions[0]!.buckets;
-  const settings = joinSettingsOf(ctx, request, plan);
+  const settings = joinSettingsOf(config, request, plan);
   const metrics = DayMetrics.empty(comboSettingsOf(settings));
   const joined: number[] = [];
   let labelsIndexed = 0;
   const curated = await withPool(ctx, async (pool) => {
     const compress = pool === undefined || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
-    const writer = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (n) => `${own}part-${String(n).padStart(5, '0')}.avro`, metadata: curatedMetadata(ctx, request, plan), maxPartBytes: config.partBytes, compress });
+    const writer = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: (n) => `${own}part-${String(n).padStart(5, '0')}.avro`, metadata: outputMetadata(config, request, plan), maxPartBytes: config.partBytes, compress });
     try {
       for (const b of bucketsOfShard(buckets, shard.index, shard.shards)) {
         ctx.signal?.throwIfAborted();

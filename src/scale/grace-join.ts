@@ -9,9 +9,8 @@
  */
 import type { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { UsageError } from '../errors.js';
-import { DayJoin, type JoinSettings, type JoinStats } from '../join/day-join.js';
+import { type JoinSettings, type JoinStats, comboSettingsOf } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
-import { LabelIndex } from '../join/label-index.js';
 import type { Logger } from '../observability/log.js';
 import type { ReadSetup } from '../pipeline/join-steps.js';
 import { readInOrder } from '../pipeline/ordered-reader.js';
@@ -165,22 +164,21 @@ export interface SpilledDay extends GraceJoinResult {
 
 /**
  * graceJoin with the buckets' results folded as they come: each bucket's metric state copied out
- * of its join (DayMetrics.of) and merged into the day's, its stats summed, and its label index and
+ * of its join (DayMetrics.of) and merged into the day's, its stats summed (by merge), and its label index and
  * join dropped before the next bucket is read.
  */
 export async function joinSpilledDay(options: Omit<GraceJoinOptions, 'onJoined'>): Promise<SpilledDay> {
   let metrics: DayMetrics | undefined;
-  const stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
   const result = await graceJoin({
     ...options,
     onJoined: (joined) => {
       const part = DayMetrics.of(joined.join);
       if (metrics === undefined) metrics = part;
       else metrics.merge(part);
-      for (const name of Object.keys(stats) as Array<keyof JoinStats>) stats[name] += joined.join.stats[name];
     },
   });
   // A day without predictions: the metric state of an empty join, as an unspilled run has.
-  metrics ??= DayMetrics.of(new DayJoin(options.settings, new LabelIndex(16), 16));
-  return { ...result, metrics, stats };
+  metrics ??= DayMetrics.empty(comboSettingsOf(options.settings));
+  // DayMetrics sums the buckets' stats as it merges them.
+  return { ...result, metrics, stats: metrics.stats };
 }

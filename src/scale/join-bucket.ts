@@ -22,9 +22,7 @@ export interface BucketJoinInput {
 export interface BucketJoin {
   /** The finished join: its stats, and its metric side for DayMetrics.of. */
   join: DayJoin;
-  labelsRead: number;
   labelsIndexed: number;
-  distinctLabelIds: number;
   /** Bytes of the bucket's label index and join structures at their peak (for the budget's log lines). */
   stateBytes: number;
 }
@@ -32,9 +30,9 @@ export interface BucketJoin {
 /** Joins one bucket into `curated` (then cuts a part); see the module doc. */
 export async function joinBucket(input: BucketJoinInput, settings: JoinSettings, labelsThrough: number, curated: AvroFilesWriter): Promise<BucketJoin> {
   const labels = new LabelIndex(Math.max(16, input.labelRecords));
-  const labelsRead = await indexLabels(input.labels, labels, labelsThrough);
+  await indexLabels(input.labels, labels, labelsThrough);
   const join = new DayJoin(settings, labels, Math.max(16, input.predictionRecords));
   await probePredictions(input.predictions, join, curated);
   await curated.cutPart();
-  return { join, labelsRead, labelsIndexed: labels.size, distinctLabelIds: labels.distinctIds, stateBytes: labels.byteSize + join.byteSize };
+  return { join, labelsIndexed: labels.size, stateBytes: labels.byteSize + join.byteSize };
 }
