@@ -28,7 +28,8 @@ const LIST_PAGE_SIZE = 1000;
 
 /**
  * Attempts to create a file in a directory that a concurrent delete keeps removing as empty (the
- * window between mkdir and open is microseconds, so a second attempt practically always succeeds).
+ * windows inside mkdir and between mkdir and open are microseconds, so a second attempt
+ * practically always succeeds).
  */
 const CREATE_IN_DIRECTORY_ATTEMPTS = 5;
 
@@ -268,16 +269,25 @@ export class LocalBackend implements StoreBackend {
 
   /**
    * Runs `create` (open or rename a file into `directory`) after making the directory, again when a
-   * concurrent delete removed the directory as empty between the two (ENOENT while the directory
-   * is gone; an ENOENT with the directory in place is the caller's, e.g. a missing move source).
+   * concurrent delete removed the directory as empty meanwhile. Two windows: inside mkdir, whose
+   * recursive form answers an existing path with EEXIST and then stats it to check it is a
+   * directory, so a prune between the two makes mkdir itself fail with ENOENT (ENOTDIR for a parent);
+   * and between mkdir and `create` (ENOENT while the directory is gone; an ENOENT with the directory
+   * in place is the caller's, e.g. a missing move source).
    */
   private async inDirectory<T>(directory: string, create: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      await mkdir(directory, { recursive: true });
+      const lastAttempt = attempt >= CREATE_IN_DIRECTORY_ATTEMPTS;
+      try {
+        await mkdir(directory, { recursive: true });
+      } catch (error) {
+        if (lastAttempt || !isMissing(error)) throw error;
+        continue;
+      }
       try {
         return await create();
       } catch (error) {
-        const retry = attempt < CREATE_IN_DIRECTORY_ATTEMPTS && isMissing(error) && !(await isDirectory(directory));
+        const retry = !lastAttempt && isMissing(error) && !(await isDirectory(directory));
         if (!retry) throw error;
       }
     }
