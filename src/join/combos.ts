@@ -14,8 +14,8 @@
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
-import { float64Column, uint32Column, uint8Column } from './columns.js';
-import type { LabelIndex } from './label-index.js';
+import { type ChunkedColumn, float64Column, uint32Column, uint8Column } from './columns.js';
+import type { LabelChains } from './label-index.js';
 import { StateFormatError, type StateReader, type StateWriter } from '../metrics/state-codec.js';
 import { type ContributionSink, LabelMaturity } from './maturity.js';
 import type { DayWindow } from './policy.js';
@@ -132,13 +132,19 @@ export interface ComboSettings {
   hourly: boolean;
 }
 
-/** Sends maturity states into one combo, and its labeled states to the delay rows. */
-class ComboSink implements ContributionSink {
+/** Where a ComboSink writes labeled states: per state its combo and packed delay code (decodeDelayRow). */
+export interface DelayRows {
+  readonly delayCombo: ChunkedColumn<Uint32Array>;
+  readonly delayCode: ChunkedColumn<Uint32Array>;
+}
+
+/** Sends maturity states into one combo's windows, and its labeled states to the delay rows. */
+export class ComboSink implements ContributionSink {
   target!: WindowedAccumulators;
   combo = 0;
   hour = -1;
 
-  constructor(private readonly store: ComboStore) {}
+  constructor(private readonly store: DelayRows) {}
 
   prediction(valid: boolean, misplaced: boolean, hour: number): void {
     this.target.bucket(0).addPrediction(valid, misplaced);
@@ -182,7 +188,7 @@ export const ROW_MISPLACED = 1;
 export const ROW_INLINE = 2;
 
 /** Combos, overflow rows and delay rows of one day's join; DayJoin feeds it one kept prediction at a time. */
-export class ComboStore {
+export class ComboStore implements DelayRows {
   readonly maturity: LabelMaturity;
   readonly settings: ComboSettings;
   readonly combos: Combo[] = [];
@@ -221,7 +227,7 @@ export class ComboStore {
   constructor(
     settings: ComboSettings,
     /** The run's labels: overflow rows point into it by chain head until DayMetrics.of copies their chains. */
-    readonly labels: LabelIndex,
+    readonly labels: LabelChains,
     private readonly maxCombos = MAX_COMBOS,
   ) {
     this.settings = settings;
@@ -265,6 +271,25 @@ export class ComboStore {
    */
   add(group: number, pairs: readonly number[], inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     const hour = hourOfDay(this.settings.day, inferenceTs);
+    const combo = this.place(group, pairs, hour);
+    if (combo < 0) {
+      this.addRow(group, pairs, hour, inferenceTs, yPred, inlineYTrue, head, cutoff);
+      return;
+    }
+    const sink = this.sink;
+    sink.target = this.combos[combo]!.windows;
+    sink.combo = combo;
+    sink.hour = hour;
+    this.maturity.contribute(sink, hour, hour < 0, inferenceTs, yPred, inlineYTrue, head, cutoff);
+  }
+
+  /**
+   * The first half of `add`: records the kept prediction's hour and finds or creates its combo,
+   * counting it there; -1 when every combo slot is taken by others (the prediction is then added
+   * with `addRow`). Its figures go into the combo's windows separately (`add`, or a worker's join
+   * task whose windows are merged in with `absorb`).
+   */
+  place(group: number, pairs: readonly number[], hour: number): number {
     this.keptHour.push(hour + 1);
     let combo = this.findCombo(group, pairs);
     if (combo === undefined && this.combos.length < this.maxCombos) {
@@ -273,17 +298,14 @@ export class ComboStore {
       this.comboHeads.set(this.comboHash, combo);
       this.combos.push({ group, pairs: pairs.slice(), windows: this.newWindows(), kept: 0 });
     }
-    if (combo !== undefined) {
-      this.keptRef.push(combo * 2);
-      const target = this.combos[combo]!;
-      target.kept++;
-      const sink = this.sink;
-      sink.target = target.windows;
-      sink.combo = combo;
-      sink.hour = hour;
-      this.maturity.contribute(sink, hour, hour < 0, inferenceTs, yPred, inlineYTrue, head, cutoff);
-      return;
-    }
+    if (combo === undefined) return -1;
+    this.keptRef.push(combo * 2);
+    this.combos[combo]!.kept++;
+    return combo;
+  }
+
+  /** The second half of `add` for a prediction that `place` could not give a combo: an overflow row. */
+  addRow(group: number, pairs: readonly number[], hour: number, inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     this.keptRef.push(this.rowGroup.size * 2 + 1);
     this.rowGroup.push(group);
     this.rowPairStart.push(this.segmentPairs.size);
@@ -300,6 +322,17 @@ export class ComboStore {
     this.rowInlineYTrue.push(inlineYTrue ?? 0);
     this.rowHead.push(head + 1);
     this.rowCutoff.push(cutoff);
+  }
+
+  /**
+   * Adds what a worker's join task accumulated for placed predictions: per combo its windows (in
+   * `combos` order, as WindowedAccumulators.writeTo wrote them into `state`) and the delay rows.
+   * Everything merged is exact and counted, so the order of absorbs does not matter.
+   */
+  absorb(combos: Int32Array, state: StateReader, delayCombo: Uint32Array, delayCode: Uint32Array): void {
+    for (const combo of combos) this.combos[combo]!.windows.merge(WindowedAccumulators.readFrom(state, this.maturity.bucketCount, this.settings.hourly));
+    this.delayCombo.pushAll(delayCombo);
+    this.delayCode.pushAll(delayCode);
   }
 
   /** Counts a dropped duplicate in the slices of the kept prediction `kept` (its index among kept ones). */

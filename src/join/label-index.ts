@@ -9,7 +9,7 @@
  */
 import { ModelMetricsError } from '../errors.js';
 import { type ChunkedColumn, float64Column, uint32Column } from './columns.js';
-import { StringKeyTable } from './key-table.js';
+import { type ExportedKeys, StringKeyTable } from './key-table.js';
 
 /** Most labels one index holds: label indexes are non-negative Int32 values, -1 ends a chain. */
 export const MAX_LABELS = 2 ** 31 - 1;
@@ -27,8 +27,28 @@ export interface LabelChains {
   labelTs(label: number): number;
 }
 
+/** A LabelIndex as flat arrays (LabelIndex.exportColumns). */
+export interface ExportedLabels {
+  keys: ExportedKeys;
+  /** Per distinct id: its latest label + 1. */
+  heads: Uint32Array;
+  /** Per label: the previous label of the same id + 1, 0 at the end of the chain. */
+  previous: Uint32Array;
+  timestamps: Float64Array;
+  truths: Float64Array;
+}
+
+/**
+ * What the join reads of the labels: the chains, and the chain of the key last hashed into another
+ * table (one hash serves the dedup table and the labels). LabelIndex and its frozen shared copy
+ * (shared-labels.ts) both answer it.
+ */
+export interface LabelLookup extends LabelChains {
+  headFrom(source: StringKeyTable, hash: number): number;
+}
+
 /** Labels by prediction id; chains run from the most recently added label to the first one. */
-export class LabelIndex implements LabelChains {
+export class LabelIndex implements LabelLookup {
   private readonly ids: StringKeyTable;
   /** Per distinct id (StringKeyTable entry): its latest label + 1. */
   private readonly heads: ChunkedColumn<Uint32Array> = uint32Column();
@@ -97,6 +117,20 @@ export class LabelIndex implements LabelChains {
   /** The label's label_ts in microseconds since the epoch. */
   labelTs(label: number): number {
     return this.timestamps.get(label);
+  }
+
+  /** The index as flat arrays from `allocate` (heads and previous as label + 1, 0: none), for its frozen shared copy (shared-labels.ts). */
+  exportColumns(allocate: (bytes: number) => ArrayBufferLike): ExportedLabels {
+    const keys = this.ids.exportEntries(allocate);
+    const heads = new Uint32Array(allocate(this.heads.size * 4));
+    const previous = new Uint32Array(allocate(this.previous.size * 4));
+    const timestamps = new Float64Array(allocate(this.timestamps.size * 8));
+    const truths = new Float64Array(allocate(this.truths.size * 8));
+    this.heads.copyInto(heads);
+    this.previous.copyInto(previous);
+    this.timestamps.copyInto(timestamps);
+    this.truths.copyInto(truths);
+    return { keys, heads, previous, timestamps, truths };
   }
 
   /** Number of labels added. */
