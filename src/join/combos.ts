@@ -14,7 +14,7 @@
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
-import { type ChunkedColumn, float64Column, uint32Column, uint8Column } from './columns.js';
+import { float64Column, uint32Column, uint8Column } from './columns.js';
 import type { LabelChains } from './label-index.js';
 import { StateFormatError, type StateReader, type StateWriter } from '../metrics/state-codec.js';
 import { type ContributionSink, LabelMaturity } from './maturity.js';
@@ -134,8 +134,8 @@ export interface ComboSettings {
 
 /** Where a ComboSink writes labeled states: per state its combo and packed delay code (decodeDelayRow). */
 export interface DelayRows {
-  readonly delayCombo: ChunkedColumn<Uint32Array>;
-  readonly delayCode: ChunkedColumn<Uint32Array>;
+  readonly delayCombo: { push(value: number): unknown };
+  readonly delayCode: { push(value: number): unknown };
 }
 
 /** Sends maturity states into one combo's windows, and its labeled states to the delay rows. */
@@ -304,6 +304,13 @@ export class ComboStore implements DelayRows {
     return combo;
   }
 
+  /** `place` of a kept prediction whose combo is already known (the same group and pairs as an earlier `place`). */
+  placeIn(combo: number, hour: number): void {
+    this.keptHour.push(hour + 1);
+    this.keptRef.push(combo * 2);
+    this.combos[combo]!.kept++;
+  }
+
   /** The second half of `add` for a prediction that `place` could not give a combo: an overflow row. */
   addRow(group: number, pairs: readonly number[], hour: number, inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     this.keptRef.push(this.rowGroup.size * 2 + 1);
@@ -325,12 +332,16 @@ export class ComboStore implements DelayRows {
   }
 
   /**
-   * Adds what a worker's join task accumulated for placed predictions: per combo its windows (in
-   * `combos` order, as WindowedAccumulators.writeTo wrote them into `state`) and the delay rows.
-   * Everything merged is exact and counted, so the order of absorbs does not matter.
+   * Adds windows that a worker accumulated for placed predictions (join-task.ts): per combo in
+   * `combos` order, as WindowedAccumulators.writeTo wrote them into `state`. Everything merged is
+   * exact and counted, so the order of absorbs does not matter.
    */
-  absorb(combos: Int32Array, state: StateReader, delayCombo: Uint32Array, delayCode: Uint32Array): void {
+  absorbWindows(combos: Int32Array, state: StateReader): void {
     for (const combo of combos) this.combos[combo]!.windows.merge(WindowedAccumulators.readFrom(state, this.maturity.bucketCount, this.settings.hourly));
+  }
+
+  /** Adds the delay rows of a worker's join task. */
+  absorbDelays(delayCombo: Uint32Array, delayCode: Uint32Array): void {
     this.delayCombo.pushAll(delayCombo);
     this.delayCode.pushAll(delayCode);
   }

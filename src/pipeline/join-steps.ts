@@ -8,10 +8,13 @@ import type { DecodeLimits } from '../avro/container-reader.js';
 import { labelType, predictionType } from '../avro/schemas.js';
 import type { AvroFilesWriter } from '../dataset/avro-writer.js';
 import type { DayJoin } from '../join/day-join.js';
-import type { LabelIndex } from '../join/label-index.js';
+import { LabelIndex, type LabelLookup } from '../join/label-index.js';
+import { SharedLabelIndex } from '../join/shared-labels.js';
 import type { LabelRecord, PredictionRecord } from '../join/records.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
-import { joinResults, type EncodedRecords } from '../workers/batches.js';
+import { joinResults } from '../workers/batches.js';
+import type { JoinReply } from '../workers/join-task.js';
+import { StateReader } from '../metrics/state-codec.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { type ReadHooks, readBatchesInOrder, readInOrder } from './ordered-reader.js';
 
@@ -58,6 +61,28 @@ export async function indexLabels(setup: ReadSetup, labels: LabelIndex, labelsTh
   return read;
 }
 
+/** A day's labels, indexed and ready for the join. */
+export interface IndexedLabels {
+  /** The LabelIndex, or with a pool its frozen shared copy (the unshared one is dropped). */
+  labels: LabelLookup;
+  /** Labels read (past labelsThrough included). */
+  read: number;
+  indexed: number;
+  distinctIds: number;
+  byteSize: number;
+}
+
+/**
+ * Reads and indexes the labels (indexLabels); with a pool, the finished index is frozen into shared
+ * memory for the workers' join tasks and only that copy is kept.
+ */
+export async function buildLabelIndex(setup: ReadSetup, expectedIds: number, labelsThrough: number): Promise<IndexedLabels> {
+  const index = new LabelIndex(expectedIds);
+  const read = await indexLabels(setup, index, labelsThrough);
+  const labels = setup.pool === undefined ? index : SharedLabelIndex.freeze(index);
+  return { labels, read, indexed: index.size, distinctIds: index.distinctIds, byteSize: index.byteSize };
+}
+
 /** Streams the predictions through the join and writes each kept one to the curated writer, in order. */
 export async function probePredictions(setup: ReadSetup, join: DayJoin, curated: AvroFilesWriter): Promise<void> {
   const { pool } = setup;
@@ -74,24 +99,30 @@ export async function probePredictions(setup: ReadSetup, join: DayJoin, curated:
     }
     return;
   }
-  // Curated batches being encoded on the pool, oldest first: appended strictly in order.
-  const encoding: Array<Promise<EncodedRecords>> = [];
+  // Batches being joined and encoded on the pool, oldest first: absorbed and appended strictly in order.
+  const labels = join.sharedLabels;
+  const settings = join.workerSettings;
+  const encoding: Array<Promise<JoinReply>> = [];
   const appendOldest = async (): Promise<void> => {
-    const encoded = await encoding.shift()!;
-    await curated.appendEncoded(encoded.bytes, encoded.ends);
+    const reply = await encoding.shift()!;
+    join.absorbBatch(reply.counts, reply.delayCombo, reply.delayCode);
+    await curated.appendEncoded(reply.encoded.bytes, reply.encoded.ends);
   };
   try {
     for await (const batch of readBatchesInOrder(pool, 'predictions', setup.store, setup.objects, predictionType, setup.readAhead, setup.hooks)) {
       setup.signal?.throwIfAborted();
       const results = joinResults(batch.count);
-      join.acceptBatch(batch, results);
+      const plan = new Int32Array(batch.count);
+      join.planBatch(batch, results, plan);
       setup.onRecords(batch.count);
-      const encoded = pool.encode(batch, results);
-      encoded.catch(() => undefined); // awaited in order; this only keeps an early failure from being "unhandled"
-      encoding.push(encoded);
+      const joined = pool.join(batch, results, plan, settings, labels, join.token);
+      joined.catch(() => undefined); // awaited in order; this only keeps an early failure from being "unhandled"
+      encoding.push(joined);
       while (encoding.length >= pool.capacity) await appendOldest();
     }
     while (encoding.length > 0) await appendOldest();
+    const flushed = await pool.flushJoin(join.token);
+    join.absorbWindows(flushed.map((part) => ({ ...part, state: new StateReader(Buffer.from(part.state.buffer, part.state.byteOffset, part.state.byteLength)) })));
   } catch (error) {
     // A failing input (a corrupt or truncated object) leaves the writer where the main-thread path
     // would: every record before it written, so the cleanup sees the same parts. Not after a signal.
