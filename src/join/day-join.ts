@@ -241,33 +241,6 @@ export class DayJoin {
   }
 
   /**
-   * Joins the predictions of a columnar batch in row order, exactly as `accept` would one by one:
-   * ids are hashed straight from the batch's UTF-8 arena, strings are interned once per batch
-   * through its dictionary codes. Writes each row's kind and label fields into `results`.
-   */
-  acceptBatch(batch: PredictionBatch, results: JoinResults): void {
-    const codes = new BatchCodes(batch.strings.length);
-    const j = this.joined;
-    for (let row = 0; row < batch.count; row++) {
-      this.stats.predictionsRead++;
-      const hash = this.seen.hashBytes(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!);
-      if (!this.keepFirst(hash)) {
-        results.kind[row] = RowKind.dropped;
-        continue;
-      }
-      const group = this.collectBatchRow(batch, row, codes);
-      const yTrue = batch.nullable[row]! & HAS_Y_TRUE ? batch.yTrue[row]! : null;
-      const kind = this.joinKept(hash, group, batch.inferenceTs[row]!, batch.yPred[row]!, yTrue);
-      results.kind[row] = kind;
-      if (kind === RowKind.fromLabels || kind === RowKind.inline) {
-        results.yTrue[row] = j.yTrue;
-        results.labelTs[row] = j.labelTs;
-        results.delaySeconds[row] = j.delaySeconds;
-      }
-    }
-  }
-
-  /**
    * The main thread's share of a batch when a worker joins it (--workers N, join-task.ts): the
    * order-dependent steps only. Dedups in row order (a dropped row's kind is set), places each kept
    * row in its combo (mapped once per batch signature, in the order `accept` would create combos)

@@ -380,7 +380,7 @@ export class LabelColumns {
   }
 }
 
-/** Empty join results for a batch of `count` rows (filled by DayJoin.acceptBatch). */
+/** Empty join results for a batch of `count` rows (filled by DayJoin.planBatch and the worker's join task). */
 export function joinResults(count: number): JoinResults {
   return { kind: new Uint8Array(count), yTrue: new Float64Array(count), labelTs: new Float64Array(count), delaySeconds: new Float64Array(count) };
 }

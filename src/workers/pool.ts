@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina, queueOptionsSymbol } from 'piscina';
 import type { ContainerHeader, DecodeLimits, StoredBlock } from '../avro/container-reader.js';
 import { CorruptObjectError, ModelMetricsError, SchemaIncompatibleError, StorageError, type ErrorCode } from '../errors.js';
-import { transferList, type EncodedRecords, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
+import { transferList, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
 import type { DecodeTask, PartitionTask, Task, TaskBlock, TaskFailure, TaskReply } from './task-worker.js';
 import type { BucketedRecords } from '../scale/bucket-split.js';
 import type { WorkerJoinSettings } from '../join/day-join.js';
@@ -183,11 +183,6 @@ export class WorkerPool {
   partition(dataset: 'predictions' | 'labels', blocks: readonly StoredBlock[], limits: Partial<DecodeLimits>, split: { buckets: number; level: number; labelsThrough: number }): Promise<BucketedRecords> {
     const task: PartitionTask = { op: 'partition', dataset, limits, ...taskBlocksOf(blocks), ...split };
     return this.run(task, [task.stored.buffer as ArrayBuffer], `partitioning ${blockRange(blocks)}`) as Promise<BucketedRecords>;
-  }
-
-  /** Encodes the kept rows of a batch as curated records (the batch and results are handed over). */
-  encode(batch: PredictionBatch, results: JoinResults): Promise<EncodedRecords> {
-    return this.run({ op: 'encode', batch, results }, [...transferList(batch), ...transferList(results)], 'encoding curated records') as Promise<EncodedRecords>;
   }
 
   /** Joins the planned rows of a batch against the shared labels and encodes its curated records (join-task.ts; the batch, results and plan are handed over). */

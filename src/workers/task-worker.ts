@@ -48,13 +48,6 @@ export interface PartitionTask extends Omit<DecodeTask, 'op'> {
   labelsThrough: number;
 }
 
-/** Encode the kept rows of a prediction batch as curated records. */
-export interface EncodeTask {
-  op: 'encode';
-  batch: PredictionBatch;
-  results: JoinResults;
-}
-
 /** Compress one output block with a codec. */
 export interface CompressTask {
   op: 'compress';
@@ -62,7 +55,7 @@ export interface CompressTask {
   data: Uint8Array;
 }
 
-export type Task = DecodeTask | PartitionTask | EncodeTask | JoinTask | FlushTask | CompressTask;
+export type Task = DecodeTask | PartitionTask | JoinTask | FlushTask | CompressTask;
 
 /** A task's error, as plain data. */
 export interface TaskFailure {
@@ -148,7 +141,6 @@ export default function run(task: Task): unknown {
   try {
     if (task.op === 'decode') return transferred(decode(task));
     if (task.op === 'partition') return transferred(partition(task));
-    if (task.op === 'encode') return transferred(encodeCurated(task.batch, task.results));
     if (task.op === 'join') return transferredJoin(joinPlanned(task, encodeCurated));
     if (task.op === 'flush') return transferred(flushJoin(task));
     return transferred(compress(task));
