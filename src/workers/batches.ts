@@ -105,7 +105,7 @@ class IdArena {
     }
     const out = this.bytes;
     let at = this.used;
-    if (length <= 32) {
+    if (length <= 128) {
       for (let i = start; i < end; i++) out[at++] = bytes[i]!;
     } else {
       out.set(bytes.subarray(start, end), at);

@@ -99,6 +99,9 @@ export function directPlan(dataset: Dataset, writerSchema: unknown): DirectPlan 
   return ops.filter((op) => needed.has(op)).length === needed.size ? ops : undefined;
 }
 
+/** Call sites of ByteStrings.sid: the three dictionary fields, then map entries by position (the last ones share). */
+const SITES = 3 + 2 * 16;
+
 /** Whether a map key is one a JS object enumerates out of insertion order (an integer-like key). */
 const INTEGER_LIKE = /^(?:0|[1-9][0-9]*)$/;
 
@@ -122,10 +125,20 @@ class ByteStrings {
   /** Per string id: its code in the batch's dictionary + 1, 0 until first used. */
   private codes = new Int32Array(64);
 
-  /** The string id of `bytes[start..end)`. */
-  sid(bytes: Buffer, start: number, end: number): number {
-    const hash = hashUtf8(bytes, start, end);
+  /** Per call site (a field, a map entry's position): the entry it found last, tried first. */
+  private readonly lastEntry = new Int32Array(SITES).fill(-1);
+
+  /** The string id of `bytes[start..end)`; `site` (below SITES) is where the caller reads it. */
+  sid(bytes: Buffer, start: number, end: number, site: number): number {
     const length = end - start;
+    const last = this.lastEntry[site]!;
+    if (last >= 0 && this.entryLength[last] === length) {
+      const at = this.entryStart[last]!;
+      let same = true;
+      for (let i = 0; same && i < length; i++) same = this.arena[at + i] === bytes[start + i];
+      if (same) return this.entrySid[last]!;
+    }
+    const hash = hashUtf8(bytes, start, end);
     const mask = this.slots.length - 1;
     let slot = hash & mask;
     for (; ; slot = (slot + 1) & mask) {
@@ -135,8 +148,12 @@ class ByteStrings {
       const at = this.entryStart[entry]!;
       let same = true;
       for (let i = 0; same && i < length; i++) same = this.arena[at + i] === bytes[start + i];
-      if (same) return this.entrySid[entry]!;
+      if (same) {
+        this.lastEntry[site] = entry;
+        return this.entrySid[entry]!;
+      }
     }
+    this.lastEntry[site] = this.entries;
     return this.insert(bytes, start, end, hash, slot);
   }
 
@@ -359,7 +376,8 @@ export class ColumnarDecoder {
         let inferenceTs = 0;
         let pairs = 0;
         let irregular = false;
-        for (const op of plan!) {
+        for (let field = 0; field < plan!.length; field++) {
+          const op = plan![field]!;
           switch (op) {
             case Op.Id:
               idEnd = reader.stringEnd();
@@ -370,7 +388,7 @@ export class ColumnarDecoder {
             case Op.ModelVersion:
             case Op.Featureset: {
               const end = reader.stringEnd();
-              const sid = strings.sid(data, reader.pos, end);
+              const sid = strings.sid(data, reader.pos, end, op - Op.ModelName);
               reader.pos = end;
               if (op === Op.ModelName) modelName = sid;
               else if (op === Op.ModelVersion) modelVersion = sid;
@@ -403,11 +421,12 @@ export class ColumnarDecoder {
                 itemsLeft -= n;
                 while ((pairs + n) * 2 > this.rowPairs.length) this.rowPairs = grow(this.rowPairs);
                 for (let i = 0; i < n; i++) {
+                  const site = 3 + 2 * Math.min(pairs, 15);
                   let end = reader.stringEnd();
-                  const key = strings.sid(data, reader.pos, end);
+                  const key = strings.sid(data, reader.pos, end, site);
                   reader.pos = end;
                   end = reader.stringEnd();
-                  const value = strings.sid(data, reader.pos, end);
+                  const value = strings.sid(data, reader.pos, end, site + 1);
                   reader.pos = end;
                   while (key >= this.keyStamp.length) this.keyStamp = grow(this.keyStamp);
                   if (this.keyStamp[key] === stamp || strings.integerLike[key] === 1) irregular = true;
