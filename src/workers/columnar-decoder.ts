@@ -299,10 +299,7 @@ class BlockReader {
  * avsc would build, so invalid UTF-8 is stored as the bytes of U+FFFD as on the avsc path.
  */
 function addId(columns: PredictionColumns | LabelColumns, bytes: Buffer, start: number, end: number): void {
-  let any = 0;
-  for (let i = start; i < end; i++) any |= bytes[i]!;
-  if (any < 0x80) columns.idBytes(bytes, start, end);
-  else columns.idText(bytes.toString('utf8', start, end));
+  if (!columns.idAscii(bytes, start, end)) columns.idText(bytes.toString('utf8', start, end));
 }
 
 /** Builds one batch from a task's blocks: directly where the plan allows, by avsc otherwise. */
