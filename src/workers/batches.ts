@@ -95,8 +95,11 @@ class IdArena {
     this.used += this.bytes.write(value, this.used, 'utf8');
     return this.used;
   }
-  /** Appends `bytes[start..end)` (valid UTF-8, as `add` would write it); returns the end offset. */
-  addBytes(bytes: Uint8Array, start: number, end: number): number {
+  /**
+   * Appends `bytes[start..end)` if they are all ASCII (the bytes `add` writes for the string they
+   * spell) and returns the end offset; returns -1, appending nothing, if any byte is above 0x7f.
+   */
+  addAscii(bytes: Uint8Array, start: number, end: number): number {
     const length = end - start;
     if (this.used + length > this.bytes.length) {
       const grown = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.used + length));
@@ -105,13 +108,15 @@ class IdArena {
     }
     const out = this.bytes;
     let at = this.used;
-    if (length <= 32) {
-      for (let i = start; i < end; i++) out[at++] = bytes[i]!;
-    } else {
-      out.set(bytes.subarray(start, end), at);
+    let any = 0;
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i]!;
+      any |= byte;
+      out[at++] = byte;
     }
-    this.used += length;
-    return this.used;
+    if (any > 0x7f) return -1;
+    this.used = at;
+    return at;
   }
   /** hashUtf8 of the bytes at [start..end). */
   hash(start: number, end: number): number {
@@ -125,7 +130,7 @@ class IdArena {
 
 /**
  * Builds a PredictionBatch (in a worker), `count` rows at most: from decoded records (`add`), or row
- * by row from the direct decoder (columnar-decoder.ts: `idBytes`/`idText`, `pair`..., `endRow`).
+ * by row from the direct decoder (columnar-decoder.ts: `idAscii`/`idText`, `pair`..., `endRow`).
  * Both end every row the same way, so idHash and signature agree whichever path filled them.
  */
 export class PredictionColumns {
@@ -175,9 +180,11 @@ export class PredictionColumns {
     return code;
   }
 
-  /** The next row's id as UTF-8 bytes `bytes[start..end)` (valid UTF-8, the bytes `idText` would write). */
-  idBytes(bytes: Uint8Array, start: number, end: number): void {
-    this.idEnds[this.rows] = this.arena.addBytes(bytes, start, end);
+  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
+  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
+    const idEnd = this.arena.addAscii(bytes, start, end);
+    this.idEnds[this.rows] = idEnd;
+    return idEnd >= 0;
   }
 
   /** The next row's id as a string. */
@@ -319,7 +326,7 @@ function mixSignature(h: number, value: number): number {
 
 /**
  * Builds a LabelBatch (in a worker): from decoded records (`add`) or row by row from the direct
- * decoder (`idBytes`/`idText`, then `endRow`).
+ * decoder (`idAscii`/`idText`, then `endRow`).
  */
 export class LabelColumns {
   private readonly arena = new IdArena();
@@ -336,9 +343,11 @@ export class LabelColumns {
     this.labelTs = new Float64Array(capacity);
   }
 
-  /** The next row's id as UTF-8 bytes (valid UTF-8, the bytes `idText` would write). */
-  idBytes(bytes: Uint8Array, start: number, end: number): void {
-    this.idEnds[this.rows] = this.arena.addBytes(bytes, start, end);
+  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
+  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
+    const idEnd = this.arena.addAscii(bytes, start, end);
+    this.idEnds[this.rows] = idEnd;
+    return idEnd >= 0;
   }
 
   /** The next row's id as a string. */

@@ -15,7 +15,8 @@ import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
 import { BucketSplitter } from '../scale/bucket-split.js';
 import { type FlushTask, type JoinReply, type JoinTask, flushJoin, joinPlanned } from './join-task.js';
-import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, LabelColumns, PredictionColumns, transferList, type EncodedRecords, type JoinResults, type PredictionBatch } from './batches.js';
+import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, transferList, type EncodedRecords, type JoinResults, type PredictionBatch } from './batches.js';
+import { ColumnarDecoder, directPlan, type DirectPlan } from './columnar-decoder.js';
 
 /** One block of a decode task: its records and where its stored bytes sit in the task's buffer. */
 export interface TaskBlock {
@@ -100,10 +101,16 @@ function* decodedRecords(task: DecodeTask | PartitionTask): Generator<unknown[]>
   for (const block of task.blocks) yield* decodeStoredBlock(decoder, { count: block.count, stored: all.subarray(block.start, block.end), site: block.site });
 }
 
+/** Per dataset and writer fingerprint: the direct decoder's plan (undefined: avsc decodes). */
+const directPlans = new Map<string, DirectPlan | undefined>();
+
 function decode(task: DecodeTask): object {
   const count = task.blocks.reduce((n, block) => n + block.count, 0);
-  const columns = task.dataset === 'predictions' ? new PredictionColumns(count) : new LabelColumns(count);
-  for (const records of decodedRecords(task)) columns.add(records);
+  const planKey = `${task.dataset}\0${task.header.fingerprint}`;
+  if (!directPlans.has(planKey)) directPlans.set(planKey, directPlan(task.dataset, JSON.parse(task.header.schemaJson)));
+  const columns = new ColumnarDecoder(task.dataset, directPlans.get(planKey), decoderFor(task), count);
+  const all = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
+  for (const block of task.blocks) columns.block({ count: block.count, stored: all.subarray(block.start, block.end), site: block.site });
   return columns.take();
 }
 
