@@ -52,21 +52,6 @@ export class ChunkedColumn<T extends Float64Array | Uint32Array | Uint8Array> {
     this.chunks[index >>> CHUNK_BITS]![index & CHUNK_MASK]! += delta;
   }
 
-  /** Appends every value of `values`, chunk by chunk. */
-  pushAll(values: T): void {
-    let from = 0;
-    while (from < values.length) {
-      const index = this.length;
-      const chunk = index >>> CHUNK_BITS;
-      if (chunk === this.chunks.length) this.chunks.push(new this.ctor(CHUNK_SIZE));
-      const at = index & CHUNK_MASK;
-      const take = Math.min(CHUNK_SIZE - at, values.length - from);
-      this.chunks[chunk]!.set(values.subarray(from, from + take), at);
-      from += take;
-      this.length = index + take;
-    }
-  }
-
   /** The values 0..size-1 copied into `target` (at least size long), chunk by chunk. */
   copyInto(target: T): void {
     for (let chunk = 0; chunk * CHUNK_SIZE < this.length; chunk++) {

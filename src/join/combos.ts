@@ -5,8 +5,8 @@
  * once the day is complete (slices.ts), when the top values of each key are known.
  *
  * Delays do not go into per-combo histograms (a combo-hour histogram per combo would cost MiBs per
- * model version): each labeled state is a row of two 32-bit words (combo; bucket, sign, hour and
- * delay bin), 8 bytes per labeled prediction, turned into slice histograms at the end.
+ * model version): each labeled state is counted under a delay key (combo; bucket, sign, hour and
+ * delay bin, delayRowKey), one map entry per distinct key, turned into slice histograms at the end.
  *
  * Past `maxCombos` distinct combos (a high-cardinality key), predictions are kept as compact rows of
  * their join scalars instead (about 60 bytes plus 8 per segment value) and replayed through the same
@@ -132,10 +132,27 @@ export interface ComboSettings {
   hourly: boolean;
 }
 
-/** Where a ComboSink writes labeled states: per state its combo and packed delay code (decodeDelayRow). */
-export interface DelayRows {
-  readonly delayCombo: { push(value: number): unknown };
-  readonly delayCode: { push(value: number): unknown };
+/** Combo and delay-row keys: combo * 2^32 + the delay row's packed code, exact below 2^53. */
+const CODE_SPAN = 2 ** 32;
+
+/** The key of a delay row of `combo` with the packed `code`. */
+export function delayRowKey(combo: number, code: number): number {
+  return combo * CODE_SPAN + code;
+}
+
+/** The combo of a delay row key. */
+export function comboOfDelayKey(key: number): number {
+  return Math.floor(key / CODE_SPAN);
+}
+
+/** The packed code of a delay row key. */
+export function codeOfDelayKey(key: number): number {
+  return key - comboOfDelayKey(key) * CODE_SPAN;
+}
+
+/** Counts `count` more labeled states under a delay row key. */
+export function countDelay(delays: Map<number, number>, key: number, count: number): void {
+  delays.set(key, (delays.get(key) ?? 0) + count);
 }
 
 /** Sends maturity states into one combo's windows, and its labeled states to the delay rows. */
@@ -144,7 +161,8 @@ export class ComboSink implements ContributionSink {
   combo = 0;
   hour = -1;
 
-  constructor(private readonly store: DelayRows) {}
+  /** `delays`: the labeled states counted by delay row key (delayRowKey). */
+  constructor(private readonly delays: Map<number, number>) {}
 
   prediction(valid: boolean, misplaced: boolean, hour: number): void {
     this.target.bucket(0).addPrediction(valid, misplaced);
@@ -156,9 +174,8 @@ export class ComboSink implements ContributionSink {
     const hourAcc = final ? this.target.hour(this.hour) : undefined;
     hourAcc?.addLabelState(1, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay);
     if (!labeled) return;
-    const key = delayKey(delaySeconds);
-    this.store.delayCombo.push(this.combo);
-    this.store.delayCode.push((key + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT));
+    const code = (delayKey(delaySeconds) + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT);
+    countDelay(this.delays, delayRowKey(this.combo, code), 1);
   }
 }
 
@@ -188,7 +205,7 @@ export const ROW_MISPLACED = 1;
 export const ROW_INLINE = 2;
 
 /** Combos, overflow rows and delay rows of one day's join; DayJoin feeds it one kept prediction at a time. */
-export class ComboStore implements DelayRows {
+export class ComboStore {
   readonly maturity: LabelMaturity;
   readonly settings: ComboSettings;
   readonly combos: Combo[] = [];
@@ -197,15 +214,14 @@ export class ComboStore implements DelayRows {
   private readonly comboChain: number[] = [];
   /** The hash computed by the last findCombo. */
   private comboHash = 0;
-  private readonly sink = new ComboSink(this);
+  /** Labeled states of combo predictions, counted by delay row key (combo, packed bucket/sign/hour/delay bin). */
+  readonly delays = new Map<number, number>();
+  private readonly sink = new ComboSink(this.delays);
   /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
   private readonly keptRef = uint32Column();
   /** Per kept prediction: its hour of D + 1 (0: misplaced), for duplicates counted in hourly records. */
   private readonly keptHour = uint8Column();
 
-  // Labeled states of combo predictions: the combo, and the packed bucket/sign/hour/delay bin.
-  readonly delayCombo = uint32Column();
-  readonly delayCode = uint32Column();
 
   /** Per key id: how many *rows* carry the key (combos count their own). */
   readonly keyPairCounts: number[] = [];
@@ -241,8 +257,9 @@ export class ComboStore implements DelayRows {
 
   /** Bytes held by the columns (combos are bounded by maxCombos), for the memory log line. */
   get byteSize(): number {
-    const columns = [this.keptRef, this.keptHour, this.delayCombo, this.delayCode, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
-    return columns.reduce((sum, column) => sum + column.byteSize, 0);
+    const columns = [this.keptRef, this.keptHour, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
+    // A Map entry of two doubles costs about 40 bytes in V8.
+    return columns.reduce((sum, column) => sum + column.byteSize, 0) + this.delays.size * 40;
   }
 
   /** The combo of (group, pairs), or undefined; no string is built per prediction. */
@@ -340,10 +357,9 @@ export class ComboStore implements DelayRows {
     for (const combo of combos) this.combos[combo]!.windows.merge(WindowedAccumulators.readFrom(state, this.maturity.bucketCount, this.settings.hourly));
   }
 
-  /** Adds the delay rows of a worker's join task. */
-  absorbDelays(delayCombo: Uint32Array, delayCode: Uint32Array): void {
-    this.delayCombo.pushAll(delayCombo);
-    this.delayCode.pushAll(delayCode);
+  /** Adds delay counts that a worker accumulated (join-task.ts): keys and their counts. */
+  absorbDelays(keys: Float64Array, counts: Float64Array): void {
+    for (let i = 0; i < keys.length; i++) countDelay(this.delays, keys[i]!, counts[i]!);
   }
 
   /** Counts a dropped duplicate in the slices of the kept prediction `kept` (its index among kept ones). */

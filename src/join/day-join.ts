@@ -299,26 +299,28 @@ export class DayJoin {
     }
   }
 
-  /** Adds what a worker's join task sends back of a planned batch (join-task.ts): its rows' counts and delay rows. */
-  absorbBatch(counts: TaskCounts, delayCombo: Uint32Array, delayCode: Uint32Array): void {
+  /** Adds what a worker's join task sends back of a planned batch (join-task.ts): its rows' counts. */
+  absorbBatch(counts: TaskCounts): void {
     this.stats.invalid += counts.invalid;
     this.stats.labeled += counts.labeled;
     this.stats.labeledFromLabels += counts.labeledFromLabels;
     this.stats.labeledInline += counts.labeledInline;
     this.workerRows += counts.rows;
-    this.metrics.absorbDelays(delayCombo, delayCode);
   }
 
   /**
-   * Adds the combo windows that the workers accumulated (their flush, once every batch is absorbed);
-   * throws E_INTERNAL unless they hold exactly the rows the join tasks joined.
+   * Adds the combo windows and delay counts that the workers accumulated (their flush, once every
+   * batch is absorbed); throws E_INTERNAL unless they hold exactly the rows the join tasks joined.
    */
-  absorbWindows(parts: ReadonlyArray<{ combos: Int32Array; state: StateReader; rows: number }>): void {
+  absorbWindows(parts: ReadonlyArray<{ combos: Int32Array; state: StateReader; delayKeys: Float64Array; delayCounts: Float64Array; rows: number }>): void {
     const rows = parts.reduce((n, part) => n + part.rows, 0);
     if (rows !== this.workerRows) {
       throw new ModelMetricsError('E_INTERNAL', `the worker threads handed over the windows of ${rows} joined predictions, expected ${this.workerRows}; nothing was published; rerun, and if it recurs run with --workers 0 and report it`, { operation: 'join', option: '--workers' });
     }
-    for (const part of parts) this.metrics.absorbWindows(part.combos, part.state);
+    for (const part of parts) {
+      this.metrics.absorbWindows(part.combos, part.state);
+      this.metrics.absorbDelays(part.delayKeys, part.delayCounts);
+    }
   }
 
   /** The shared labels that a worker's join task reads: the join must have been given a SharedLabelIndex (buildLabelIndex with a pool). */

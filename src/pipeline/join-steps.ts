@@ -105,7 +105,7 @@ export async function probePredictions(setup: ReadSetup, join: DayJoin, curated:
   const encoding: Array<Promise<JoinReply>> = [];
   const appendOldest = async (): Promise<void> => {
     const reply = await encoding.shift()!;
-    join.absorbBatch(reply.counts, reply.delayCombo, reply.delayCode);
+    join.absorbBatch(reply.counts);
     await curated.appendEncoded(reply.encoded.bytes, reply.encoded.ends);
   };
   try {

@@ -44,6 +44,9 @@ export interface FlushReply {
   /** The combos whose windows `state` holds, in order. */
   combos: Int32Array;
   state: Uint8Array;
+  /** Labeled states counted by delay row key (combos.ts delayRowKey). */
+  delayKeys: Float64Array;
+  delayCounts: Float64Array;
   /** Rows this thread joined into them. */
   rows: number;
 }
@@ -52,31 +55,18 @@ export interface FlushReply {
 export interface JoinReply {
   encoded: EncodedRecords;
   counts: TaskCounts;
-  delayCombo: Uint32Array;
-  delayCode: Uint32Array;
-}
-
-/** A growable Uint32 list (a task's delay rows). */
-class Uint32List {
-  private values = new Uint32Array(1024);
-  private length = 0;
-
-  push(value: number): void {
-    if (this.length === this.values.length) {
-      const grown = new Uint32Array(this.values.length * 2);
-      grown.set(this.values);
-      this.values = grown;
-    }
-    this.values[this.length++] = value;
-  }
-
-  take(): Uint32Array {
-    return this.values.slice(0, this.length);
-  }
 }
 
 /** This thread's windows per join token, until flushed. */
-const joins = new Map<number, { windows: Map<number, WindowedAccumulators>; rows: number }>();
+const joins = new Map<number, JoinState>();
+
+/** What a thread accumulates for one join. */
+class JoinState {
+  readonly windows = new Map<number, WindowedAccumulators>();
+  readonly delays = new Map<number, number>();
+  readonly sink = new ComboSink(this.delays);
+  rows = 0;
+}
 
 /** Hands over this thread's windows of a join and forgets them. */
 export function flushJoin(task: FlushTask): FlushReply {
@@ -89,7 +79,8 @@ export function flushJoin(task: FlushTask): FlushReply {
     combos[at++] = combo;
     target.writeTo(state);
   }
-  return { combos, state: new Uint8Array(state.bytes()), rows: join?.rows ?? 0 };
+  const delays = join?.delays ?? new Map<number, number>();
+  return { combos, state: new Uint8Array(state.bytes()), delayKeys: Float64Array.from(delays.keys()), delayCounts: Float64Array.from(delays.values()), rows: join?.rows ?? 0 };
 }
 
 /** The labels and maturity rule of the freeze last seen, kept across tasks. */
@@ -108,11 +99,9 @@ function rulesFor(task: JoinTask): { labels: SharedLabelIndex; maturity: LabelMa
 export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, results: JoinResults) => EncodedRecords): JoinReply {
   const { batch, results, plan, settings } = task;
   const { labels, maturity } = rulesFor(task);
-  const delays = { delayCombo: new Uint32List(), delayCode: new Uint32List() };
-  const sink = new ComboSink(delays);
   let join = joins.get(task.token);
-  if (join === undefined) joins.set(task.token, (join = { windows: new Map(), rows: 0 }));
-  const { windows } = join;
+  if (join === undefined) joins.set(task.token, (join = new JoinState()));
+  const { windows, sink } = join;
   const counts: TaskCounts = { invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0, rows: 0 };
   const choice = newLabelChoice();
   const joined: JoinedLabel = { yTrue: NaN, labelTs: NaN, delaySeconds: NaN };
@@ -144,5 +133,5 @@ export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, res
       results.delaySeconds[row] = joined.delaySeconds;
     }
   }
-  return { encoded: encode(batch, results), counts, delayCombo: delays.delayCombo.take(), delayCode: delays.delayCode.take() };
+  return { encoded: encode(batch, results), counts };
 }

@@ -85,7 +85,7 @@ describe('DayJoin.planBatch with the workers\' joinPlanned', () => {
       const plan = new Int32Array(batch.count);
       batched.planBatch(batch, results, plan);
       const reply = joinPlanned({ op: 'join', batch, results, plan, settings: batched.workerSettings, labels: batched.sharedLabels, token: batched.token }, encodeKeptRows);
-      batched.absorbBatch(reply.counts, reply.delayCombo, reply.delayCode);
+      batched.absorbBatch(reply.counts);
       rows.forEach((p, row) => actual.push(results.kind[row] === RowKind.dropped ? undefined : enrichedRow(batch, results, row, p.prediction_id)));
     }
     const flushed = flushJoin({ op: 'flush', token: batched.token });
