@@ -51,14 +51,6 @@ export class ChunkedColumn<T extends Float64Array | Uint32Array | Uint8Array> {
   add(index: number, delta: number): void {
     this.chunks[index >>> CHUNK_BITS]![index & CHUNK_MASK]! += delta;
   }
-
-  /** The values 0..size-1 copied into `target` (at least size long), chunk by chunk. */
-  copyInto(target: T): void {
-    for (let chunk = 0; chunk * CHUNK_SIZE < this.length; chunk++) {
-      const count = Math.min(CHUNK_SIZE, this.length - chunk * CHUNK_SIZE);
-      target.set(this.chunks[chunk]!.subarray(0, count), chunk * CHUNK_SIZE);
-    }
-  }
 }
 
 /** A Float64 column: values and offsets that may exceed 2^32. */

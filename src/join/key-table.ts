@@ -53,15 +53,6 @@ export interface StringKeyTableOptions {
   chunkBytes?: number;
 }
 
-/** A table's keys and entries as flat arrays (StringKeyTable.exportEntries). */
-export interface ExportedKeys {
-  hashes: Int32Array;
-  /** Byte offset of each key in `keys`. */
-  offsets: Float64Array;
-  lengths: Int32Array;
-  keys: Uint8Array;
-}
-
 /** Maps string keys to dense entry indexes 0..size-1 in insertion order; see the module doc. */
 export class StringKeyTable {
   /** Whether the last `intern` call inserted its key (true) or found it (false). */
@@ -198,37 +189,6 @@ export class StringKeyTable {
       if ((stored & ~mask) === tag && this.matches((stored & mask) - 1, hash, length, probeWords, probeBytes)) return (stored & mask) - 1;
       slot = (slot + 1) & mask;
     }
-  }
-
-  /**
-   * Every entry's hash, key offset and byte length, in entry order, with the keys copied back to
-   * back (each at a 4-byte aligned offset) into arrays that `allocate` provides: the frozen,
-   * shareable copy of a finished table (shared-labels.ts).
-   */
-  exportEntries(allocate: (bytes: number) => ArrayBufferLike): ExportedKeys {
-    let total = 0;
-    for (let entry = 0; entry < this.count; entry++) total += (this.pages[entry >>> PAGE_BITS]![(entry & PAGE_MASK) * STRIDE + 2]! + 3) & ~3;
-    const hashes = new Int32Array(allocate(this.count * 4));
-    const offsets = new Float64Array(allocate(this.count * 8));
-    const lengths = new Int32Array(allocate(this.count * 4));
-    const keys = new Uint8Array(allocate(total));
-    let at = 0;
-    for (let arena = 0; arena < this.arenas.length; arena++) {
-      const bytes = this.arenas[arena]!;
-      const last = arena + 1 < this.arenas.length ? this.arenaFirstEntry[arena + 1]! : this.count;
-      for (let entry = this.arenaFirstEntry[arena]!; entry < last; entry++) {
-        const page = this.pages[entry >>> PAGE_BITS]!;
-        const base = (entry & PAGE_MASK) * STRIDE;
-        const offset = page[base + 1]!;
-        const length = page[base + 2]!;
-        hashes[entry] = page[base]!;
-        offsets[entry] = at;
-        lengths[entry] = length;
-        keys.set(bytes.subarray(offset, offset + length), at);
-        at += (length + 3) & ~3;
-      }
-    }
-    return { hashes, offsets, lengths, keys };
   }
 
   /** Whether the key last passed to `hashKey`/`hashBytes` equals `bytes[offset..offset+length)`. */

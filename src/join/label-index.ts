@@ -9,7 +9,7 @@
  */
 import { ModelMetricsError } from '../errors.js';
 import { type ChunkedColumn, float64Column, uint32Column } from './columns.js';
-import { type ExportedKeys, StringKeyTable } from './key-table.js';
+import { StringKeyTable } from './key-table.js';
 
 /** Most labels one index holds: label indexes are non-negative Int32 values, -1 ends a chain. */
 export const MAX_LABELS = 2 ** 31 - 1;
@@ -27,20 +27,9 @@ export interface LabelChains {
   labelTs(label: number): number;
 }
 
-/** A LabelIndex as flat arrays (LabelIndex.exportColumns). */
-export interface ExportedLabels {
-  keys: ExportedKeys;
-  /** Per distinct id: its latest label + 1. */
-  heads: Uint32Array;
-  /** Per label: the previous label of the same id + 1, 0 at the end of the chain. */
-  previous: Uint32Array;
-  timestamps: Float64Array;
-  truths: Float64Array;
-}
-
 /**
  * What the join reads of the labels: the chains, and the chain of the key last hashed into another
- * table (one hash serves the dedup table and the labels). LabelIndex and its frozen shared copy
+ * table (one hash serves the dedup table and the labels). LabelIndex and SharedLabelIndex
  * (shared-labels.ts) both answer it.
  */
 export interface LabelLookup extends LabelChains {
@@ -65,11 +54,6 @@ export class LabelIndex implements LabelLookup {
   /** Adds one label; its index (sequence number) is the number of labels added before it. */
   add(predictionId: string, yTrue: number, labelTsMicros: number): void {
     this.addHashed(this.ids.hashKey(predictionId), yTrue, labelTsMicros);
-  }
-
-  /** `add` of a label whose id is given as UTF-8 bytes (a columnar batch's arena). */
-  addBytes(bytes: Uint8Array, start: number, end: number, yTrue: number, labelTsMicros: number): void {
-    this.addHashed(this.ids.hashBytes(bytes, start, end), yTrue, labelTsMicros);
   }
 
   private addHashed(hash: number, yTrue: number, labelTsMicros: number): void {
@@ -117,20 +101,6 @@ export class LabelIndex implements LabelLookup {
   /** The label's label_ts in microseconds since the epoch. */
   labelTs(label: number): number {
     return this.timestamps.get(label);
-  }
-
-  /** The index as flat arrays from `allocate` (heads and previous as label + 1, 0: none), for its frozen shared copy (shared-labels.ts). */
-  exportColumns(allocate: (bytes: number) => ArrayBufferLike): ExportedLabels {
-    const keys = this.ids.exportEntries(allocate);
-    const heads = new Uint32Array(allocate(this.heads.size * 4));
-    const previous = new Uint32Array(allocate(this.previous.size * 4));
-    const timestamps = new Float64Array(allocate(this.timestamps.size * 8));
-    const truths = new Float64Array(allocate(this.truths.size * 8));
-    this.heads.copyInto(heads);
-    this.previous.copyInto(previous);
-    this.timestamps.copyInto(timestamps);
-    this.truths.copyInto(truths);
-    return { keys, heads, previous, timestamps, truths };
   }
 
   /** Number of labels added. */

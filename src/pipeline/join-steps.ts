@@ -31,39 +31,9 @@ export interface ReadSetup {
   onRecords: (count: number) => void;
 }
 
-/** Adds every label at or before `labelsThrough` to the index, in (object key, record) order; returns the labels read. */
-export async function indexLabels(setup: ReadSetup, labels: LabelIndex, labelsThrough: number): Promise<number> {
-  let read = 0;
-  // No cutoff lies beyond labelsThrough (the preliminary as-of, or the capped final close), so a
-  // later label can never be usable, nor counted (SPEC §3).
-  if (setup.pool === undefined) {
-    for await (const block of readInOrder<LabelRecord>(setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
-      setup.signal?.throwIfAborted();
-      for (const label of block.records) {
-        if (label.label_ts > labelsThrough) continue;
-        labels.add(label.prediction_id, label.y_true, label.label_ts);
-      }
-      read += block.records.length;
-      setup.onRecords(block.records.length);
-    }
-    return read;
-  }
-  for await (const batch of readBatchesInOrder(setup.pool, 'labels', setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
-    setup.signal?.throwIfAborted();
-    const { ids, idEnds, yTrue, labelTs } = batch;
-    for (let row = 0; row < batch.count; row++) {
-      if (labelTs[row]! > labelsThrough) continue;
-      labels.addBytes(ids, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!, yTrue[row]!, labelTs[row]!);
-    }
-    read += batch.count;
-    setup.onRecords(batch.count);
-  }
-  return read;
-}
-
 /** A day's labels, indexed and ready for the join. */
 export interface IndexedLabels {
-  /** The LabelIndex, or with a pool its frozen shared copy (the unshared one is dropped). */
+  /** A LabelIndex (--workers 0), or with a pool the SharedLabelIndex the workers' join tasks read. */
   labels: LabelLookup;
   /** Labels read (past labelsThrough included). */
   read: number;
@@ -73,14 +43,38 @@ export interface IndexedLabels {
 }
 
 /**
- * Reads and indexes the labels (indexLabels); with a pool, the finished index is frozen into shared
- * memory for the workers' join tasks and only that copy is kept.
+ * Reads the labels and indexes every one at or before `labelsThrough`, in (object key, record)
+ * order: on the main thread alone into a LabelIndex, or with a pool from columnar batches straight
+ * into shared memory (SharedLabelIndex). No cutoff lies beyond labelsThrough (the preliminary
+ * as-of, or the capped final close), so a later label can never be usable, nor counted (SPEC §3).
  */
 export async function buildLabelIndex(setup: ReadSetup, expectedIds: number, labelsThrough: number): Promise<IndexedLabels> {
-  const index = new LabelIndex(expectedIds);
-  const read = await indexLabels(setup, index, labelsThrough);
-  const labels = setup.pool === undefined ? index : SharedLabelIndex.freeze(index);
-  return { labels, read, indexed: index.size, distinctIds: index.distinctIds, byteSize: index.byteSize };
+  let read = 0;
+  if (setup.pool === undefined) {
+    const index = new LabelIndex(expectedIds);
+    for await (const block of readInOrder<LabelRecord>(setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
+      setup.signal?.throwIfAborted();
+      for (const label of block.records) {
+        if (label.label_ts > labelsThrough) continue;
+        index.add(label.prediction_id, label.y_true, label.label_ts);
+      }
+      read += block.records.length;
+      setup.onRecords(block.records.length);
+    }
+    return { labels: index, read, indexed: index.size, distinctIds: index.distinctIds, byteSize: index.byteSize };
+  }
+  const index = new SharedLabelIndex(expectedIds);
+  for await (const batch of readBatchesInOrder(setup.pool, 'labels', setup.store, setup.objects, labelType, setup.readAhead, setup.hooks)) {
+    setup.signal?.throwIfAborted();
+    const { ids, idEnds, idHash, yTrue, labelTs } = batch;
+    for (let row = 0; row < batch.count; row++) {
+      if (labelTs[row]! > labelsThrough) continue;
+      index.add(ids, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!, idHash[row]!, yTrue[row]!, labelTs[row]!);
+    }
+    read += batch.count;
+    setup.onRecords(batch.count);
+  }
+  return { labels: index, read, indexed: index.size, distinctIds: index.distinctIds, byteSize: index.byteSize };
 }
 
 /** Streams the predictions through the join and writes each kept one to the curated writer, in order. */

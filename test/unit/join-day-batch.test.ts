@@ -48,6 +48,7 @@ function predictions(n: number, random: () => number): PredictionRecord[] {
 
 function setup(stage: Stage, random: () => number, ids: readonly string[], maxCombos: number, shared: boolean) {
   const index = new LabelIndex();
+  const sharedIndex = new SharedLabelIndex(4);
   const labels = new LabelColumns(ids.length * 2);
   const raw: Array<{ prediction_id: string; y_true: number; label_ts: number }> = [];
   for (const id of ids) {
@@ -57,11 +58,11 @@ function setup(stage: Stage, random: () => number, ids: readonly string[], maxCo
   labels.add(raw);
   const batch = labels.take();
   for (let row = 0; row < batch.count; row++) {
-    if (shared) index.addBytes(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!, batch.yTrue[row]!, batch.labelTs[row]!);
+    if (shared) sharedIndex.add(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!, batch.idHash[row]!, batch.yTrue[row]!, batch.labelTs[row]!);
     else index.add(raw[row]!.prediction_id, raw[row]!.y_true, raw[row]!.label_ts);
   }
   const settings: JoinSettings = { stage, day: DAY, asOfMicros: DAY.endMicros + 12 * H, windowMicros: WINDOW, sliceKeys: undefined, labelAgesSeconds: [3600, 86_400, 3 * 86_400], hourly: true };
-  return new DayJoin(settings, shared ? SharedLabelIndex.freeze(index) : index, 1024, maxCombos);
+  return new DayJoin(settings, shared ? sharedIndex : index, 1024, maxCombos);
 }
 
 describe('DayJoin.planBatch with the workers\' joinPlanned', () => {
