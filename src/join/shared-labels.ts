@@ -6,9 +6,10 @@
  * those of LabelIndex (the main-thread path's), so every rule (policy.ts, maturity.ts) gives the
  * same answer on either.
  *
- * Layout: per distinct id its hash, the offset and byte length of its key in one byte arena, and
- * its latest label + 1; per label the previous label of the same id + 1 (0 ends the chain), its
- * label_ts and y_true. Lookup: open addressing over a power-of-two slot array at most half full; a
+ * Layout: per distinct id one entry of four Int32 words — its hash, the byte length of its key,
+ * the key's offset in 4-byte words into one byte arena, and its latest label + 1 — so a probe that
+ * reaches an entry reads one cache line; per label the previous label of the same id + 1 (0 ends
+ * the chain), its label_ts and y_true. Lookup: open addressing over a power-of-two slot array at most half full; a
  * slot holds entry + 1 in its low bits and the hash's high bits above them (as StringKeyTable), so
  * a probe that meets another key mostly skips it without reading that key's entry. Arrays double
  * when full (a copy, amortized); the batches' id hashes (hashUtf8) are the table's hashes.
@@ -20,13 +21,9 @@ import type { StringKeyTable } from './key-table.js';
 /** The shared arrays of the index, as a task message carries them (structured clone shares SharedArrayBuffers). */
 export interface SharedLabelParts {
   slots: Int32Array;
-  hashes: Int32Array;
-  /** Byte offset of each id in `keys`. */
-  offsets: Float64Array;
-  lengths: Int32Array;
+  /** Per distinct id: hash, key byte length, key offset in words, latest label + 1. */
+  entries: Int32Array;
   keys: Uint8Array;
-  /** Per distinct id: its latest label + 1. */
-  heads: Uint32Array;
   /** Per label: the previous label of the same id + 1, 0 at the end of the chain. */
   previous: Uint32Array;
   timestamps: Float64Array;
@@ -38,6 +35,13 @@ export interface SharedLabelParts {
 let indexes = 0;
 
 type Column = Int32Array | Uint32Array | Float64Array | Uint8Array;
+
+// The words of an entry.
+const STRIDE = 4;
+const HASH = 0;
+const LENGTH = 1;
+const OFFSET = 2;
+const HEAD = 3;
 
 /** A typed array of `length` elements like `like`, on a SharedArrayBuffer, holding `like`'s values. */
 function sharedLike<T extends Column>(like: T, length: number): T {
@@ -55,11 +59,8 @@ function shared<T extends Column>(ctor: { new (length: number): T }, length: num
 export class SharedLabelIndex implements LabelLookup {
   private slots: Int32Array;
   private mask: number;
-  private hashes: Int32Array;
-  private offsets: Float64Array;
-  private lengths: Int32Array;
+  private entries: Int32Array;
   private keys: Uint8Array;
-  private heads: Uint32Array;
   private previous: Uint32Array;
   private timestamps: Float64Array;
   private truths: Float64Array;
@@ -75,10 +76,7 @@ export class SharedLabelIndex implements LabelLookup {
       let slotCount = 16;
       while (slotCount < expected * 2) slotCount *= 2;
       this.slots = shared(Int32Array, slotCount);
-      this.hashes = shared(Int32Array, expected);
-      this.offsets = shared(Float64Array, expected);
-      this.lengths = shared(Int32Array, expected);
-      this.heads = shared(Uint32Array, expected);
+      this.entries = shared(Int32Array, expected * STRIDE);
       this.keys = shared(Uint8Array, expected * 40);
       this.previous = shared(Uint32Array, expected);
       this.timestamps = shared(Float64Array, expected);
@@ -88,8 +86,8 @@ export class SharedLabelIndex implements LabelLookup {
       this.keyBytes = 0;
       this.token = ++indexes;
     } else {
-      ({ slots: this.slots, hashes: this.hashes, offsets: this.offsets, lengths: this.lengths, keys: this.keys, heads: this.heads, previous: this.previous, timestamps: this.timestamps, truths: this.truths, token: this.token } = source);
-      this.ids = this.heads.length;
+      ({ slots: this.slots, entries: this.entries, keys: this.keys, previous: this.previous, timestamps: this.timestamps, truths: this.truths, token: this.token } = source);
+      this.ids = this.entries.length / STRIDE;
       this.labels = this.timestamps.length;
       this.keyBytes = this.keys.length;
     }
@@ -102,11 +100,8 @@ export class SharedLabelIndex implements LabelLookup {
     const labels = this.labels;
     return {
       slots: this.slots,
-      hashes: this.hashes.subarray(0, ids),
-      offsets: this.offsets.subarray(0, ids),
-      lengths: this.lengths.subarray(0, ids),
+      entries: this.entries.subarray(0, ids * STRIDE),
       keys: this.keys.subarray(0, this.keyBytes),
-      heads: this.heads.subarray(0, ids),
       previous: this.previous.subarray(0, labels),
       timestamps: this.timestamps.subarray(0, labels),
       truths: this.truths.subarray(0, labels),
@@ -130,21 +125,15 @@ export class SharedLabelIndex implements LabelLookup {
       this.timestamps = sharedLike(this.timestamps, grown);
       this.truths = sharedLike(this.truths, grown);
     }
-    const entry = this.findOrInsert(bytes, start, end, hash);
-    if (entry < 0) {
-      const id = -entry - 1;
-      this.heads[id] = label + 1;
-      this.previous[label] = 0;
-    } else {
-      this.previous[label] = this.heads[entry]!;
-      this.heads[entry] = label + 1;
-    }
+    const at = this.findOrInsert(bytes, start, end, hash) + HEAD;
+    this.previous[label] = this.entries[at]!;
+    this.entries[at] = label + 1;
     this.timestamps[label] = labelTsMicros;
     this.truths[label] = yTrue;
     this.labels = label + 1;
   }
 
-  /** The entry of the id, or -(new entry) - 1 when it was inserted. */
+  /** The start (in words) of the id's entry, inserted (with no label yet) when absent. */
   private findOrInsert(bytes: Uint8Array, start: number, end: number, hash: number): number {
     const length = end - start;
     const { slots, mask } = this;
@@ -153,29 +142,26 @@ export class SharedLabelIndex implements LabelLookup {
     for (; ; slot = (slot + 1) & mask) {
       const stored = slots[slot]!;
       if (stored === 0) break;
-      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return (stored & mask) - 1;
+      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return ((stored & mask) - 1) * STRIDE;
     }
     const entry = this.ids;
-    if (entry === this.hashes.length) {
-      const grown = entry * 2;
-      this.hashes = sharedLike(this.hashes, grown);
-      this.offsets = sharedLike(this.offsets, grown);
-      this.lengths = sharedLike(this.lengths, grown);
-      this.heads = sharedLike(this.heads, grown);
-    }
+    if ((entry + 1) * STRIDE > this.entries.length) this.entries = sharedLike(this.entries, this.entries.length * 2);
     const padded = (length + 3) & ~3;
     if (this.keyBytes + padded > this.keys.length) this.keys = sharedLike(this.keys, Math.max(this.keys.length * 2, this.keyBytes + padded));
     const keys = this.keys;
-    const at = this.keyBytes;
-    for (let i = 0; i < length; i++) keys[at + i] = bytes[start + i]!;
-    this.keyBytes = at + padded;
-    this.hashes[entry] = hash;
-    this.offsets[entry] = at;
-    this.lengths[entry] = length;
+    const offset = this.keyBytes;
+    for (let i = 0; i < length; i++) keys[offset + i] = bytes[start + i]!;
+    this.keyBytes = offset + padded;
+    const base = entry * STRIDE;
+    const entries = this.entries;
+    entries[base + HASH] = hash;
+    entries[base + LENGTH] = length;
+    entries[base + OFFSET] = offset / 4;
+    entries[base + HEAD] = 0;
     this.ids = entry + 1;
     if (this.ids * 2 > slots.length) this.rehash(slots.length * 2);
     else slots[slot] = tag | (entry + 1);
-    return -entry - 1;
+    return base;
   }
 
   /** Doubles the slots and refills them from the stored hashes. */
@@ -183,7 +169,7 @@ export class SharedLabelIndex implements LabelLookup {
     const slots = shared(Int32Array, slotCount);
     const mask = slotCount - 1;
     for (let entry = 0; entry < this.ids; entry++) {
-      const hash = this.hashes[entry]!;
+      const hash = this.entries[entry * STRIDE + HASH]!;
       let slot = hash & mask;
       while (slots[slot] !== 0) slot = (slot + 1) & mask;
       slots[slot] = (hash & ~mask) | (entry + 1);
@@ -194,9 +180,11 @@ export class SharedLabelIndex implements LabelLookup {
 
   /** Whether entry holds the id `bytes[start..start+length)` with this hash. */
   private holds(entry: number, bytes: Uint8Array, start: number, length: number, hash: number): boolean {
-    if (this.hashes[entry] !== hash || this.lengths[entry] !== length) return false;
+    const base = entry * STRIDE;
+    const entries = this.entries;
+    if (entries[base + HASH] !== hash || entries[base + LENGTH] !== length) return false;
     const keys = this.keys;
-    const offset = this.offsets[entry]!;
+    const offset = entries[base + OFFSET]! * 4;
     for (let i = 0; i < length; i++) if (keys[offset + i] !== bytes[start + i]) return false;
     return true;
   }
@@ -209,7 +197,7 @@ export class SharedLabelIndex implements LabelLookup {
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const stored = slots[slot]!;
       if (stored === 0) return -1;
-      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return this.heads[(stored & mask) - 1]! - 1;
+      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return this.entries[((stored & mask) - 1) * STRIDE + HEAD]! - 1;
     }
   }
 
@@ -220,8 +208,9 @@ export class SharedLabelIndex implements LabelLookup {
       const stored = slots[slot]!;
       if (stored === 0) return -1;
       if ((stored & ~mask) !== tag) continue;
-      const entry = (stored & mask) - 1;
-      if (this.hashes[entry] === hash && source.probeEquals(this.keys, this.offsets[entry]!, this.lengths[entry]!)) return this.heads[entry]! - 1;
+      const base = ((stored & mask) - 1) * STRIDE;
+      const entries = this.entries;
+      if (entries[base + HASH] === hash && source.probeEquals(this.keys, entries[base + OFFSET]! * 4, entries[base + LENGTH]!)) return entries[base + HEAD]! - 1;
     }
   }
 
@@ -249,6 +238,6 @@ export class SharedLabelIndex implements LabelLookup {
 
   /** Bytes of shared memory held. */
   get byteSize(): number {
-    return [this.slots, this.hashes, this.offsets, this.lengths, this.keys, this.heads, this.previous, this.timestamps, this.truths].reduce((n, a) => n + a.byteLength, 0);
+    return [this.slots, this.entries, this.keys, this.previous, this.timestamps, this.truths].reduce((n, a) => n + a.byteLength, 0);
   }
 }
