@@ -5,8 +5,8 @@
  * once the day is complete (slices.ts), when the top values of each key are known.
  *
  * Delays do not go into per-combo histograms (a combo-hour histogram per combo would cost MiBs per
- * model version): each labeled state is counted under a delay key (combo; bucket, sign, hour and
- * delay bin, delayRowKey), one map entry per distinct key, turned into slice histograms at the end.
+ * model version): each labeled state is counted per combo under its packed code (bucket, sign, hour
+ * and delay bin), one map entry per distinct code, turned into slice histograms at the end.
  *
  * Past `maxCombos` distinct combos (a high-cardinality key), predictions are kept as compact rows of
  * their join scalars instead (about 60 bytes plus 8 per segment value) and replayed through the same
@@ -150,9 +150,51 @@ export function codeOfDelayKey(key: number): number {
   return key - comboOfDelayKey(key) * CODE_SPAN;
 }
 
-/** Counts `count` more labeled states under a delay row key. */
-export function countDelay(delays: Map<number, number>, key: number, count: number): void {
-  delays.set(key, (delays.get(key) ?? 0) + count);
+/**
+ * Labeled states counted per combo by packed delay code (a small integer: no number boxed per
+ * state), and delay counts received from elsewhere as delay row keys with their counts.
+ */
+export class DelayCounts {
+  /** Per combo: packed code → states. */
+  readonly byCombo: Array<Map<number, number> | undefined> = [];
+  /** Counts handed over by worker threads (join-task.ts): delay row keys and their counts. */
+  readonly received: Array<{ keys: Float64Array; counts: Float64Array }> = [];
+  /** Distinct (combo, code) entries held in byCombo. */
+  private entries = 0;
+
+  /** Counts one more labeled state of `combo` with the packed `code`. */
+  count(combo: number, code: number): void {
+    let codes = this.byCombo[combo];
+    if (codes === undefined) this.byCombo[combo] = codes = new Map();
+    const before = codes.get(code);
+    if (before === undefined) this.entries++;
+    codes.set(code, (before ?? 0) + 1);
+  }
+
+  /** Every count as (delay row key, count), received ones included; a key may come more than once. */
+  *all(): Generator<[number, number]> {
+    for (let combo = 0; combo < this.byCombo.length; combo++) for (const [code, count] of this.byCombo[combo] ?? []) yield [delayRowKey(combo, code), count];
+    for (const { keys, counts } of this.received) for (let i = 0; i < keys.length; i++) yield [keys[i]!, counts[i]!];
+  }
+
+  /** The counts of byCombo as delay row keys and counts, in two arrays (to hand over). */
+  take(): { keys: Float64Array; counts: Float64Array } {
+    const keys = new Float64Array(this.entries);
+    const counts = new Float64Array(this.entries);
+    let at = 0;
+    for (let combo = 0; combo < this.byCombo.length; combo++) {
+      for (const [code, count] of this.byCombo[combo] ?? []) {
+        keys[at] = delayRowKey(combo, code);
+        counts[at++] = count;
+      }
+    }
+    return { keys, counts };
+  }
+
+  /** Bytes held, roughly (a Map entry of two small integers costs about 24 bytes in V8). */
+  get byteSize(): number {
+    return this.entries * 24 + this.received.reduce((n, part) => n + part.keys.byteLength + part.counts.byteLength, 0);
+  }
 }
 
 /** Sends maturity states into one combo's windows, and its labeled states to the delay rows. */
@@ -161,8 +203,7 @@ export class ComboSink implements ContributionSink {
   combo = 0;
   hour = -1;
 
-  /** `delays`: the labeled states counted by delay row key (delayRowKey). */
-  constructor(private readonly delays: Map<number, number>) {}
+  constructor(private readonly delays: DelayCounts) {}
 
   prediction(valid: boolean, misplaced: boolean, hour: number): void {
     this.target.bucket(0).addPrediction(valid, misplaced);
@@ -175,7 +216,7 @@ export class ComboSink implements ContributionSink {
     hourAcc?.addLabelState(1, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay);
     if (!labeled) return;
     const code = (delayKey(delaySeconds) + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT);
-    countDelay(this.delays, delayRowKey(this.combo, code), 1);
+    this.delays.count(this.combo, code);
   }
 }
 
@@ -215,7 +256,7 @@ export class ComboStore {
   /** The hash computed by the last findCombo. */
   private comboHash = 0;
   /** Labeled states of combo predictions, counted by delay row key (combo, packed bucket/sign/hour/delay bin). */
-  readonly delays = new Map<number, number>();
+  readonly delays = new DelayCounts();
   private readonly sink = new ComboSink(this.delays);
   /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
   private readonly keptRef = uint32Column();
@@ -258,8 +299,7 @@ export class ComboStore {
   /** Bytes held by the columns (combos are bounded by maxCombos), for the memory log line. */
   get byteSize(): number {
     const columns = [this.keptRef, this.keptHour, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
-    // A Map entry of two doubles costs about 40 bytes in V8.
-    return columns.reduce((sum, column) => sum + column.byteSize, 0) + this.delays.size * 40;
+    return columns.reduce((sum, column) => sum + column.byteSize, 0) + this.delays.byteSize;
   }
 
   /** The combo of (group, pairs), or undefined; no string is built per prediction. */
@@ -359,7 +399,7 @@ export class ComboStore {
 
   /** Adds delay counts that a worker accumulated (join-task.ts): keys and their counts. */
   absorbDelays(keys: Float64Array, counts: Float64Array): void {
-    for (let i = 0; i < keys.length; i++) countDelay(this.delays, keys[i]!, counts[i]!);
+    this.delays.received.push({ keys, counts });
   }
 
   /** Counts a dropped duplicate in the slices of the kept prediction `kept` (its index among kept ones). */

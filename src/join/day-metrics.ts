@@ -187,7 +187,7 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    for (const [key, count] of store.delays) out.addDelays(key, count);
+    for (const [key, count] of store.delays.all()) out.addDelays(key, count);
 
     const labels = store.labels;
     const chainTs: number[] = [];

@@ -9,7 +9,7 @@
  * they are merged exactly into the run's combos (DayJoin.absorbWindows): counts and exact sums,
  * so which thread added what changes no bit.
  */
-import { ComboSink, WindowedAccumulators } from '../join/combos.js';
+import { ComboSink, DelayCounts, WindowedAccumulators } from '../join/combos.js';
 import { countKind, curatedLabel, type JoinedLabel, type TaskCounts, type WorkerJoinSettings } from '../join/day-join.js';
 import { LabelMaturity } from '../join/maturity.js';
 import { finalCutoffMicros, newLabelChoice } from '../join/policy.js';
@@ -63,7 +63,7 @@ const joins = new Map<number, JoinState>();
 /** What a thread accumulates for one join. */
 class JoinState {
   readonly windows = new Map<number, WindowedAccumulators>();
-  readonly delays = new Map<number, number>();
+  readonly delays = new DelayCounts();
   readonly sink = new ComboSink(this.delays);
   rows = 0;
 }
@@ -79,8 +79,8 @@ export function flushJoin(task: FlushTask): FlushReply {
     combos[at++] = combo;
     target.writeTo(state);
   }
-  const delays = join?.delays ?? new Map<number, number>();
-  return { combos, state: new Uint8Array(state.bytes()), delayKeys: Float64Array.from(delays.keys()), delayCounts: Float64Array.from(delays.values()), rows: join?.rows ?? 0 };
+  const delays = (join?.delays ?? new DelayCounts()).take();
+  return { combos, state: new Uint8Array(state.bytes()), delayKeys: delays.keys, delayCounts: delays.counts, rows: join?.rows ?? 0 };
 }
 
 /** The labels and maturity rule of the freeze last seen, kept across tasks. */
