@@ -11,38 +11,13 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-let gc: ((options?: { type: 'major' | 'minor' }) => void) | undefined;
-
-function exposed(): (options?: { type: 'major' | 'minor' }) => void {
-  if (gc === undefined) {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as (options?: { type: 'major' | 'minor' }) => void;
-  }
-  return gc;
-}
+let gc: (() => void) | undefined;
 
 /** Runs a full, synchronous garbage collection. */
 export function collectGarbage(): void {
-  exposed()();
-}
-
-/**
- * Frees the ArrayBuffers of short-lived objects every `everyBytes` of them (a young-generation
- * collection, well under a millisecond with a small young heap). A thread that receives columnar
- * batches and sends them on allocates few JS objects, so V8 collects its young generation rarely,
- * and the batches' buffers, dead long ago, wait for the external-memory trigger of a full
- * collection: tens of MiB per thread. Measured on the kit's 2M day (README "Performance").
- */
-export class BufferChurn {
-  private bytes = 0;
-
-  constructor(private readonly everyBytes: number) {}
-
-  /** Counts `bytes` more of buffers that die soon; collects once they add up to everyBytes. */
-  add(bytes: number): void {
-    this.bytes += bytes;
-    if (this.bytes < this.everyBytes) return;
-    this.bytes = 0;
-    exposed()({ type: 'minor' });
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
   }
+  gc();
 }

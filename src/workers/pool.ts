@@ -201,9 +201,10 @@ export class WorkerPool {
     );
   }
 
-  /** Compresses one output block (the data is handed over). */
+  /** Compresses one output block (the data is handed over: a buffer of its own is moved, not copied, and unusable after). */
   async compress(codec: string, data: Buffer): Promise<Buffer> {
-    const own = new Uint8Array(data);
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer);
+    const own = owned ? new Uint8Array(data.buffer, 0, data.byteLength) : new Uint8Array(data);
     const out = (await this.run({ op: 'compress', codec, data: own }, [own.buffer], `compressing a ${codec} block`)) as Uint8Array;
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }

@@ -14,7 +14,6 @@ import type { CorruptionSite } from '../avro/container-format.js';
 import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
 import { BucketSplitter } from '../scale/bucket-split.js';
-import { BufferChurn } from '../scale/collect-garbage.js';
 import { type FlushTask, type JoinReply, type JoinTask, flushJoin, joinPlanned } from './join-task.js';
 import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, transferList, type EncodedRecords, type JoinResults, type PredictionBatch } from './batches.js';
 import { ColumnarDecoder, directPlan, type DirectPlan } from './columnar-decoder.js';
@@ -145,19 +144,7 @@ function transferredJoin(reply: JoinReply): unknown {
   return move({ [transferableSymbol]: [...transferList(reply), ...transferList(reply.encoded)], [valueSymbol]: value } as never);
 }
 
-/** The buffers of finished tasks, freed every 16 MiB (collect-garbage.ts). */
-const churn = new BufferChurn(16 * 1024 * 1024);
-
-/** Bytes of the buffers a task holds while it runs (its input and what it hands back). */
-function taskBytes(task: Task): number {
-  if (task.op === 'decode' || task.op === 'partition') return task.stored.byteLength * 4;
-  if (task.op === 'join') return transferList(task.batch).reduce((n, buffer) => n + buffer.byteLength, 0) * 2;
-  if (task.op === 'compress') return task.data.byteLength * 2;
-  return 0;
-}
-
 export default function run(task: Task): unknown {
-  churn.add(taskBytes(task));
   try {
     if (task.op === 'decode') return transferred(decode(task));
     if (task.op === 'partition') return transferred(partition(task));
