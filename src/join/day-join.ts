@@ -5,7 +5,8 @@
  * hours of SPEC §5.1), merged into slices once the day is complete (`slices.ts`).
  */
 import { chooseLabel, finalCutoffMicros, finalReadyAtMicros, newLabelChoice, type DayWindow, type LabelChoice } from './policy.js';
-import type { LabelChains, LabelLookup } from './label-index.js';
+import { type LabelChains, LabelIndex } from './label-index.js';
+import { uint32Column } from './columns.js';
 import { StringKeyTable } from './key-table.js';
 import { RowKind, type EnrichedRecord, type PredictionRecord, type Stage } from './records.js';
 import { HAS_Y_TRUE, type JoinResults, type PredictionBatch } from '../workers/batches.js';
@@ -198,16 +199,26 @@ export class DayJoin {
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
   /**
-   * `expectedPredictions` presizes the dedup table (an estimate; it grows past it); `maxCombos`
-   * is lowered only by tests, to exercise the row overflow.
+   * With shared labels (a pool, planBatch): per label id (SharedLabelIndex entry), its kept
+   * prediction + 1, 0 while none is kept; the dedup of an id with labels costs no table of its own.
+   * Ids without labels dedup in `seen`, their kept predictions in `unlabeledKept` by entry.
+   */
+  private keptOfLabelId: Int32Array | undefined;
+  private readonly unlabeledKept = uint32Column();
+
+  /**
+   * `labels`: a LabelIndex for `accept` (the main-thread path), or the SharedLabelIndex of a pool
+   * for `planBatch`. `expectedPredictions` presizes the dedup table (an estimate; it grows past
+   * it); `maxCombos` is lowered only by tests, to exercise the row overflow.
    */
   constructor(
     private readonly settings: JoinSettings,
-    private readonly labels: LabelLookup,
+    private readonly labels: LabelIndex | SharedLabelIndex,
     expectedPredictions = 1024,
     maxCombos = MAX_COMBOS,
   ) {
-    this.seen = new StringKeyTable(expectedPredictions);
+    // With shared labels, only the ids without labels need the dedup table.
+    this.seen = new StringKeyTable(labels instanceof SharedLabelIndex ? Math.max(16, expectedPredictions >>> 3) : expectedPredictions);
     this.finalClose = finalReadyAtMicros(settings.day, settings.windowMicros);
     this.allowedKeys = settings.sliceKeys === undefined ? undefined : new Set(settings.sliceKeys);
     this.metrics = new ComboStore(comboSettingsOf(settings), labels, maxCombos);
@@ -220,7 +231,7 @@ export class DayJoin {
 
   /** Bytes held by the probe's structures, for the memory log line. */
   get byteSize(): number {
-    return this.seen.byteSize + this.metrics.byteSize;
+    return this.seen.byteSize + this.metrics.byteSize + (this.keptOfLabelId?.byteLength ?? 0) + this.unlabeledKept.byteSize;
   }
 
   /**
@@ -247,7 +258,9 @@ export class DayJoin {
    * and writes the combo into `plan` for the worker to join; an overflow row (no combo left) is
    * joined here at once, its kind and label fields written into `results` and `plan` -1.
    */
-  planBatch(batch: PredictionBatch, results: JoinResults, plan: Int32Array): void {
+  planBatch(batch: PredictionBatch, results: JoinResults, plan: Int32Array, heads: Int32Array): void {
+    const labels = this.sharedIndex;
+    const keptOf = (this.keptOfLabelId ??= new Int32Array(labels.distinctIds));
     const codes = new BatchCodes(batch.strings.length);
     const targets = new Int32Array(batch.signatureRow.length).fill(UNMAPPED);
     const groups = new Int32Array(batch.signatureRow.length);
@@ -258,11 +271,27 @@ export class DayJoin {
     for (let row = 0; row < batch.count; row++) {
       this.stats.predictionsRead++;
       plan[row] = -1;
-      const hash = this.seen.hashBytes(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!);
-      if (!this.keepFirst(hash)) {
-        results.kind[row] = RowKind.dropped;
-        continue;
+      // Dedup (SPEC §3): the first prediction of an id is kept; a later one counts in the kept one's slices.
+      const start = row === 0 ? 0 : batch.idEnds[row - 1]!;
+      const end = batch.idEnds[row]!;
+      const entry = labels.entryOf(batch.ids, start, end, batch.idHash[row]!);
+      let head = -1;
+      if (entry >= 0) {
+        if (keptOf[entry] !== 0) {
+          this.dropDuplicate(keptOf[entry]! - 1, results, row);
+          continue;
+        }
+        keptOf[entry] = this.stats.kept + 1;
+        head = labels.headAt(entry);
+      } else {
+        const index = this.seen.internHashed(this.seen.hashBytes(batch.ids, start, end));
+        if (!this.seen.lastWasInserted) {
+          this.dropDuplicate(this.unlabeledKept.get(index), results, row);
+          continue;
+        }
+        this.unlabeledKept.push(this.stats.kept);
       }
+      this.stats.kept++;
       const inferenceTs = batch.inferenceTs[row]!;
       const hour = hourOfDay(day, inferenceTs);
       const signature = batch.signature[row]!;
@@ -280,15 +309,15 @@ export class DayJoin {
       }
       if (target >= 0) {
         plan[row] = target;
+        heads[row] = head;
         continue;
       }
       // An overflow row: joined here, with the rows' own replay at the end (combos.ts).
       const yPred = batch.yPred[row]!;
       const inlineYTrue = batch.nullable[row]! & HAS_Y_TRUE ? batch.yTrue[row]! : null;
       const cutoff = this.cutoffOf(inferenceTs);
-      const head = this.labels.headFrom(this.seen, hash);
       metrics.addRow(groups[signature]!, pairs[signature]!, hour, inferenceTs, yPred, inlineYTrue, head, cutoff);
-      const kind = curatedLabel(this.labels, this.choice, head, cutoff, inferenceTs, yPred, inlineYTrue, j);
+      const kind = curatedLabel(labels, this.choice, head, cutoff, inferenceTs, yPred, inlineYTrue, j);
       countKind(this.stats, kind);
       results.kind[row] = kind;
       if (kind === RowKind.fromLabels || kind === RowKind.inline) {
@@ -297,6 +326,13 @@ export class DayJoin {
         results.delaySeconds[row] = j.delaySeconds;
       }
     }
+  }
+
+  /** A dropped duplicate of the kept prediction `kept` (its index among kept ones), counted in its slices. */
+  private dropDuplicate(kept: number, results: JoinResults, row: number): void {
+    this.metrics.duplicate(kept);
+    this.stats.duplicatesDropped++;
+    results.kind[row] = RowKind.dropped;
   }
 
   /** Adds what a worker's join task sends back of a planned batch (join-task.ts): its rows' counts. */
@@ -325,8 +361,13 @@ export class DayJoin {
 
   /** The shared labels that a worker's join task reads: the join must have been given a SharedLabelIndex (buildLabelIndex with a pool). */
   get sharedLabels(): SharedLabelParts {
-    if (!(this.labels instanceof SharedLabelIndex)) throw new ModelMetricsError('E_INTERNAL', 'a pooled join needs the frozen shared labels (buildLabelIndex with a pool)', { operation: 'join' });
-    return this.labels.parts;
+    return this.sharedIndex.parts;
+  }
+
+  /** The labels of a pooled join (planBatch). */
+  private get sharedIndex(): SharedLabelIndex {
+    if (!(this.labels instanceof SharedLabelIndex)) throw new ModelMetricsError('E_INTERNAL', 'a pooled join needs the shared labels (buildLabelIndex with a pool)', { operation: 'join' });
+    return this.labels;
   }
 
   /** The settings a worker's join task needs, as plain data. */
@@ -367,7 +408,7 @@ export class DayJoin {
     return group;
   }
 
-  /** Dedup (SPEC §3): true for the first prediction of its id; a later one is counted in the kept one's slices. */
+  /** Dedup (SPEC §3) of `accept`: true for the first prediction of its id; a later one is counted in the kept one's slices. */
   private keepFirst(hash: number): boolean {
     const kept = this.seen.internHashed(hash);
     if (!this.seen.lastWasInserted) {
@@ -391,6 +432,7 @@ export class DayJoin {
    */
   private joinKept(hash: number, group: number, inferenceTs: number, yPred: number, inlineYTrue: number | null): RowKind {
     const cutoff = this.cutoffOf(inferenceTs);
+    if (!(this.labels instanceof LabelIndex)) throw new ModelMetricsError('E_INTERNAL', 'accept needs a LabelIndex (shared labels are joined with planBatch)', { operation: 'join' });
     const head = this.labels.headFrom(this.seen, hash);
     this.metrics.add(group, this.pairScratch, inferenceTs, yPred, inlineYTrue, head, cutoff);
     const kind = curatedLabel(this.labels, this.choice, head, cutoff, inferenceTs, yPred, inlineYTrue, this.joined);

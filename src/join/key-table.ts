@@ -191,14 +191,6 @@ export class StringKeyTable {
     }
   }
 
-  /** Whether the key last passed to `hashKey`/`hashBytes` equals `bytes[offset..offset+length)`. */
-  probeEquals(bytes: Uint8Array, offset: number, length: number): boolean {
-    if (length !== this.probeLength) return false;
-    const scratch = this.scratch;
-    for (let i = 0; i < length; i++) if (bytes[offset + i] !== scratch[i]) return false;
-    return true;
-  }
-
   /** The key of an entry (for tests and rare paths; allocates). */
   keyAt(index: number): string {
     if (!Number.isInteger(index) || index < 0 || index >= this.count) {

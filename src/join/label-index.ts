@@ -27,17 +27,8 @@ export interface LabelChains {
   labelTs(label: number): number;
 }
 
-/**
- * What the join reads of the labels: the chains, and the chain of the key last hashed into another
- * table (one hash serves the dedup table and the labels). LabelIndex and SharedLabelIndex
- * (shared-labels.ts) both answer it.
- */
-export interface LabelLookup extends LabelChains {
-  headFrom(source: StringKeyTable, hash: number): number;
-}
-
 /** Labels by prediction id; chains run from the most recently added label to the first one. */
-export class LabelIndex implements LabelLookup {
+export class LabelIndex implements LabelChains {
   private readonly ids: StringKeyTable;
   /** Per distinct id (StringKeyTable entry): its latest label + 1. */
   private readonly heads: ChunkedColumn<Uint32Array> = uint32Column();

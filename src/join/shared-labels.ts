@@ -15,8 +15,7 @@
  * when full (a copy, amortized); the batches' id hashes (hashUtf8) are the table's hashes.
  */
 import { ModelMetricsError } from '../errors.js';
-import { MAX_LABELS, type LabelLookup } from './label-index.js';
-import type { StringKeyTable } from './key-table.js';
+import { MAX_LABELS, type LabelChains } from './label-index.js';
 
 /** The shared arrays of the index, as a task message carries them (structured clone shares SharedArrayBuffers). */
 export interface SharedLabelParts {
@@ -56,7 +55,7 @@ function shared<T extends Column>(ctor: { new (length: number): T }, length: num
 }
 
 /** Labels by prediction id in shared memory; see the module doc. */
-export class SharedLabelIndex implements LabelLookup {
+export class SharedLabelIndex implements LabelChains {
   private slots: Int32Array;
   private mask: number;
   private entries: Int32Array;
@@ -189,29 +188,21 @@ export class SharedLabelIndex implements LabelLookup {
     return true;
   }
 
-  /** The chain head of the id `bytes[start..end)` whose StringKeyTable hash is `hash`, or -1. */
-  headOf(bytes: Uint8Array, start: number, end: number, hash: number): number {
+  /** The entry of the id `bytes[start..end)` whose StringKeyTable hash is `hash`, or -1 when it has no label. */
+  entryOf(bytes: Uint8Array, start: number, end: number, hash: number): number {
     const length = end - start;
     const { slots, mask } = this;
     const tag = hash & ~mask;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const stored = slots[slot]!;
       if (stored === 0) return -1;
-      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return this.entries[((stored & mask) - 1) * STRIDE + HEAD]! - 1;
+      if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return (stored & mask) - 1;
     }
   }
 
-  headFrom(source: StringKeyTable, hash: number): number {
-    const { slots, mask } = this;
-    const tag = hash & ~mask;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const stored = slots[slot]!;
-      if (stored === 0) return -1;
-      if ((stored & ~mask) !== tag) continue;
-      const base = ((stored & mask) - 1) * STRIDE;
-      const entries = this.entries;
-      if (entries[base + HASH] === hash && source.probeEquals(this.keys, entries[base + OFFSET]! * 4, entries[base + LENGTH]!)) return entries[base + HEAD]! - 1;
-    }
+  /** The chain head (latest label) of an entry. */
+  headAt(entry: number): number {
+    return this.entries[entry * STRIDE + HEAD]! - 1;
   }
 
   next(label: number): number {

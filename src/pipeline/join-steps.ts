@@ -8,7 +8,7 @@ import type { DecodeLimits } from '../avro/container-reader.js';
 import { labelType, predictionType } from '../avro/schemas.js';
 import type { AvroFilesWriter } from '../dataset/avro-writer.js';
 import type { DayJoin } from '../join/day-join.js';
-import { LabelIndex, type LabelLookup } from '../join/label-index.js';
+import { LabelIndex } from '../join/label-index.js';
 import { SharedLabelIndex } from '../join/shared-labels.js';
 import type { LabelRecord, PredictionRecord } from '../join/records.js';
 import type { ObjectInfo, ObjectStore } from '../storage/types.js';
@@ -34,7 +34,7 @@ export interface ReadSetup {
 /** A day's labels, indexed and ready for the join. */
 export interface IndexedLabels {
   /** A LabelIndex (--workers 0), or with a pool the SharedLabelIndex the workers' join tasks read. */
-  labels: LabelLookup;
+  labels: LabelIndex | SharedLabelIndex;
   /** Labels read (past labelsThrough included). */
   read: number;
   indexed: number;
@@ -107,9 +107,10 @@ export async function probePredictions(setup: ReadSetup, join: DayJoin, curated:
       setup.signal?.throwIfAborted();
       const results = joinResults(batch.count);
       const plan = new Int32Array(batch.count);
-      join.planBatch(batch, results, plan);
+      const heads = new Int32Array(batch.count);
+      join.planBatch(batch, results, plan, heads);
       setup.onRecords(batch.count);
-      const joined = pool.join(batch, results, plan, settings, labels, join.token);
+      const joined = pool.join(batch, results, plan, heads, settings, labels, join.token);
       joined.catch(() => undefined); // awaited in order; this only keeps an early failure from being "unhandled"
       encoding.push(joined);
       while (encoding.length >= pool.capacity) await appendOldest();

@@ -1,9 +1,9 @@
 /**
  * The join of a planned prediction batch on a worker thread (--workers N, SPEC §9): the main
  * thread has deduplicated the batch in (object key, record) order and placed each kept row in its
- * combo (DayJoin.planBatch); here each such row is probed against the shared labels
- * (SharedLabelIndex), its label states accumulated into its combo's windows by the same maturity
- * rule and sink as on the main thread, and its curated label chosen. Then the batch's curated
+ * combo, with its label chain head in the shared labels (DayJoin.planBatch); here each such row's
+ * chain (SharedLabelIndex) is read, its label states accumulated into its combo's windows by the
+ * same maturity rule and sink as on the main thread, and its curated label chosen. Then the batch's curated
  * records are encoded. Each worker keeps its windows across the tasks of a join (by the join's
  * token) and sends them once, serialized, when the join flushes (a task aimed at each thread);
  * they are merged exactly into the run's combos (DayJoin.absorbWindows): counts and exact sums,
@@ -27,6 +27,8 @@ export interface JoinTask {
   results: JoinResults;
   /** Per row: the combo of a kept row to join here, or -1. */
   plan: Int32Array;
+  /** Per planned row: its label chain head in the shared labels (-1: none). */
+  heads: Int32Array;
   settings: WorkerJoinSettings;
   labels: SharedLabelParts;
   /** The join (DayJoin.token) whose windows this thread accumulates the rows into. */
@@ -106,7 +108,7 @@ export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, res
   const choice = newLabelChoice();
   const joined: JoinedLabel = { yTrue: NaN, labelTs: NaN, delaySeconds: NaN };
   const final = settings.stage === 'final';
-  const { ids, idEnds, idHash } = batch;
+  const { heads } = task;
   for (let row = 0; row < batch.count; row++) {
     const combo = plan[row]!;
     if (combo < 0) continue;
@@ -116,7 +118,7 @@ export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, res
     const yPred = batch.yPred[row]!;
     const inlineYTrue = batch.nullable[row]! & HAS_Y_TRUE ? batch.yTrue[row]! : null;
     const cutoff = final ? finalCutoffMicros(inferenceTs, settings.windowMicros, settings.finalClose) : settings.asOfMicros;
-    const head = labels.headOf(ids, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!, idHash[row]!);
+    const head = heads[row]!;
     const hour = hourOfDay(settings.day, inferenceTs);
     let target = windows.get(combo);
     if (target === undefined) windows.set(combo, (target = new WindowedAccumulators(maturity.bucketCount, settings.hourly)));

@@ -186,9 +186,9 @@ export class WorkerPool {
   }
 
   /** Joins the planned rows of a batch against the shared labels and encodes its curated records (join-task.ts; the batch, results and plan are handed over). */
-  join(batch: PredictionBatch, results: JoinResults, plan: Int32Array, settings: WorkerJoinSettings, labels: SharedLabelParts, token: number): Promise<JoinReply> {
-    const task: JoinTask = { op: 'join', batch, results, plan, settings, labels, token };
-    return this.run(task, [...transferList(batch), ...transferList(results), plan.buffer as ArrayBuffer], 'joining predictions') as Promise<JoinReply>;
+  join(batch: PredictionBatch, results: JoinResults, plan: Int32Array, heads: Int32Array, settings: WorkerJoinSettings, labels: SharedLabelParts, token: number): Promise<JoinReply> {
+    const task: JoinTask = { op: 'join', batch, results, plan, heads, settings, labels, token };
+    return this.run(task, [...transferList(batch), ...transferList(results), plan.buffer as ArrayBuffer, heads.buffer as ArrayBuffer], 'joining predictions') as Promise<JoinReply>;
   }
 
   /** Every thread's windows of a join (its token), one task aimed at each thread; call once its join tasks are done. */

@@ -84,8 +84,9 @@ describe('DayJoin.planBatch with the workers\' joinPlanned', () => {
       const batch = columns.take();
       const results = joinResults(batch.count);
       const plan = new Int32Array(batch.count);
-      batched.planBatch(batch, results, plan);
-      const reply = joinPlanned({ op: 'join', batch, results, plan, settings: batched.workerSettings, labels: batched.sharedLabels, token: batched.token }, encodeKeptRows);
+      const heads = new Int32Array(batch.count);
+      batched.planBatch(batch, results, plan, heads);
+      const reply = joinPlanned({ op: 'join', batch, results, plan, heads, settings: batched.workerSettings, labels: batched.sharedLabels, token: batched.token }, encodeKeptRows);
       batched.absorbBatch(reply.counts);
       rows.forEach((p, row) => actual.push(results.kind[row] === RowKind.dropped ? undefined : enrichedRow(batch, results, row, p.prediction_id)));
     }
