@@ -344,7 +344,7 @@ export class ComboStore {
    * The first half of `add`: records the kept prediction's hour and finds or creates its combo,
    * counting it there; -1 when every combo slot is taken by others (the prediction is then added
    * with `addRow`). Its figures go into the combo's windows separately (`add`, or a worker's join
-   * task whose windows are merged in with `absorb`).
+   * task whose windows are merged in with `absorbWindows`).
    */
   place(group: number, pairs: readonly number[], hour: number): number {
     this.keptHour.push(hour + 1);

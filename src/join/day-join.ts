@@ -284,6 +284,7 @@ export class DayJoin {
         keptOf[entry] = this.stats.kept + 1;
         head = labels.headAt(entry);
       } else {
+        // hashBytes also puts the id into the table's probe buffer, which internHashed compares and stores.
         const index = this.seen.internHashed(this.seen.hashBytes(batch.ids, start, end));
         if (!this.seen.lastWasInserted) {
           this.dropDuplicate(this.unlabeledKept.get(index), results, row);
@@ -305,6 +306,7 @@ export class DayJoin {
       } else if (target >= 0) {
         metrics.placeIn(target, hour);
       } else {
+        // An overflow signature stays one: every combo slot is taken, so place answers -1 again.
         metrics.place(groups[signature]!, pairs[signature]!, hour);
       }
       if (target >= 0) {

@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptObjectError, ModelMetricsError } from '../errors.js';
 import { StateFormatError, StateReader, StateWriter } from '../metrics/state-codec.js';
-import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators } from './combos.js';
+import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators, codeOfDelayKey, comboOfDelayKey, delayRowKey } from './combos.js';
 import { type DayJoin, type JoinStats, MAX_SEGMENT_KEY_NAMES, siftPair, tooManyKeyNames } from './day-join.js';
 import type { LabelChains } from './label-index.js';
 import { LabelMaturity } from './maturity.js';
@@ -40,9 +40,6 @@ import { ageEndMicros } from './windows.js';
 export const DAY_METRICS_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from('MMDAYMET', 'latin1');
 const DIGEST_BYTES = 32;
-import { codeOfDelayKey, comboOfDelayKey, delayRowKey } from './combos.js';
-
-export { codeOfDelayKey, comboOfDelayKey, delayRowKey };
 
 /** Most combos a merged value may hold so that delay keys stay exact (2^53 / 2^32). */
 const MAX_MERGED_COMBOS = 2 ** 21;

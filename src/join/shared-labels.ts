@@ -45,7 +45,14 @@ const HEAD = 3;
 /** A typed array of `length` elements like `like`, on a SharedArrayBuffer, holding `like`'s values. */
 function sharedLike<T extends Column>(like: T, length: number): T {
   const ctor = like.constructor as { new (buffer: SharedArrayBuffer, offset: number, length: number): T; BYTES_PER_ELEMENT: number };
-  const grown = new ctor(new SharedArrayBuffer(Math.max(1, length) * ctor.BYTES_PER_ELEMENT), 0, length);
+  const bytes = Math.max(1, length) * ctor.BYTES_PER_ELEMENT;
+  let buffer: SharedArrayBuffer;
+  try {
+    buffer = new SharedArrayBuffer(bytes);
+  } catch (error) {
+    throw new ModelMetricsError('E_INTERNAL', `the label index could not allocate ${bytes} bytes of shared memory (${error instanceof Error ? error.message : String(error)}); give the job more memory, or a lower --memory-budget so that the day is joined in buckets`, { operation: 'SharedLabelIndex', option: '--memory-budget' }, { cause: error });
+  }
+  const grown = new ctor(buffer, 0, length);
   grown.set(like.subarray(0, Math.min(like.length, length)) as never);
   return grown;
 }
@@ -227,7 +234,7 @@ export class SharedLabelIndex implements LabelChains {
     return this.ids;
   }
 
-  /** Bytes of shared memory held. */
+  /** Bytes of shared memory allocated (capacity: presized and doubled arrays, not only what is used). */
   get byteSize(): number {
     return [this.slots, this.entries, this.keys, this.previous, this.timestamps, this.truths].reduce((n, a) => n + a.byteLength, 0);
   }

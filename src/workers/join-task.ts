@@ -27,7 +27,7 @@ export interface JoinTask {
   results: JoinResults;
   /** Per row: the combo of a kept row to join here, or -1. */
   plan: Int32Array;
-  /** Per planned row: its label chain head in the shared labels (-1: none). */
+  /** Per row: a planned row's label chain head in the shared labels (-1: none); other rows' entries are not read. */
   heads: Int32Array;
   settings: WorkerJoinSettings;
   labels: SharedLabelParts;
@@ -70,10 +70,14 @@ class JoinState {
   rows = 0;
 }
 
-/** Hands over this thread's windows of a join and forgets them. */
+/**
+ * Hands over this thread's windows of a join and forgets them; with no join left, the shared labels
+ * are let go too (their memory is freed once no thread holds them: a backfill's next day builds its own).
+ */
 export function flushJoin(task: FlushTask): FlushReply {
   const join = joins.get(task.token);
   joins.delete(task.token);
+  if (joins.size === 0) cached = undefined;
   const state = new StateWriter();
   const combos = new Int32Array(join?.windows.size ?? 0);
   let at = 0;

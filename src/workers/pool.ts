@@ -18,11 +18,15 @@ import type { SharedLabelParts } from '../join/shared-labels.js';
 import type { FlushReply, FlushTask, JoinReply, JoinTask } from './join-task.js';
 
 /** Where a task names the thread it must run on (flushJoin): piscina hands it to the load balancer. */
-const THREAD = queueOptionsSymbol as unknown as typeof queueOptionsSymbol;
+const THREAD = queueOptionsSymbol;
 
 /**
  * Piscina's default balancing (a free thread, else the least busy one with room), except that a
- * task naming a thread waits for that one.
+ * task naming a thread waits for that one. Two things keep that safe: the pool's thread count is
+ * fixed (minThreads = maxThreads, so a task waiting for its thread never makes piscina start
+ * another), and no task is abortable (piscina's own balancer keeps those apart). A waiting task
+ * holds up dispatch until a thread finishes a task; flushJoin is only sent once the join's tasks
+ * are done.
  */
 function balancer(task: object, workers: Array<{ id: number; currentUsage: number }>): { id: number; currentUsage: number } | null {
   const wanted = (task as { [THREAD]?: { threadId: number } })[THREAD]?.threadId;
