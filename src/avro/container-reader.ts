@@ -103,7 +103,7 @@ async function readBlockHead(input: ChunkPuller, context: FramingContext, site: 
 }
 
 /** A block decompressed, not yet decoded. */
-interface PreparedBlock {
+export interface PreparedBlock {
   count: number;
   data: Buffer;
 }
@@ -138,7 +138,7 @@ async function readBlock(input: ChunkPuller, context: FramingContext, site: Corr
 }
 
 /** Decompresses a block's stored bytes within the decompressed-size limit. */
-function decompressBlock(stored: Buffer, context: BlockDecoder, site: CorruptionSite): Buffer {
+export function decompressBlock(stored: Buffer, context: BlockDecoder, site: CorruptionSite): Buffer {
   let data: Buffer;
   try {
     data = context.codec.decompress(stored, context.limits.maxDecompressedBlockBytes);
@@ -165,7 +165,7 @@ function errorText(error: unknown): string {
 }
 
 /** Decodes exactly `count` records spanning exactly the block's bytes, in batches. */
-function* decodeBatches(block: PreparedBlock, context: BlockDecoder, site: CorruptionSite): Generator<unknown[]> {
+export function* decodeBatches(block: PreparedBlock, context: BlockDecoder, site: CorruptionSite): Generator<unknown[]> {
   const { readerType, resolver, limits } = context;
   const { count, data } = block;
   // A plain loop over type.decode: measured as fast as driving avsc's internal Tap directly

@@ -5,8 +5,8 @@
  * once the day is complete (slices.ts), when the top values of each key are known.
  *
  * Delays do not go into per-combo histograms (a combo-hour histogram per combo would cost MiBs per
- * model version): each labeled state is a row of two 32-bit words (combo; bucket, sign, hour and
- * delay bin), 8 bytes per labeled prediction, turned into slice histograms at the end.
+ * model version): each labeled state is counted per combo under its packed code (bucket, sign, hour
+ * and delay bin), one map entry per distinct code, turned into slice histograms at the end.
  *
  * Past `maxCombos` distinct combos (a high-cardinality key), predictions are kept as compact rows of
  * their join scalars instead (about 60 bytes plus 8 per segment value) and replayed through the same
@@ -15,7 +15,7 @@
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
 import { float64Column, uint32Column, uint8Column } from './columns.js';
-import type { LabelIndex } from './label-index.js';
+import type { LabelChains } from './label-index.js';
 import { StateFormatError, type StateReader, type StateWriter } from '../metrics/state-codec.js';
 import { type ContributionSink, LabelMaturity } from './maturity.js';
 import type { DayWindow } from './policy.js';
@@ -132,13 +132,78 @@ export interface ComboSettings {
   hourly: boolean;
 }
 
-/** Sends maturity states into one combo, and its labeled states to the delay rows. */
-class ComboSink implements ContributionSink {
+/** Combo and delay-row keys: combo * 2^32 + the delay row's packed code, exact below 2^53. */
+const CODE_SPAN = 2 ** 32;
+
+/** The key of a delay row of `combo` with the packed `code`. */
+export function delayRowKey(combo: number, code: number): number {
+  return combo * CODE_SPAN + code;
+}
+
+/** The combo of a delay row key. */
+export function comboOfDelayKey(key: number): number {
+  return Math.floor(key / CODE_SPAN);
+}
+
+/** The packed code of a delay row key. */
+export function codeOfDelayKey(key: number): number {
+  return key - comboOfDelayKey(key) * CODE_SPAN;
+}
+
+/**
+ * Labeled states counted per combo by packed delay code (a small integer: no number boxed per
+ * state), and delay counts received from elsewhere as delay row keys with their counts.
+ */
+export class DelayCounts {
+  /** Per combo: packed code → states. */
+  readonly byCombo: Array<Map<number, number> | undefined> = [];
+  /** Counts handed over by worker threads (join-task.ts): delay row keys and their counts. */
+  readonly received: Array<{ keys: Float64Array; counts: Float64Array }> = [];
+  /** Distinct (combo, code) entries held in byCombo. */
+  private entries = 0;
+
+  /** Counts one more labeled state of `combo` with the packed `code`. */
+  count(combo: number, code: number): void {
+    let codes = this.byCombo[combo];
+    if (codes === undefined) this.byCombo[combo] = codes = new Map();
+    const before = codes.get(code);
+    if (before === undefined) this.entries++;
+    codes.set(code, (before ?? 0) + 1);
+  }
+
+  /** Every count as (delay row key, count), received ones included; a key may come more than once. */
+  *all(): Generator<[number, number]> {
+    for (let combo = 0; combo < this.byCombo.length; combo++) for (const [code, count] of this.byCombo[combo] ?? []) yield [delayRowKey(combo, code), count];
+    for (const { keys, counts } of this.received) for (let i = 0; i < keys.length; i++) yield [keys[i]!, counts[i]!];
+  }
+
+  /** The counts of byCombo as delay row keys and counts, in two arrays (to hand over). */
+  take(): { keys: Float64Array; counts: Float64Array } {
+    const keys = new Float64Array(this.entries);
+    const counts = new Float64Array(this.entries);
+    let at = 0;
+    for (let combo = 0; combo < this.byCombo.length; combo++) {
+      for (const [code, count] of this.byCombo[combo] ?? []) {
+        keys[at] = delayRowKey(combo, code);
+        counts[at++] = count;
+      }
+    }
+    return { keys, counts };
+  }
+
+  /** Bytes held, roughly (a Map entry of two small integers costs about 24 bytes in V8). */
+  get byteSize(): number {
+    return this.entries * 24 + this.received.reduce((n, part) => n + part.keys.byteLength + part.counts.byteLength, 0);
+  }
+}
+
+/** Sends maturity states into one combo's windows, and its labeled states to the delay rows. */
+export class ComboSink implements ContributionSink {
   target!: WindowedAccumulators;
   combo = 0;
   hour = -1;
 
-  constructor(private readonly store: ComboStore) {}
+  constructor(private readonly delays: DelayCounts) {}
 
   prediction(valid: boolean, misplaced: boolean, hour: number): void {
     this.target.bucket(0).addPrediction(valid, misplaced);
@@ -150,9 +215,8 @@ class ComboSink implements ContributionSink {
     const hourAcc = final ? this.target.hour(this.hour) : undefined;
     hourAcc?.addLabelState(1, invalidLabels, duplicateLabels, labeled, yTrue, yPred, delaySeconds, negativeDelay);
     if (!labeled) return;
-    const key = delayKey(delaySeconds);
-    this.store.delayCombo.push(this.combo);
-    this.store.delayCode.push((key + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT));
+    const code = (delayKey(delaySeconds) + KEY_BIAS) | (bucket << BUCKET_SHIFT) | (sign < 0 ? REMOVAL_BIT : 0) | ((hourAcc === undefined ? 0 : this.hour + 1) << HOUR_SHIFT);
+    this.delays.count(this.combo, code);
   }
 }
 
@@ -191,15 +255,14 @@ export class ComboStore {
   private readonly comboChain: number[] = [];
   /** The hash computed by the last findCombo. */
   private comboHash = 0;
-  private readonly sink = new ComboSink(this);
+  /** Labeled states of combo predictions, counted by delay row key (combo, packed bucket/sign/hour/delay bin). */
+  readonly delays = new DelayCounts();
+  private readonly sink = new ComboSink(this.delays);
   /** Per kept prediction: 2 × combo index, or 2 × row index + 1. */
   private readonly keptRef = uint32Column();
   /** Per kept prediction: its hour of D + 1 (0: misplaced), for duplicates counted in hourly records. */
   private readonly keptHour = uint8Column();
 
-  // Labeled states of combo predictions: the combo, and the packed bucket/sign/hour/delay bin.
-  readonly delayCombo = uint32Column();
-  readonly delayCode = uint32Column();
 
   /** Per key id: how many *rows* carry the key (combos count their own). */
   readonly keyPairCounts: number[] = [];
@@ -221,7 +284,7 @@ export class ComboStore {
   constructor(
     settings: ComboSettings,
     /** The run's labels: overflow rows point into it by chain head until DayMetrics.of copies their chains. */
-    readonly labels: LabelIndex,
+    readonly labels: LabelChains,
     private readonly maxCombos = MAX_COMBOS,
   ) {
     this.settings = settings;
@@ -235,8 +298,8 @@ export class ComboStore {
 
   /** Bytes held by the columns (combos are bounded by maxCombos), for the memory log line. */
   get byteSize(): number {
-    const columns = [this.keptRef, this.keptHour, this.delayCombo, this.delayCode, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
-    return columns.reduce((sum, column) => sum + column.byteSize, 0);
+    const columns = [this.keptRef, this.keptHour, this.rowGroup, this.rowFlags, this.rowHour, this.rowDuplicatePredictions, this.rowInferenceTs, this.rowYPred, this.rowInlineYTrue, this.rowHead, this.rowCutoff, this.rowPairStart, this.segmentPairs];
+    return columns.reduce((sum, column) => sum + column.byteSize, 0) + this.delays.byteSize;
   }
 
   /** The combo of (group, pairs), or undefined; no string is built per prediction. */
@@ -265,6 +328,25 @@ export class ComboStore {
    */
   add(group: number, pairs: readonly number[], inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     const hour = hourOfDay(this.settings.day, inferenceTs);
+    const combo = this.place(group, pairs, hour);
+    if (combo < 0) {
+      this.addRow(group, pairs, hour, inferenceTs, yPred, inlineYTrue, head, cutoff);
+      return;
+    }
+    const sink = this.sink;
+    sink.target = this.combos[combo]!.windows;
+    sink.combo = combo;
+    sink.hour = hour;
+    this.maturity.contribute(sink, hour, hour < 0, inferenceTs, yPred, inlineYTrue, head, cutoff);
+  }
+
+  /**
+   * The first half of `add`: records the kept prediction's hour and finds or creates its combo,
+   * counting it there; -1 when every combo slot is taken by others (the prediction is then added
+   * with `addRow`). Its figures go into the combo's windows separately (`add`, or a worker's join
+   * task whose windows are merged in with `absorbWindows`).
+   */
+  place(group: number, pairs: readonly number[], hour: number): number {
     this.keptHour.push(hour + 1);
     let combo = this.findCombo(group, pairs);
     if (combo === undefined && this.combos.length < this.maxCombos) {
@@ -273,17 +355,21 @@ export class ComboStore {
       this.comboHeads.set(this.comboHash, combo);
       this.combos.push({ group, pairs: pairs.slice(), windows: this.newWindows(), kept: 0 });
     }
-    if (combo !== undefined) {
-      this.keptRef.push(combo * 2);
-      const target = this.combos[combo]!;
-      target.kept++;
-      const sink = this.sink;
-      sink.target = target.windows;
-      sink.combo = combo;
-      sink.hour = hour;
-      this.maturity.contribute(sink, hour, hour < 0, inferenceTs, yPred, inlineYTrue, head, cutoff);
-      return;
-    }
+    if (combo === undefined) return -1;
+    this.keptRef.push(combo * 2);
+    this.combos[combo]!.kept++;
+    return combo;
+  }
+
+  /** `place` of a kept prediction whose combo is already known (the same group and pairs as an earlier `place`). */
+  placeIn(combo: number, hour: number): void {
+    this.keptHour.push(hour + 1);
+    this.keptRef.push(combo * 2);
+    this.combos[combo]!.kept++;
+  }
+
+  /** The second half of `add` for a prediction that `place` could not give a combo: an overflow row. */
+  addRow(group: number, pairs: readonly number[], hour: number, inferenceTs: number, yPred: number, inlineYTrue: number | null, head: number, cutoff: number): void {
     this.keptRef.push(this.rowGroup.size * 2 + 1);
     this.rowGroup.push(group);
     this.rowPairStart.push(this.segmentPairs.size);
@@ -300,6 +386,20 @@ export class ComboStore {
     this.rowInlineYTrue.push(inlineYTrue ?? 0);
     this.rowHead.push(head + 1);
     this.rowCutoff.push(cutoff);
+  }
+
+  /**
+   * Adds windows that a worker accumulated for placed predictions (join-task.ts): per combo in
+   * `combos` order, as WindowedAccumulators.writeTo wrote them into `state`. Everything merged is
+   * exact and counted, so the order of absorbs does not matter.
+   */
+  absorbWindows(combos: Int32Array, state: StateReader): void {
+    for (const combo of combos) this.combos[combo]!.windows.merge(WindowedAccumulators.readFrom(state, this.maturity.bucketCount, this.settings.hourly));
+  }
+
+  /** Adds delay counts that a worker accumulated (join-task.ts): keys and their counts. */
+  absorbDelays(keys: Float64Array, counts: Float64Array): void {
+    this.delays.received.push({ keys, counts });
   }
 
   /** Counts a dropped duplicate in the slices of the kept prediction `kept` (its index among kept ones). */

@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptObjectError, ModelMetricsError } from '../errors.js';
 import { StateFormatError, StateReader, StateWriter } from '../metrics/state-codec.js';
-import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators } from './combos.js';
+import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators, codeOfDelayKey, comboOfDelayKey, delayRowKey } from './combos.js';
 import { type DayJoin, type JoinStats, MAX_SEGMENT_KEY_NAMES, siftPair, tooManyKeyNames } from './day-join.js';
 import type { LabelChains } from './label-index.js';
 import { LabelMaturity } from './maturity.js';
@@ -40,23 +40,7 @@ import { ageEndMicros } from './windows.js';
 export const DAY_METRICS_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from('MMDAYMET', 'latin1');
 const DIGEST_BYTES = 32;
-/** Combo and delay-row keys: combo * 2^32 + the delay row's packed code (combos.ts), exact below 2^53. */
-const CODE_SPAN = 2 ** 32;
 
-/** The key of a delay row of `combo` with the packed `code`. */
-export function delayRowKey(combo: number, code: number): number {
-  return combo * CODE_SPAN + code;
-}
-
-/** The combo of a delay row key. */
-export function comboOfDelayKey(key: number): number {
-  return Math.floor(key / CODE_SPAN);
-}
-
-/** The packed code (combos.ts) of a delay row key. */
-export function codeOfDelayKey(key: number): number {
-  return key - comboOfDelayKey(key) * CODE_SPAN;
-}
 /** Most combos a merged value may hold so that delay keys stay exact (2^53 / 2^32). */
 const MAX_MERGED_COMBOS = 2 ** 21;
 
@@ -200,7 +184,7 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    for (let i = 0; i < store.delayCombo.size; i++) out.addDelays(delayRowKey(store.delayCombo.get(i), store.delayCode.get(i)), 1);
+    for (const [key, count] of store.delays.all()) out.addDelays(key, count);
 
     const labels = store.labels;
     const chainTs: number[] = [];

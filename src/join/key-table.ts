@@ -277,30 +277,10 @@ export class StringKeyTable {
   /** MurmurHash3 x86_32 (seed 0) over the scratch bytes, read as little-endian words. */
   private hashScratch(length: number): number {
     const words = this.scratchWords;
-    const bytes = this.scratch;
     const blocks = length >>> 2;
     let h = 0;
-    for (let i = 0; i < blocks; i++) {
-      let k = words[i]!;
-      k = Math.imul(k, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h ^= k;
-      h = (h << 13) | (h >>> 19);
-      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-    }
-    const rest = length & 3;
-    if (rest !== 0) {
-      const tail = blocks << 2;
-      let k = bytes[tail]!;
-      if (rest > 1) k ^= bytes[tail + 1]! << 8;
-      if (rest > 2) k ^= bytes[tail + 2]! << 16;
-      k = Math.imul(k, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h ^= k;
-    }
-    return finalizeHash(h, length);
+    for (let i = 0; i < blocks; i++) h = mixBlock(h, words[i]!);
+    return finishHash(h, this.scratch, blocks << 2, length);
   }
 
   /** Whether entry holds the probe key (a scratch buffer): full hash and length first, then the bytes. */
@@ -403,6 +383,46 @@ export class StringKeyTable {
     this.mask = mask;
     this.growAt = growLimit(slotCount);
   }
+}
+
+/** One 4-byte block of MurmurHash3 x86_32 mixed into the state. */
+function mixBlock(state: number, word: number): number {
+  let k = Math.imul(word, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  let h = state ^ k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** The 0-3 tail bytes `bytes[tail..tail + (length & 3))` of a key of `length` bytes, then the finalizer. */
+function finishHash(state: number, bytes: Uint8Array, tail: number, length: number): number {
+  let h = state;
+  const rest = length & 3;
+  if (rest !== 0) {
+    let k = bytes[tail]!;
+    if (rest > 1) k ^= bytes[tail + 1]! << 8;
+    if (rest > 2) k ^= bytes[tail + 2]! << 16;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+  }
+  return finalizeHash(h, length);
+}
+
+/**
+ * The hash StringKeyTable gives (`hashKey`, `hashBytes`) to the key whose UTF-8 bytes are
+ * `bytes[start..end)`, computed straight from those bytes at any alignment (a worker batch's id
+ * column, so the main thread need not hash the ids again).
+ */
+export function hashUtf8(bytes: Uint8Array, start: number, end: number): number {
+  const length = end - start;
+  const blocks = length >>> 2;
+  let h = 0;
+  let at = start;
+  for (let i = 0; i < blocks; i++, at += 4) h = mixBlock(h, bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24));
+  return finishHash(h, bytes, at, length);
 }
 
 /**

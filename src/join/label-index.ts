@@ -47,11 +47,6 @@ export class LabelIndex implements LabelChains {
     this.addHashed(this.ids.hashKey(predictionId), yTrue, labelTsMicros);
   }
 
-  /** `add` of a label whose id is given as UTF-8 bytes (a columnar batch's arena). */
-  addBytes(bytes: Uint8Array, start: number, end: number, yTrue: number, labelTsMicros: number): void {
-    this.addHashed(this.ids.hashBytes(bytes, start, end), yTrue, labelTsMicros);
-  }
-
   private addHashed(hash: number, yTrue: number, labelTsMicros: number): void {
     const label = this.timestamps.size;
     if (label >= MAX_LABELS) {

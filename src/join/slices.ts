@@ -12,7 +12,8 @@
  */
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { MetricValues } from '../metrics/formulas.js';
-import { type DayMetrics, codeOfDelayKey, comboOfDelayKey } from './day-metrics.js';
+import { codeOfDelayKey, comboOfDelayKey } from './combos.js';
+import type { DayMetrics } from './day-metrics.js';
 import { type DelayRow, SliceSink, type WindowedAccumulators, addDelayRow, decodeDelayRow } from './combos.js';
 import type { Stage } from './records.js';
 import { stageSymbol } from './records.js';

@@ -16,7 +16,6 @@ import { METRICS_FILE, SUCCESS_FILE, curatedPartKey, leaseKey, outputPartition, 
 import { MANIFEST_FORMAT, type Manifest, type ManifestOutput, serializeManifest, writerSchemaCounts } from '../dataset/manifest.js';
 import { DayJoin, type JoinStats } from '../join/day-join.js';
 import { DayMetrics } from '../join/day-metrics.js';
-import { LabelIndex } from '../join/label-index.js';
 import { formatMicros } from '../join/policy.js';
 import type { Stage } from '../join/records.js';
 import { computeSlices } from '../join/slices.js';
@@ -28,7 +27,7 @@ import { preflight } from './inputs.js';
 import { estimateRecords, joinSettingsOf, outputMetadata, planDay } from './run-plan.js';
 import { type ShardedDay, loadShardedDay, removeShardFolder } from './sharded.js';
 import { shardFolder } from './sharded-layout.js';
-import { indexLabels, probePredictions, type ReadSetup } from './join-steps.js';
+import { buildLabelIndex, probePredictions, type ReadSetup } from './join-steps.js';
 import { type SpillPlan, joinSpilledDay, planSpill } from '../scale/grace-join.js';
 import { SpillArea, explainSpillFailure } from '../scale/spill-area.js';
 import { WorkerPool } from '../workers/pool.js';
@@ -261,17 +260,16 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
         inputs = shardedDay.inputs;
         skipped = shardedDay.skipped;
       } else if (spill === undefined) {
-        const labels = new LabelIndex(estimateRecords(labelCheck.usable));
         if (progress) progress.state.phase = `${request.date} ${request.stage}: labels`;
-        const labelsRead = await indexLabels(setup(stores.labels, labelCheck.usable), labels, labelsThrough);
-        log.info({ event: 'labels_indexed', labels_read: labelsRead, labels_indexed: labels.size, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
+        const labels = await buildLabelIndex(setup(stores.labels, labelCheck.usable), estimateRecords(labelCheck.usable), labelsThrough);
+        log.info({ event: 'labels_indexed', labels_read: labels.read, labels_indexed: labels.indexed, distinct_ids: labels.distinctIds, index_bytes: labels.byteSize }, 'label index built');
 
-        const join = new DayJoin(settings, labels, estimateRecords(predictionCheck.usable));
+        const join = new DayJoin(settings, labels.labels, estimateRecords(predictionCheck.usable));
         if (progress) progress.state.phase = `${request.date} ${request.stage}: predictions`;
         await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
         progress?.clearLine();
         log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
-        joined = { stats: join.stats, labelsRead, labelsIndexed: labels.size, metrics: DayMetrics.of(join) };
+        joined = { stats: join.stats, labelsRead: labels.read, labelsIndexed: labels.indexed, metrics: DayMetrics.of(join) };
       } else {
         log.info({ event: 'spill_started', buckets: plan.buckets, estimate_bytes: plan.estimateBytes, budget: plan.budget, path: spill.path }, `the day's join state (about ${plan.estimateBytes} bytes) exceeds --memory-budget ${plan.budget}: joining in ${plan.buckets} buckets under ${spill.path}`);
         if (progress) progress.state.phase = `${request.date} ${request.stage}: partitioning`;

@@ -7,8 +7,7 @@
  */
 import type { AvroFilesWriter } from '../dataset/avro-writer.js';
 import { DayJoin, type JoinSettings } from '../join/day-join.js';
-import { LabelIndex } from '../join/label-index.js';
-import { indexLabels, probePredictions, type ReadSetup } from '../pipeline/join-steps.js';
+import { buildLabelIndex, probePredictions, type ReadSetup } from '../pipeline/join-steps.js';
 
 /** A bucket's two sides to read (its objects and read settings) and their exact record counts (to presize the tables). */
 export interface BucketJoinInput {
@@ -29,10 +28,9 @@ export interface BucketJoin {
 
 /** Joins one bucket into `curated` (then cuts a part); see the module doc. */
 export async function joinBucket(input: BucketJoinInput, settings: JoinSettings, labelsThrough: number, curated: AvroFilesWriter): Promise<BucketJoin> {
-  const labels = new LabelIndex(Math.max(16, input.labelRecords));
-  await indexLabels(input.labels, labels, labelsThrough);
-  const join = new DayJoin(settings, labels, Math.max(16, input.predictionRecords));
+  const labels = await buildLabelIndex(input.labels, Math.max(16, input.labelRecords), labelsThrough);
+  const join = new DayJoin(settings, labels.labels, Math.max(16, input.predictionRecords));
   await probePredictions(input.predictions, join, curated);
   await curated.cutPart();
-  return { join, labelsIndexed: labels.size, stateBytes: labels.byteSize + join.byteSize };
+  return { join, labelsIndexed: labels.indexed, stateBytes: labels.byteSize + join.byteSize };
 }

@@ -8,6 +8,7 @@
  */
 import type { Type } from 'avsc';
 import { MAX_VARINT_BYTES, writeLong } from '../avro/container-format.js';
+import { hashUtf8 } from '../join/key-table.js';
 import { RowKind, type EnrichedRecord, type LabelRecord, type PredictionRecord } from '../join/records.js';
 
 /** The predictions of one block, column by column. */
@@ -16,6 +17,8 @@ export interface PredictionBatch {
   /** UTF-8 bytes of every prediction_id, back to back; row i ends at idEnds[i]. */
   ids: Uint8Array;
   idEnds: Int32Array;
+  /** Per row, the StringKeyTable hash of its id's bytes (hashUtf8). */
+  idHash: Int32Array;
   yPred: Float64Array;
   /** NaN where `hasYTrue` is 0. */
   yTrue: Float64Array;
@@ -30,6 +33,13 @@ export interface PredictionBatch {
   /** Row i's segment (key code, value code) pairs are segPairs[2*segStart[i] .. 2*segStart[i+1]), in the map's key order. */
   segStart: Int32Array;
   segPairs: Int32Array;
+  /**
+   * Per row, a batch-local code of (modelName, modelVersion, segment pairs in map order): dense from
+   * 0 in order of first occurrence, so the main thread maps each distinct one once per batch.
+   */
+  signature: Int32Array;
+  /** Per signature code, the first row that has it. */
+  signatureRow: Int32Array;
   strings: string[];
 }
 
@@ -38,6 +48,8 @@ export interface LabelBatch {
   count: number;
   ids: Uint8Array;
   idEnds: Int32Array;
+  /** Per row, the StringKeyTable hash of its id's bytes (hashUtf8). */
+  idHash: Int32Array;
   yTrue: Float64Array;
   labelTs: Float64Array;
 }
@@ -83,19 +95,51 @@ class IdArena {
     this.used += this.bytes.write(value, this.used, 'utf8');
     return this.used;
   }
+  /**
+   * Appends `bytes[start..end)` if they are all ASCII (the bytes `add` writes for the string they
+   * spell) and returns the end offset; returns -1, appending nothing, if any byte is above 0x7f.
+   */
+  addAscii(bytes: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    if (this.used + length > this.bytes.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.used + length));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    const out = this.bytes;
+    let at = this.used;
+    let any = 0;
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i]!;
+      any |= byte;
+      out[at++] = byte;
+    }
+    if (any > 0x7f) return -1;
+    this.used = at;
+    return at;
+  }
+  /** hashUtf8 of the bytes at [start..end). */
+  hash(start: number, end: number): number {
+    return hashUtf8(this.bytes, start, end);
+  }
   /** A copy of the bytes written, in a buffer of its own (to transfer). */
   take(): Uint8Array {
     return new Uint8Array(this.bytes.subarray(0, this.used));
   }
 }
 
-/** Builds a PredictionBatch from decoded records (in a worker), `count` rows at most. */
+/**
+ * Builds a PredictionBatch (in a worker), `count` rows at most: from decoded records (`add`), or row
+ * by row from the direct decoder (columnar-decoder.ts: `idAscii`/`idText`, `pair`..., `endRow`).
+ * Both end every row the same way, so idHash and signature agree whichever path filled them.
+ */
 export class PredictionColumns {
   private readonly arena = new IdArena();
   private readonly dictionary = new Map<string, number>();
   private readonly strings: string[] = [];
   private rows = 0;
   private readonly idEnds: Int32Array;
+  private readonly idHash: Int32Array;
   private readonly yPred: Float64Array;
   private readonly yTrue: Float64Array;
   private readonly residual: Float64Array;
@@ -107,9 +151,12 @@ export class PredictionColumns {
   private readonly segStart: Int32Array;
   private segPairs = new Int32Array(1024);
   private pairs = 0;
+  private readonly signature: Int32Array;
+  private readonly signatures = new SignatureTable();
 
   constructor(private readonly capacity: number) {
     this.idEnds = new Int32Array(capacity);
+    this.idHash = new Int32Array(capacity);
     this.yPred = new Float64Array(capacity);
     this.yTrue = new Float64Array(capacity);
     this.residual = new Float64Array(capacity);
@@ -119,9 +166,11 @@ export class PredictionColumns {
     this.modelVersion = new Int32Array(capacity);
     this.featureset = new Int32Array(capacity);
     this.segStart = new Int32Array(capacity + 1);
+    this.signature = new Int32Array(capacity);
   }
 
-  private code(value: string): number {
+  /** The dictionary code of a string, given in order of first use. */
+  code(value: string): number {
     let code = this.dictionary.get(value);
     if (code === undefined) {
       code = this.strings.length;
@@ -131,28 +180,59 @@ export class PredictionColumns {
     return code;
   }
 
+  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
+  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
+    const idEnd = this.arena.addAscii(bytes, start, end);
+    this.idEnds[this.rows] = idEnd;
+    return idEnd >= 0;
+  }
+
+  /** The next row's id as a string. */
+  idText(id: string): void {
+    this.idEnds[this.rows] = this.arena.add(id);
+  }
+
+  /** One segment (key code, value code) of the next row, in the map's key order. */
+  pair(key: number, value: number): void {
+    if (this.pairs * 2 + 2 > this.segPairs.length) this.segPairs = ensure(this.segPairs, this.pairs * 2 + 2);
+    this.segPairs[this.pairs * 2] = key;
+    this.segPairs[this.pairs * 2 + 1] = value;
+    this.pairs++;
+  }
+
+  /** Ends the row whose id and pairs were given: its other fields, then its id hash and signature. */
+  endRow(yPred: number, yTrue: number, residual: number, nullable: number, inferenceTs: number, modelName: number, modelVersion: number, featureset: number): void {
+    const row = this.rows++;
+    this.yPred[row] = yPred;
+    this.yTrue[row] = yTrue;
+    this.residual[row] = residual;
+    this.nullable[row] = nullable;
+    this.inferenceTs[row] = inferenceTs;
+    this.modelName[row] = modelName;
+    this.modelVersion[row] = modelVersion;
+    this.featureset[row] = featureset;
+    this.segStart[row + 1] = this.pairs;
+    this.idHash[row] = this.arena.hash(row === 0 ? 0 : this.idEnds[row - 1]!, this.idEnds[row]!);
+    this.signature[row] = this.signatures.codeOf(row, this.modelName, this.modelVersion, this.segStart, this.segPairs);
+  }
+
   add(records: readonly unknown[]): void {
     for (const record of records) {
       const p = record as PredictionRecord;
-      const row = this.rows++;
-      this.idEnds[row] = this.arena.add(p.prediction_id);
-      this.yPred[row] = p.y_pred;
-      this.yTrue[row] = p.y_true ?? NaN;
-      this.residual[row] = p.residual ?? NaN;
-      this.nullable[row] = (p.y_true === null ? 0 : HAS_Y_TRUE) | (p.residual === null ? 0 : HAS_RESIDUAL);
-      this.inferenceTs[row] = p.inference_ts;
-      this.modelName[row] = this.code(p.model_name);
-      this.modelVersion[row] = this.code(p.model_version);
-      this.featureset[row] = this.code(p.feature_set_version);
+      this.idText(p.prediction_id);
+      const modelName = this.code(p.model_name);
+      const modelVersion = this.code(p.model_version);
+      const featureset = this.code(p.feature_set_version);
       const segments = p.segment_keys;
-      for (const key in segments) {
-        if (this.pairs * 2 + 2 > this.segPairs.length) this.segPairs = ensure(this.segPairs, this.pairs * 2 + 2);
-        this.segPairs[this.pairs * 2] = this.code(key);
-        this.segPairs[this.pairs * 2 + 1] = this.code(segments[key]!);
-        this.pairs++;
-      }
-      this.segStart[row + 1] = this.pairs;
+      for (const key in segments) this.pair(this.code(key), this.code(segments[key]!));
+      const nullable = (p.y_true === null ? 0 : HAS_Y_TRUE) | (p.residual === null ? 0 : HAS_RESIDUAL);
+      this.endRow(p.y_pred, p.y_true ?? NaN, p.residual ?? NaN, nullable, p.inference_ts, modelName, modelVersion, featureset);
     }
+  }
+
+  /** Rows added so far. */
+  get length(): number {
+    return this.rows;
   }
 
   take(): PredictionBatch {
@@ -162,6 +242,7 @@ export class PredictionColumns {
       count: n,
       ids: this.arena.take(),
       idEnds: cut(this.idEnds),
+      idHash: cut(this.idHash),
       yPred: cut(this.yPred),
       yTrue: cut(this.yTrue),
       residual: cut(this.residual),
@@ -172,42 +253,143 @@ export class PredictionColumns {
       featureset: cut(this.featureset),
       segStart: this.segStart.slice(0, n + 1),
       segPairs: this.segPairs.slice(0, this.pairs * 2),
+      signature: cut(this.signature),
+      signatureRow: this.signatures.firstRows(),
       strings: this.strings,
     };
   }
 }
 
-/** Builds a LabelBatch from decoded records (in a worker). */
+/**
+ * Batch-local codes of (modelName, modelVersion, segment pairs) tuples: open addressing over the
+ * code + 1 of each tuple, compared with the columns of the tuple's first row (no copy of the tuple).
+ */
+class SignatureTable {
+  private slots = new Int32Array(64);
+  private hashes = new Int32Array(32);
+  private rows = new Int32Array(32);
+  private count = 0;
+
+  /** The code of row's tuple, a new one when no earlier row has it. */
+  codeOf(row: number, modelName: Int32Array, modelVersion: Int32Array, segStart: Int32Array, segPairs: Int32Array): number {
+    const from = segStart[row]! * 2;
+    const to = segStart[row + 1]! * 2;
+    let h = mixSignature(mixSignature(to - from, modelName[row]!), modelVersion[row]!);
+    for (let i = from; i < to; i++) h = mixSignature(h, segPairs[i]!);
+    const mask = this.slots.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const held = this.slots[slot]! - 1;
+      if (held < 0) break;
+      if (this.hashes[held] !== h) continue;
+      const first = this.rows[held]!;
+      if (modelName[first] !== modelName[row] || modelVersion[first] !== modelVersion[row]) continue;
+      const firstFrom = segStart[first]! * 2;
+      if (segStart[first + 1]! * 2 - firstFrom !== to - from) continue;
+      let same = true;
+      for (let i = 0; same && i < to - from; i++) same = segPairs[firstFrom + i] === segPairs[from + i];
+      if (same) return held;
+    }
+    const code = this.count++;
+    if (code === this.rows.length) {
+      this.rows = ensure(this.rows, code + 1);
+      this.hashes = ensure(this.hashes, code + 1);
+    }
+    this.rows[code] = row;
+    this.hashes[code] = h;
+    if (this.count * 2 > this.slots.length) this.regrow();
+    else this.place(code);
+    return code;
+  }
+
+  /** Per code, its first row (an array of its own). */
+  firstRows(): Int32Array {
+    return this.rows.slice(0, this.count);
+  }
+
+  private place(code: number): void {
+    const mask = this.slots.length - 1;
+    let slot = this.hashes[code]! & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = code + 1;
+  }
+
+  private regrow(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    for (let code = 0; code < this.count; code++) this.place(code);
+  }
+}
+
+function mixSignature(h: number, value: number): number {
+  const k = Math.imul(h ^ value, 0x9e3779b1);
+  return k ^ (k >>> 15);
+}
+
+/**
+ * Builds a LabelBatch (in a worker): from decoded records (`add`) or row by row from the direct
+ * decoder (`idAscii`/`idText`, then `endRow`).
+ */
 export class LabelColumns {
   private readonly arena = new IdArena();
   private rows = 0;
   private readonly idEnds: Int32Array;
+  private readonly idHash: Int32Array;
   private readonly yTrue: Float64Array;
   private readonly labelTs: Float64Array;
 
   constructor(capacity: number) {
     this.idEnds = new Int32Array(capacity);
+    this.idHash = new Int32Array(capacity);
     this.yTrue = new Float64Array(capacity);
     this.labelTs = new Float64Array(capacity);
+  }
+
+  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
+  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
+    const idEnd = this.arena.addAscii(bytes, start, end);
+    this.idEnds[this.rows] = idEnd;
+    return idEnd >= 0;
+  }
+
+  /** The next row's id as a string. */
+  idText(id: string): void {
+    this.idEnds[this.rows] = this.arena.add(id);
+  }
+
+  /** Ends the row whose id was given. */
+  endRow(yTrue: number, labelTs: number): void {
+    const row = this.rows++;
+    this.yTrue[row] = yTrue;
+    this.labelTs[row] = labelTs;
+    this.idHash[row] = this.arena.hash(row === 0 ? 0 : this.idEnds[row - 1]!, this.idEnds[row]!);
   }
 
   add(records: readonly unknown[]): void {
     for (const record of records) {
       const label = record as LabelRecord;
-      const row = this.rows++;
-      this.idEnds[row] = this.arena.add(label.prediction_id);
-      this.yTrue[row] = label.y_true;
-      this.labelTs[row] = label.label_ts;
+      this.idText(label.prediction_id);
+      this.endRow(label.y_true, label.label_ts);
     }
+  }
+
+  /** Rows added so far. */
+  get length(): number {
+    return this.rows;
   }
 
   take(): LabelBatch {
     const n = this.rows;
-    return { count: n, ids: this.arena.take(), idEnds: this.idEnds.slice(0, n), yTrue: this.yTrue.slice(0, n), labelTs: this.labelTs.slice(0, n) };
+    return {
+      count: n,
+      ids: this.arena.take(),
+      idEnds: this.idEnds.slice(0, n),
+      idHash: this.idHash.slice(0, n),
+      yTrue: this.yTrue.slice(0, n),
+      labelTs: this.labelTs.slice(0, n),
+    };
   }
 }
 
-/** Empty join results for a batch of `count` rows (filled by DayJoin.acceptBatch). */
+/** Empty join results for a batch of `count` rows (filled by DayJoin.planBatch and the worker's join task). */
 export function joinResults(count: number): JoinResults {
   return { kind: new Uint8Array(count), yTrue: new Float64Array(count), labelTs: new Float64Array(count), delaySeconds: new Float64Array(count) };
 }

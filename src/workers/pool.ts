@@ -7,12 +7,37 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { Piscina, queueOptionsSymbol } from 'piscina';
 import type { ContainerHeader, DecodeLimits, StoredBlock } from '../avro/container-reader.js';
 import { CorruptObjectError, ModelMetricsError, SchemaIncompatibleError, StorageError, type ErrorCode } from '../errors.js';
-import { transferList, type EncodedRecords, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
+import { transferList, type JoinResults, type LabelBatch, type PredictionBatch } from './batches.js';
 import type { DecodeTask, PartitionTask, Task, TaskBlock, TaskFailure, TaskReply } from './task-worker.js';
 import type { BucketedRecords } from '../scale/bucket-split.js';
+import type { WorkerJoinSettings } from '../join/day-join.js';
+import type { SharedLabelParts } from '../join/shared-labels.js';
+import type { FlushReply, FlushTask, JoinReply, JoinTask } from './join-task.js';
+
+/** Where a task names the thread it must run on (flushJoin): piscina hands it to the load balancer. */
+const THREAD = queueOptionsSymbol;
+
+/**
+ * Piscina's default balancing (a free thread, else the least busy one with room), except that a
+ * task naming a thread waits for that one. Two things keep that safe: the pool's thread count is
+ * fixed (minThreads = maxThreads, so a task waiting for its thread never makes piscina start
+ * another), and no task is abortable (piscina's own balancer keeps those apart). A waiting task
+ * holds up dispatch until a thread finishes a task; flushJoin is only sent once the join's tasks
+ * are done.
+ */
+function balancer(task: object, workers: Array<{ id: number; currentUsage: number }>): { id: number; currentUsage: number } | null {
+  const wanted = (task as { [THREAD]?: { threadId: number } })[THREAD]?.threadId;
+  if (wanted !== undefined) return workers.find((worker) => worker.id === wanted && worker.currentUsage < TASKS_PER_WORKER) ?? null;
+  let candidate: { id: number; currentUsage: number } | null = null;
+  for (const worker of workers) {
+    if (worker.currentUsage === 0) return worker;
+    if (worker.currentUsage < (candidate?.currentUsage ?? TASKS_PER_WORKER)) candidate = worker;
+  }
+  return candidate;
+}
 
 /** Blocks each worker may hold at once (queued or running): bounds the batches in flight to 4 × N. */
 export const TASKS_PER_WORKER = 4;
@@ -126,6 +151,7 @@ export class WorkerPool {
       // Tasks are posted to the workers as soon as they are queued: piscina dispatches from the main
       // thread, which is busy joining, so with one task per worker a worker would idle between them.
       concurrentTasksPerWorker: TASKS_PER_WORKER,
+      loadBalancer: balancer as never,
       // Decoding allocates short-lived records only (a batch's columns are typed arrays, outside the
       // heap): a small young generation keeps each worker's memory down.
       resourceLimits: { maxYoungGenerationSizeMb: 16 },
@@ -163,14 +189,26 @@ export class WorkerPool {
     return this.run(task, [task.stored.buffer as ArrayBuffer], `partitioning ${blockRange(blocks)}`) as Promise<BucketedRecords>;
   }
 
-  /** Encodes the kept rows of a batch as curated records (the batch and results are handed over). */
-  encode(batch: PredictionBatch, results: JoinResults): Promise<EncodedRecords> {
-    return this.run({ op: 'encode', batch, results }, [...transferList(batch), ...transferList(results)], 'encoding curated records') as Promise<EncodedRecords>;
+  /** Joins the planned rows of a batch against the shared labels and encodes its curated records (join-task.ts; the batch, results and plan are handed over). */
+  join(batch: PredictionBatch, results: JoinResults, plan: Int32Array, heads: Int32Array, settings: WorkerJoinSettings, labels: SharedLabelParts, token: number): Promise<JoinReply> {
+    const task: JoinTask = { op: 'join', batch, results, plan, heads, settings, labels, token };
+    return this.run(task, [...transferList(batch), ...transferList(results), plan.buffer as ArrayBuffer, heads.buffer as ArrayBuffer], 'joining predictions') as Promise<JoinReply>;
   }
 
-  /** Compresses one output block (the data is handed over). */
+  /** Every thread's windows of a join (its token), one task aimed at each thread; call once its join tasks are done. */
+  flushJoin(token: number): Promise<FlushReply[]> {
+    return Promise.all(
+      this.pool.threads.map((thread) => {
+        const task: FlushTask & { [THREAD]?: { threadId: number } } = { op: 'flush', token, [THREAD]: { threadId: thread.threadId } };
+        return this.run(task, [], 'handing over join windows') as Promise<FlushReply>;
+      }),
+    );
+  }
+
+  /** Compresses one output block (the data is handed over: a buffer of its own is moved, not copied, and unusable after). */
   async compress(codec: string, data: Buffer): Promise<Buffer> {
-    const own = new Uint8Array(data);
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer);
+    const own = owned ? new Uint8Array(data.buffer, 0, data.byteLength) : new Uint8Array(data);
     const out = (await this.run({ op: 'compress', codec, data: own }, [own.buffer], `compressing a ${codec} block`)) as Uint8Array;
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }

@@ -14,7 +14,9 @@ import type { CorruptionSite } from '../avro/container-format.js';
 import { enrichedType, labelType, predictionType } from '../avro/schemas.js';
 import { ModelMetricsError } from '../errors.js';
 import { BucketSplitter } from '../scale/bucket-split.js';
-import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, LabelColumns, PredictionColumns, transferList, type JoinResults, type PredictionBatch } from './batches.js';
+import { type FlushTask, type JoinReply, type JoinTask, flushJoin, joinPlanned } from './join-task.js';
+import { encodeKeptRows, encodeKeptRowsWith, HAND_ENCODED_FIELDS, transferList, type EncodedRecords, type JoinResults, type PredictionBatch } from './batches.js';
+import { ColumnarDecoder, directPlan, type DirectPlan } from './columnar-decoder.js';
 
 /** One block of a decode task: its records and where its stored bytes sit in the task's buffer. */
 export interface TaskBlock {
@@ -47,13 +49,6 @@ export interface PartitionTask extends Omit<DecodeTask, 'op'> {
   labelsThrough: number;
 }
 
-/** Encode the kept rows of a prediction batch as curated records. */
-export interface EncodeTask {
-  op: 'encode';
-  batch: PredictionBatch;
-  results: JoinResults;
-}
-
 /** Compress one output block with a codec. */
 export interface CompressTask {
   op: 'compress';
@@ -61,7 +56,7 @@ export interface CompressTask {
   data: Uint8Array;
 }
 
-export type Task = DecodeTask | PartitionTask | EncodeTask | CompressTask;
+export type Task = DecodeTask | PartitionTask | JoinTask | FlushTask | CompressTask;
 
 /** A task's error, as plain data. */
 export interface TaskFailure {
@@ -106,10 +101,16 @@ function* decodedRecords(task: DecodeTask | PartitionTask): Generator<unknown[]>
   for (const block of task.blocks) yield* decodeStoredBlock(decoder, { count: block.count, stored: all.subarray(block.start, block.end), site: block.site });
 }
 
+/** Per dataset and writer fingerprint: the direct decoder's plan (undefined: avsc decodes). */
+const directPlans = new Map<string, DirectPlan | undefined>();
+
 function decode(task: DecodeTask): object {
   const count = task.blocks.reduce((n, block) => n + block.count, 0);
-  const columns = task.dataset === 'predictions' ? new PredictionColumns(count) : new LabelColumns(count);
-  for (const records of decodedRecords(task)) columns.add(records);
+  const planKey = `${task.dataset}\0${task.header.fingerprint}`;
+  if (!directPlans.has(planKey)) directPlans.set(planKey, directPlan(task.dataset, JSON.parse(task.header.schemaJson)));
+  const columns = new ColumnarDecoder(task.dataset, directPlans.get(planKey), decoderFor(task), count);
+  const all = Buffer.from(task.stored.buffer, task.stored.byteOffset, task.stored.byteLength);
+  for (const block of task.blocks) columns.block({ count: block.count, stored: all.subarray(block.start, block.end), site: block.site });
   return columns.take();
 }
 
@@ -126,17 +127,29 @@ function compress(task: CompressTask): Uint8Array {
   return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
 }
 
+/** The curated records of a batch's kept rows. */
+function encodeCurated(batch: PredictionBatch, results: JoinResults): EncodedRecords {
+  return handEncoded ? encodeKeptRows(batch, results) : encodeKeptRowsWith(enrichedType, batch, results);
+}
+
 function transferred(value: object | Uint8Array): unknown {
   const list = ArrayBuffer.isView(value) ? [value.buffer as ArrayBuffer] : transferList(value);
   const reply: TaskReply = { ok: true, value };
   return move({ [transferableSymbol]: list, [valueSymbol]: reply } as never);
 }
 
+/** A join reply, its arrays and its curated records' arrays handed over. */
+function transferredJoin(reply: JoinReply): unknown {
+  const value: TaskReply = { ok: true, value: reply };
+  return move({ [transferableSymbol]: [...transferList(reply), ...transferList(reply.encoded)], [valueSymbol]: value } as never);
+}
+
 export default function run(task: Task): unknown {
   try {
     if (task.op === 'decode') return transferred(decode(task));
     if (task.op === 'partition') return transferred(partition(task));
-    if (task.op === 'encode') return transferred(handEncoded ? encodeKeptRows(task.batch, task.results) : encodeKeptRowsWith(enrichedType, task.batch, task.results));
+    if (task.op === 'join') return transferredJoin(joinPlanned(task, encodeCurated));
+    if (task.op === 'flush') return transferred(flushJoin(task));
     return transferred(compress(task));
   } catch (error) {
     if (error instanceof ModelMetricsError) return { ok: false, failure: { code: error.code, message: error.message, context: { ...error.context } } } satisfies TaskReply;

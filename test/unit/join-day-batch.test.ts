@@ -1,11 +1,17 @@
 /**
- * DayJoin.acceptBatch (the worker pool's path: columnar batches, ids hashed from UTF-8 bytes) is
- * DayJoin.accept row by row: the same kept rows, enriched records, statistics and metric slices,
- * over predictions with duplicates, invalid values, inline labels, misplaced rows, non-ASCII ids,
- * varied segment maps and the combo overflow into rows.
+ * The worker pool's join of columnar batches — DayJoin.planBatch on the main thread, then the
+ * worker's joinPlanned against the labels frozen into shared memory, its windows flushed and
+ * absorbed — is DayJoin.accept row by row: the same kept rows, enriched records, statistics and
+ * metric slices (label ages and hours included), over predictions with duplicates, invalid
+ * values, inline labels, misplaced rows, non-ASCII ids, varied segment maps and the combo
+ * overflow into rows.
  */
 import { describe, expect, it } from 'vitest';
-import { DayJoin } from '../../src/join/day-join.js';
+import { DayJoin, type JoinSettings } from '../../src/join/day-join.js';
+import { SharedLabelIndex } from '../../src/join/shared-labels.js';
+import { StateReader } from '../../src/metrics/state-codec.js';
+import { encodeKeptRows } from '../../src/workers/batches.js';
+import { flushJoin, joinPlanned } from '../../src/workers/join-task.js';
 import { DayMetrics } from '../../src/join/day-metrics.js';
 import { LabelIndex } from '../../src/join/label-index.js';
 import { dayWindow } from '../../src/join/policy.js';
@@ -40,8 +46,9 @@ function predictions(n: number, random: () => number): PredictionRecord[] {
   });
 }
 
-function setup(stage: Stage, random: () => number, ids: readonly string[], maxCombos: number, byBytes: boolean) {
+function setup(stage: Stage, random: () => number, ids: readonly string[], maxCombos: number, shared: boolean) {
   const index = new LabelIndex();
+  const sharedIndex = new SharedLabelIndex(4);
   const labels = new LabelColumns(ids.length * 2);
   const raw: Array<{ prediction_id: string; y_true: number; label_ts: number }> = [];
   for (const id of ids) {
@@ -51,13 +58,14 @@ function setup(stage: Stage, random: () => number, ids: readonly string[], maxCo
   labels.add(raw);
   const batch = labels.take();
   for (let row = 0; row < batch.count; row++) {
-    if (byBytes) index.addBytes(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!, batch.yTrue[row]!, batch.labelTs[row]!);
+    if (shared) sharedIndex.add(batch.ids, row === 0 ? 0 : batch.idEnds[row - 1]!, batch.idEnds[row]!, batch.idHash[row]!, batch.yTrue[row]!, batch.labelTs[row]!);
     else index.add(raw[row]!.prediction_id, raw[row]!.y_true, raw[row]!.label_ts);
   }
-  return new DayJoin({ stage, day: DAY, asOfMicros: DAY.endMicros + 12 * H, windowMicros: WINDOW, sliceKeys: undefined }, index, 1024, maxCombos);
+  const settings: JoinSettings = { stage, day: DAY, asOfMicros: DAY.endMicros + 12 * H, windowMicros: WINDOW, sliceKeys: undefined, labelAgesSeconds: [3600, 86_400, 3 * 86_400], hourly: true };
+  return new DayJoin(settings, shared ? sharedIndex : index, 1024, maxCombos);
 }
 
-describe('DayJoin.acceptBatch', () => {
+describe('DayJoin.planBatch with the workers\' joinPlanned', () => {
   it.each([
     ['final', 2048],
     ['preliminary', 2048],
@@ -75,9 +83,15 @@ describe('DayJoin.acceptBatch', () => {
       columns.add(rows);
       const batch = columns.take();
       const results = joinResults(batch.count);
-      batched.acceptBatch(batch, results);
+      const plan = new Int32Array(batch.count);
+      const heads = new Int32Array(batch.count);
+      batched.planBatch(batch, results, plan, heads);
+      const reply = joinPlanned({ op: 'join', batch, results, plan, heads, settings: batched.workerSettings, labels: batched.sharedLabels, token: batched.token }, encodeKeptRows);
+      batched.absorbBatch(reply.counts);
       rows.forEach((p, row) => actual.push(results.kind[row] === RowKind.dropped ? undefined : enrichedRow(batch, results, row, p.prediction_id)));
     }
+    const flushed = flushJoin({ op: 'flush', token: batched.token });
+    batched.absorbWindows([{ ...flushed, state: new StateReader(Buffer.from(flushed.state)) }]);
     expect(actual).toEqual(expected);
     expect(batched.stats).toEqual(one.stats);
     const slices = (join: DayJoin) => computeSlices(DayMetrics.of(join), { stage, day: DAY, labelsThroughMicros: DAY.endMicros + WINDOW, maxSliceValues: 3 });
