@@ -5,26 +5,17 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import { alertExitCode, describeAlerts } from '../src/alerts/report.js';
-import { checkDate, dayWindow, formatMicros } from '../src/calendar.js';
 import { defaultOf, optionsOf } from '../src/config/options.js';
-import { type RawOptions, datasetUri, logSettingsOf, oneOf, resolveJobConfig, s3SettingsOf, shardRunOf } from '../src/config/resolve.js';
+import type { RawOptions } from '../src/config/resolve.js';
 import { UsageError } from '../src/errors.js';
-import { parseLabelWindow } from '../src/join/policy.js';
 import type { DayOutcome, DayResult } from '../src/run-results.js';
 import type { PhaseResult } from '../src/pipeline/sharded.js';
-import { openStore } from '../src/storage/open.js';
-import { commandLogger, createRunContext } from '../src/cli/context.js';
-import { reportFormats } from '../src/cli/format.js';
 import { type CliIo, type CommandWiring, asOfOf, processIo, runProgram } from '../src/cli/program.js';
-import { shardOf } from '../src/cli/reporting.js';
-import { renderReport } from '../src/cli/report-view.js';
 import { registerSchemaCommand } from '../src/cli/schema-command.js';
-import { reportRequestOf } from '../src/report/request.js';
-import { backfill } from './backfill.js';
-import { dailyRun } from './daily-run.js';
-import { demo, describeDemoAlerts } from './demo.js';
-import { buildReport, checkOutFile, renderAny, writeHtmlReport, writeOutFile } from './report.js';
-import { scheduled } from './scheduled.js';
+
+// Each command's implementation is imported inside its action, so `--version`, `--help` and one
+// command load only what that command runs: a local `run` neither the report's HTML and vega nor
+// the demo, and nothing here loads the AWS SDK (src/storage/open.ts defers it to the first s3:// request).
 
 export { FAILURE_PREFIX, type CliIo } from '../src/cli/program.js';
 
@@ -36,15 +27,20 @@ export function main(argv: readonly string[], io: CliIo = processIo): Promise<nu
 /** The commands of the table: run, backfill, scheduled, report, demo; and `schema check`. */
 function registerCommands(cli: CommandWiring): void {
   cli.define('run', 'compute one day and stage', async ({ raw, warnings }) => {
+    const [{ checkDate, formatMicros }, { oneOf, resolveJobConfig, shardRunOf }, { dailyRun }] = await Promise.all([
+      import('../src/calendar.js'),
+      import('../src/config/resolve.js'),
+      import('./daily-run.js'),
+    ]);
     const date = raw.date as string;
     checkDate(date, '--date');
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
     const asOfMicros = asOfOf(raw);
     const shardRun = shardRunOf(raw, cli.io.env);
     const config = resolveJobConfig(raw, cli.io.env);
-    const { ctx, report } = cli.startReporting(raw, config, 'run', [stage]);
+    const { ctx, report } = await cli.startReporting(raw, config, 'run', [stage]);
     cli.warnAll(ctx.logger, warnings);
-    const local = { args: shardChildArgs(raw, asOfMicros), env: shardChildEnv(cli.io.env), stderr: (chunk: Buffer) => process.stderr.write(chunk) };
+    const local = { args: shardChildArgs(raw, formatMicros(asOfMicros)), env: shardChildEnv(cli.io.env), stderr: (chunk: Buffer) => process.stderr.write(chunk) };
     const result = await dailyRun(ctx, { date, stage, asOfMicros }, shardRun, local);
     if ('phase' in result) {
       // A partition or join phase publishes nothing: its summary names its marker, no day outcome.
@@ -56,6 +52,12 @@ function registerCommands(cli: CommandWiring): void {
   });
 
   cli.define('backfill', 'compute every day of a range, several at once', async ({ raw, warnings }) => {
+    const [{ checkDate, dayWindow, formatMicros }, { oneOf, resolveJobConfig }, { shardOf }, { backfill }] = await Promise.all([
+      import('../src/calendar.js'),
+      import('../src/config/resolve.js'),
+      import('../src/cli/reporting.js'),
+      import('./backfill.js'),
+    ]);
     const from = raw.from as string;
     const to = raw.to as string;
     const stage = oneOf(raw, 'stage', ['preliminary', 'final'] as const);
@@ -69,15 +71,20 @@ function registerCommands(cli: CommandWiring): void {
       // Caught here rather than as one failed day each: the whole range is a usage mistake.
       throw new UsageError(`--to ${to} begins after --as-of ${formatMicros(asOfMicros)}; a preliminary backfill can only cover days that have started`, { option: '--to' });
     }
-    const { ctx, report } = cli.startReporting(raw, config, 'backfill', [stage]);
+    const { ctx, report } = await cli.startReporting(raw, config, 'backfill', [stage]);
     cli.warnAll(ctx.logger, warnings);
     const outcomes = await backfill(ctx, { from, to, stage, asOfMicros, concurrency, shard });
     report.outcomes = outcomes;
     cli.print(describeOutcomes(outcomes), outcomes);
-    cli.outcomesVerdict(outcomes);
+    await cli.outcomesVerdict(outcomes);
   });
 
   cli.define('scheduled', 'CronJob entry: preliminary for yesterday, final for every closed window without one', async ({ raw, warnings }) => {
+    const [{ parseLabelWindow }, { resolveJobConfig }, { scheduled }] = await Promise.all([
+      import('../src/join/policy.js'),
+      import('../src/config/resolve.js'),
+      import('./scheduled.js'),
+    ]);
     const lookbackIso = (raw.lookback as string | undefined) ?? defaultOf<string>('lookback', 'scheduled');
     let lookbackMicros: number;
     try {
@@ -87,16 +94,24 @@ function registerCommands(cli: CommandWiring): void {
     }
     const asOfMicros = asOfOf(raw);
     const config = resolveJobConfig(raw, cli.io.env);
-    const { ctx, report } = cli.startReporting(raw, config, 'scheduled', ['preliminary', 'final']);
+    const { ctx, report } = await cli.startReporting(raw, config, 'scheduled', ['preliminary', 'final']);
     cli.warnAll(ctx.logger, warnings);
     const outcomes = await scheduled(ctx, { asOfMicros, lookbackMicros });
     report.outcomes = outcomes;
     cli.print(describeOutcomes(outcomes), outcomes);
     // A day not ready yet is the normal state of a schedule (its next run catches up): only failures fail it.
-    cli.outcomesVerdict(outcomes.filter((o) => o.status !== 'not_ready'));
+    await cli.outcomesVerdict(outcomes.filter((o) => o.status !== 'not_ready'));
   });
 
   cli.define('report', 'the metrics of a date range per model version and window: table, md, csv, json or html (SPEC §7)', async ({ raw, warnings }) => {
+    const [{ reportRequestOf }, { reportFormats }, { datasetUri, logSettingsOf, oneOf, s3SettingsOf }, { openStore }, { commandLogger }, { buildReport, checkOutFile, renderAny, writeOutFile }] = await Promise.all([
+      import('../src/report/request.js'),
+      import('../src/cli/format.js'),
+      import('../src/config/resolve.js'),
+      import('../src/storage/open.js'),
+      import('../src/cli/context.js'),
+      import('./report.js'),
+    ]);
     const request = reportRequestOf(raw);
     const format = oneOf(raw, 'format', reportFormats, raw.json === true ? 'json' : defaultOf<string>('format', 'report'));
     const out = raw.out as string | undefined;
@@ -113,6 +128,13 @@ function registerCommands(cli: CommandWiring): void {
   });
 
   cli.define('demo', 'generate sample data locally, run both stages and print the tables (no server, no credentials)', async ({ raw, warnings }) => {
+    const [{ resolveJobConfig }, { createRunContext }, { demo, describeDemoAlerts }, { writeHtmlReport }, { renderReport }] = await Promise.all([
+      import('../src/config/resolve.js'),
+      import('../src/cli/context.js'),
+      import('./demo.js'),
+      import('./report.js'),
+      import('../src/cli/report-view.js'),
+    ]);
     const dir = resolvePath((raw.dir as string | undefined) ?? defaultOf<string>('dir', 'demo'));
     const config = resolveJobConfig({ root: dir, 'log-level': raw['log-level'] ?? defaultOf<string>('log-level', 'demo'), ...(raw['log-format'] === undefined ? {} : { 'log-format': raw['log-format'] }) }, {});
     const ctx = createRunContext(config, 'demo', cli.signal);
@@ -137,7 +159,7 @@ function registerCommands(cli: CommandWiring): void {
       ...failed.map((o) => `${o.date} ${o.stage}: ${o.status}`),
     ].join('\n');
     cli.print(human, result);
-    cli.outcomesVerdict(result.outcomes);
+    await cli.outcomesVerdict(result.outcomes);
   });
 
   registerSchemaCommand(cli.program, cli.io);
@@ -174,8 +196,8 @@ const PARENT_ONLY = new Set(['shards', 'shard-index', 'phase', 'json', 'summary-
  * environment, --config), plus the run's as-of fixed once: a preliminary's "now" must be the same
  * instant in every phase, or each would list and fingerprint a different run.
  */
-function shardChildArgs(raw: RawOptions, asOfMicros: number): string[] {
-  const args = ['run', `--as-of=${formatMicros(asOfMicros)}`];
+function shardChildArgs(raw: RawOptions, asOf: string): string[] {
+  const args = ['run', `--as-of=${asOf}`];
   for (const spec of optionsOf('run')) {
     const value = raw[spec.name];
     if (value === undefined || PARENT_ONLY.has(spec.name)) continue;

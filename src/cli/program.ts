@@ -4,22 +4,22 @@
  * naming the option, signals, the summary on stdout, the failure's log line and plain last line,
  * and the exit code (0 done, 1 failed, 2 bad usage, 3 not ready, 4 alert). The commands are wired in
  * by jobs/main.ts, so nothing in cli/ imports jobs/. It never calls process.exit, so tests can run
- * it in-process too.
+ * it in-process too. Only commander, the option table and the config-file reader load up front, so
+ * `--version` and `--help` stay cheap; what a command needs to run (value coercion, the logger, the
+ * reporting, the day outcomes) is imported once its action starts.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { type CommandName, type OptionSpec, camelNameOf, commandsUsing, envNameOf, optionsOf } from '../config/options.js';
-import { type JobConfig, coerceAll, logSettingsOf } from '../config/resolve.js';
+import type { JobConfig } from '../config/resolve.js';
 import { CONFIG_ENV, type OptionSources, type RawOptions, type SourcedOptions, attributeSource, checkRequired, mergeSources, readConfigFile, readEnvOptions } from '../config/sources.js';
 import { ExitCode, InterruptedError, ModelMetricsError, UsageError, exitCodeOf } from '../errors.js';
 import { formatMicros, parseTimestamp } from '../calendar.js';
-import { type Logger, sanitizeForLog } from '../observability/log.js';
+import type { Logger } from '../observability/log.js';
 import { JOB_VERSION } from '../package-root.js';
 import type { RunContext } from '../pipeline/daily.js';
-import { combinedExitCode } from '../pipeline/outcome.js';
 import type { DayOutcome, Stage } from '../run-results.js';
-import { destroyStores } from '../storage/open.js';
-import { commandLogger, createRunContext } from './context.js';
-import { type Reporting, finishReporting, reportingOf } from './reporting.js';
+import { destroyStores } from '../storage/client-cache.js';
+import type { Reporting } from './reporting.js';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -47,7 +47,8 @@ export interface GatheredOptions {
 }
 
 /** Raw options in precedence order, coerced to their kinds. */
-function gatherOptions(command: CommandName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv): GatheredOptions {
+async function gatherOptions(command: CommandName, flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<GatheredOptions> {
+  const { coerceAll } = await import('../config/resolve.js');
   const specs = optionsOf(command);
   const fromFlags: SourcedOptions = { values: {}, sources: {} };
   for (const spec of specs) {
@@ -135,9 +136,9 @@ export interface CommandWiring {
   /** Prints the summary: `human` as text, `machine` under --json (and in --summary-file). */
   print(human: string, machine: unknown): void;
   /** Validates a computing command's reporting options, then opens its run context and logger. */
-  startReporting(raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): { ctx: RunContext; report: Reporting };
+  startReporting(raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): Promise<{ ctx: RunContext; report: Reporting }>;
   /** The day outcomes' exit code and, when some failed or were not ready, the last line. */
-  outcomesVerdict(outcomes: readonly DayOutcome[]): void;
+  outcomesVerdict(outcomes: readonly DayOutcome[]): Promise<void>;
   /** Logs the warnings of option gathering once the command's logger exists. */
   warnAll(logger: Logger, warnings: readonly string[]): void;
 }
@@ -174,7 +175,8 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
     summary = machine;
     io.stdout(`${json ? JSON.stringify(machine) : human}\n`);
   };
-  const startReporting = (raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): { ctx: RunContext; report: Reporting } => {
+  const startReporting = async (raw: RawOptions, config: JobConfig, command: 'run' | 'backfill' | 'scheduled', stages: Stage[]): Promise<{ ctx: RunContext; report: Reporting }> => {
+    const [{ reportingOf }, { createRunContext }] = await Promise.all([import('./reporting.js'), import('./context.js')]);
     const report = reportingOf(raw, command, stages);
     reporting = report;
     const ctx = createRunContext(config, command, interrupt.signal);
@@ -197,7 +199,10 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
       outputError: () => undefined,
     });
 
+  // The log module, imported by a command's action before it runs (warnAll is only called from there).
+  let log: typeof import('../observability/log.js') | undefined;
   const warnAll = (logger: Logger, warnings: readonly string[]): void => {
+    const { sanitizeForLog } = log!;
     for (const warning of warnings) logger.warn({ event: 'config_warning', message: sanitizeForLog(warning) }, sanitizeForLog(warning));
   };
   /**
@@ -214,7 +219,9 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
         json = flags.json === true;
         let sources: OptionSources = {};
         try {
-          const options = gatherOptions(name, flags, io.env);
+          const [{ logSettingsOf }, logModule] = await Promise.all([import('../config/resolve.js'), import('../observability/log.js')]);
+          log = logModule;
+          const options = await gatherOptions(name, flags, io.env);
           sources = options.sources;
           json = options.raw.json === true;
           logSettings = logSettingsOf(options.raw);
@@ -223,7 +230,8 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
           throw attributeSource(error, sources);
         }
       });
-  const outcomesVerdict = (outcomes: readonly DayOutcome[]): void => {
+  const outcomesVerdict = async (outcomes: readonly DayOutcome[]): Promise<void> => {
+    const { combinedExitCode } = await import('../pipeline/outcome.js');
     exitCode = combinedExitCode(outcomes);
     const notOk = outcomes.filter((o) => o.status === 'failed' || o.status === 'not_ready');
     if (notOk.length > 0) {
@@ -244,6 +252,7 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
       if (caught.exitCode === 0) return ExitCode.ok;
       error = usageErrorOf(caught, program, argv[0]);
     }
+    const [{ commandLogger }, { sanitizeForLog }] = await Promise.all([import('./context.js'), import('../observability/log.js')]);
     const code = exitCodeOf(error);
     // The failure line is logged at any level but "silent" (the options may not have parsed, so argv is read as is).
     const levelAt = argv.indexOf('--log-level');
@@ -260,6 +269,7 @@ export async function runProgram(argv: readonly string[], io: CliIo, hooks: Prog
   }
   try {
     if (reporting !== undefined) {
+      const [{ finishReporting }, { commandLogger }] = await Promise.all([import('./reporting.js'), import('./context.js')]);
       exitCode = hooks.alertExitCode(exitCode, reporting.outcomes, reporting.failOnAlert);
       const fallbackLogger = (): Logger => logger ?? commandLogger({ ...logSettings, logLevel: 'warn' }, argv[0] ?? 'model-metrics');
       exitCode = await finishReporting(reporting, { exitCode, summary, startedAtMs, fallbackLogger });

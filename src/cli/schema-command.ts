@@ -16,8 +16,7 @@ import {
   type CompatibilityReport,
   type PairCheck,
 } from '../schema/check.js';
-import { loadFolderHistory, readSchemaFile, type SchemaHistory } from '../schema/history.js';
-import { loadRegistryHistory } from '../schema/registry.js';
+import type { SchemaHistory } from '../schema/history.js';
 
 /** Where the command writes and what environment it reads (program.ts's CliIo). */
 export interface SchemaCommandIo {
@@ -137,6 +136,8 @@ async function runCheck(file: string, flags: CheckFlags, io: SchemaCommandIo): P
   }
   const mode = flags.mode === undefined ? defaultCompatibilityMode : parseCompatibilityMode(flags.mode, '--mode');
   const source = historySourceOf(flags, io.env);
+  // Imported here, not at the top: declaring the command (every start of the CLI) needs neither.
+  const [{ loadFolderHistory, readSchemaFile }, { loadRegistryHistory }] = await Promise.all([import('../schema/history.js'), import('../schema/registry.js')]);
   const candidate = readSchemaFile(file, `new schema (${file})`, 'schema file');
   const history: SchemaHistory =
     source.kind === 'folder'
