@@ -15,6 +15,7 @@
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { DelayHistogram, delayKey } from '../metrics/delay-histogram.js';
 import { float64Column, uint32Column, uint8Column } from './columns.js';
+import { KeyCounts } from './key-counts.js';
 import type { LabelChains } from './label-index.js';
 import { StateFormatError, type StateReader, type StateWriter } from '../metrics/state-codec.js';
 import { type ContributionSink, LabelMaturity } from './maturity.js';
@@ -151,49 +152,41 @@ export function codeOfDelayKey(key: number): number {
 }
 
 /**
- * Labeled states counted per combo by packed delay code (a small integer: no number boxed per
- * state), and delay counts received from elsewhere as delay row keys with their counts.
+ * Labeled states counted by delay row key (combo and packed delay code, in one KeyCounts: no Map
+ * entry or boxed number per row), and delay counts received from elsewhere as delay row keys with
+ * their counts.
  */
 export class DelayCounts {
-  /** Per combo: packed code → states. */
-  readonly byCombo: Array<Map<number, number> | undefined> = [];
+  /** Delay row key → states. */
+  readonly counted = new KeyCounts();
   /** Counts handed over by worker threads (join-task.ts): delay row keys and their counts. */
   readonly received: Array<{ keys: Float64Array; counts: Float64Array }> = [];
-  /** Distinct (combo, code) entries held in byCombo. */
-  private entries = 0;
 
   /** Counts one more labeled state of `combo` with the packed `code`. */
   count(combo: number, code: number): void {
-    let codes = this.byCombo[combo];
-    if (codes === undefined) this.byCombo[combo] = codes = new Map();
-    const before = codes.get(code);
-    if (before === undefined) this.entries++;
-    codes.set(code, (before ?? 0) + 1);
+    this.counted.add(delayRowKey(combo, code), 1);
   }
 
-  /** Every count as (delay row key, count), received ones included; a key may come more than once. */
-  *all(): Generator<[number, number]> {
-    for (let combo = 0; combo < this.byCombo.length; combo++) for (const [code, count] of this.byCombo[combo] ?? []) yield [delayRowKey(combo, code), count];
-    for (const { keys, counts } of this.received) for (let i = 0; i < keys.length; i++) yield [keys[i]!, counts[i]!];
+  /** Distinct delay rows counted here plus the rows received (a key may be in both). */
+  get rows(): number {
+    return this.received.reduce((n, part) => n + part.keys.length, this.counted.size);
   }
 
-  /** The counts of byCombo as delay row keys and counts, in two arrays (to hand over). */
+  /** Calls `each` with every count as (delay row key, count), received ones included; a key may come more than once. */
+  forEach(each: (key: number, count: number) => void): void {
+    const counted = this.counted;
+    for (let at = 0; at < counted.size; at++) each(counted.keyAt(at), counted.countAt(at));
+    for (const { keys, counts } of this.received) for (let i = 0; i < keys.length; i++) each(keys[i]!, counts[i]!);
+  }
+
+  /** The counts counted here as delay row keys and counts, in two arrays (to hand over). */
   take(): { keys: Float64Array; counts: Float64Array } {
-    const keys = new Float64Array(this.entries);
-    const counts = new Float64Array(this.entries);
-    let at = 0;
-    for (let combo = 0; combo < this.byCombo.length; combo++) {
-      for (const [code, count] of this.byCombo[combo] ?? []) {
-        keys[at] = delayRowKey(combo, code);
-        counts[at++] = count;
-      }
-    }
-    return { keys, counts };
+    return this.counted.toArrays();
   }
 
-  /** Bytes held, roughly (a Map entry of two small integers costs about 24 bytes in V8). */
+  /** Bytes held. */
   get byteSize(): number {
-    return this.entries * 24 + this.received.reduce((n, part) => n + part.keys.byteLength + part.counts.byteLength, 0);
+    return this.counted.byteSize + this.received.reduce((n, part) => n + part.keys.byteLength + part.counts.byteLength, 0);
   }
 }
 

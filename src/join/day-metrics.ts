@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import { CorruptObjectError, ModelMetricsError } from '../errors.js';
 import { StateFormatError, StateReader, StateWriter } from '../metrics/state-codec.js';
 import { type Combo, type ComboSettings, ROW_INLINE, ROW_MISPLACED, type SliceSink, WindowedAccumulators, codeOfDelayKey, comboOfDelayKey, delayRowKey } from './combos.js';
+import { KeyCounts } from './key-counts.js';
 import { type DayJoin, type JoinStats, MAX_SEGMENT_KEY_NAMES, siftPair, tooManyKeyNames } from './day-join.js';
 import type { LabelChains } from './label-index.js';
 import { LabelMaturity } from './maturity.js';
@@ -154,7 +155,7 @@ export class DayMetrics {
   readonly keyValues: string[][] = [];
   readonly combos: Combo[] = [];
   /** Labeled states of combo predictions: combo * 2^32 + packed code (combos.ts) → how many. */
-  readonly delays = new Map<number, number>();
+  delays = new KeyCounts();
   readonly rows = new OverflowRows();
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
@@ -184,7 +185,8 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    for (const [key, count] of store.delays.all()) out.addDelays(key, count);
+    out.delays = new KeyCounts(store.delays.rows);
+    store.delays.forEach((key, count) => out.addDelays(key, count));
 
     const labels = store.labels;
     const chainTs: number[] = [];
@@ -274,8 +276,9 @@ export class DayMetrics {
       return sortPairs(mapped);
     };
     const comboMap = other.combos.map((combo) => this.addCombo(groupMap[combo.group]!, remap(combo.pairs, 0, combo.pairs.length), combo.windows, combo.kept));
-    for (const [key, count] of other.delays) {
-      this.addDelays(delayRowKey(comboMap[comboOfDelayKey(key)]!, codeOfDelayKey(key)), count);
+    for (let at = 0; at < other.delays.size; at++) {
+      const key = other.delays.keyAt(at);
+      this.addDelays(delayRowKey(comboMap[comboOfDelayKey(key)]!, codeOfDelayKey(key)), other.delays.countAt(at));
     }
     const rows = other.rows;
     const labels = rows.labels;
@@ -370,7 +373,7 @@ export class DayMetrics {
   }
 
   private addDelays(key: number, count: number): void {
-    this.delays.set(key, (this.delays.get(key) ?? 0) + count);
+    this.delays.add(key, count);
   }
 
   /** The exact state as bytes (see the header for the layout). */
@@ -408,7 +411,7 @@ export class DayMetrics {
       combo.windows.writeTo(out);
     }
     out.u32(this.delays.size);
-    for (const [key, count] of this.delays) out.f64s([key, count]);
+    for (let at = 0; at < this.delays.size; at++) out.f64s([this.delays.keyAt(at), this.delays.countAt(at)]);
 
     const rows = this.rows;
     out.f64(rows.size);

@@ -182,8 +182,10 @@ export function computeSlices(metrics: DayMetrics, settings: SliceSettings): Mod
     return targets;
   });
   const delayRow: DelayRow = { key: 0, bucket: 0, sign: 1, hour: -1 };
-  for (const [key, count] of metrics.delays) {
-    addDelayRow(decodeDelayRow(codeOfDelayKey(key), delayRow), count, comboTargets[comboOfDelayKey(key)]!);
+  const { delays } = metrics;
+  for (let at = 0; at < delays.size; at++) {
+    const key = delays.keyAt(at);
+    addDelayRow(decodeDelayRow(codeOfDelayKey(key), delayRow), delays.countAt(at), comboTargets[comboOfDelayKey(key)]!);
   }
   const { rows } = metrics;
   const sink = new SliceSink();
