@@ -31,6 +31,7 @@ import { buildLabelIndex, probePredictions, type ReadSetup } from './join-steps.
 import { type SpillPlan, joinSpilledDay, planSpill } from '../scale/grace-join.js';
 import { SpillArea, explainSpillFailure } from '../scale/spill-area.js';
 import { WorkerPool } from '../workers/pool.js';
+import { findCodec } from '../avro/codecs.js';
 import { committedWith, promote, removeData } from './commit.js';
 import { distinctStores, removeStaleStaging, type StagingArea, sweepStaging } from './staging.js';
 import { type LeaseOptions, RunLease, thisProcess } from './lease.js';
@@ -213,9 +214,15 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
       return curatedPartKey(request.stage, request.date, index);
     };
     // --workers N: decoding, curated encoding and compression on N threads; 0: all on this one.
-    const pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
-    // The null codec has nothing to compress: no round trip to a worker for the same bytes.
-    const compress = pool === undefined || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
+    let pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
+    const releasePool = async (): Promise<void> => {
+      const closing = pool;
+      pool = undefined;
+      await closing?.close();
+    };
+    // The null codec has nothing to compress: no round trip to a worker for the same bytes; once the
+    // pool is released, blocks compress on libuv's threads (the same bytes).
+    const compress = config.workers === 0 || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => (pool === undefined ? findCodec(codec)!.compressAsync(data) : pool.compress(codec, data));
     const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix, compress });
     const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix, compress });
     let unpublished = false;
@@ -251,6 +258,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
       });
       const settings = joinSettingsOf(config, request, dayPlan);
       let joined: { stats: JoinStats; labelsRead: number; labelsIndexed: number; metrics: DayMetrics };
+      let curatedOutputs: ManifestOutput[] | undefined;
       const spillStats: Record<string, number> = {};
       let shardedDay: ShardedDay | undefined;
       if (sharded !== undefined) {
@@ -269,6 +277,11 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
         await probePredictions(setup(stores.predictions, predictionCheck.usable), join, curatedWriter);
         progress?.clearLine();
         log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
+        curatedOutputs = await curatedWriter.finish();
+        // The threads are done (the metrics file compresses on libuv's threads): stopping them now
+        // frees their heaps and their hold on the shared label index before the metric phase (the
+        // run's peak memory otherwise, README Performance).
+        await releasePool();
         joined = { stats: join.stats, labelsRead: labels.read, labelsIndexed: labels.indexed, metrics: DayMetrics.of(join) };
       } else {
         log.info({ event: 'spill_started', buckets: plan.buckets, estimate_bytes: plan.estimateBytes, budget: plan.budget, path: spill.path }, `the day's join state (about ${plan.estimateBytes} bytes) exceeds --memory-budget ${plan.budget}: joining in ${plan.buckets} buckets under ${spill.path}`);
@@ -282,7 +295,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
         spillStats.spill_buckets = day.buckets;
         spillStats.spill_bytes = day.bytes;
       }
-      const curatedOutputs = shardedDay?.curated ?? (await curatedWriter.finish());
+      curatedOutputs ??= shardedDay?.curated ?? (await curatedWriter.finish());
 
       const metricRecords = computeSlices(joined.metrics, { stage: request.stage, day, labelsThroughMicros: labelsThrough, maxSliceValues: config.maxSliceValues });
       for (const record of metricRecords) await metricsWriter.append(record);
@@ -402,7 +415,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
       });
       throw error;
     } finally {
-      await pool?.close();
+      await releasePool();
     }
   }
 }
