@@ -11,7 +11,7 @@ import { defaultOf } from '../config/options.js';
 import { type RawOptions, isHttpUrl } from '../config/resolve.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { type Logger, sanitizeForLog } from '../observability/log.js';
-import { type PushTarget, pushRunMetrics, redactedUrl } from '../observability/pushgateway.js';
+import { type PushTarget, redactedUrl } from '../observability/push-target.js';
 
 /** Gives up on the Pushgateway after this long: monitoring must not hold a finished job. */
 const PUSH_TIMEOUT_MS = 10_000;
@@ -119,6 +119,8 @@ export async function finishReporting(
   }
   if (reporting.push !== undefined) {
     const finishedAtMs = Date.now();
+    // Loaded here, not at the top: prom-client is only needed when a push happens.
+    const { pushRunMetrics } = await import('../observability/pushgateway.js');
     const failures = await pushRunMetrics(reporting.push, {
       command: reporting.command,
       stages: reporting.stages,

@@ -284,8 +284,7 @@ export class DayJoin {
         keptOf[entry] = this.stats.kept + 1;
         head = labels.headAt(entry);
       } else {
-        // hashBytes also puts the id into the table's probe buffer, which internHashed compares and stores.
-        const index = this.seen.internHashed(this.seen.hashBytes(batch.ids, start, end));
+        const index = this.seen.internBytes(batch.ids, start, end, batch.idHash[row]!);
         if (!this.seen.lastWasInserted) {
           this.dropDuplicate(this.unlabeledKept.get(index), results, row);
           continue;

@@ -120,25 +120,14 @@ export class StringKeyTable {
   }
 
   /**
-   * `hashKey` of a key given as UTF-8 bytes (`bytes[start..end)`, e.g. a columnar batch's id
-   * arena): the same hash and probe as for the string those bytes decode to, with no string built.
+   * `intern` of a key given as UTF-8 bytes (`bytes[start..end)`, e.g. a columnar batch's id arena)
+   * whose `hashUtf8` is `hash` (the batch's idHash): the bytes are copied into the probe buffer and
+   * not hashed again, with no string built; the same entry as `intern` of the string they decode to.
    */
-  hashBytes(bytes: Uint8Array, start: number, end: number): number {
-    const length = end - start;
-    if (length > this.scratch.length) {
-      let capacity = this.scratch.length;
-      while (capacity < length) capacity *= 2;
-      this.scratch = Buffer.allocUnsafeSlow(capacity);
-      this.scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, capacity >>> 2);
-    }
-    const scratch = this.scratch;
-    if (length <= 64) {
-      for (let i = 0; i < length; i++) scratch[i] = bytes[start + i]!;
-    } else {
-      scratch.set(bytes.subarray(start, end), 0);
-    }
-    this.probeLength = length;
-    return this.hashScratch(length);
+  internBytes(bytes: Uint8Array, start: number, end: number, hash: number): number {
+    this.copyIntoScratch(bytes, start, end);
+    // hashUtf8 reads little-endian words; the table's own hash reads native ones (encodeAndHash).
+    return this.internHashed(LITTLE_ENDIAN ? hash : this.hashScratch(end - start));
   }
 
   /** `intern` of the key last passed to `hashKey`, with the hash it returned. */
@@ -264,17 +253,36 @@ export class StringKeyTable {
   private encodeUtf8(key: string): number {
     if (key.length * 3 > this.scratch.length) {
       const needed = Buffer.byteLength(key, 'utf8');
-      if (needed > this.scratch.length) {
-        let capacity = this.scratch.length;
-        while (capacity < needed) capacity *= 2;
-        this.scratch = Buffer.allocUnsafeSlow(capacity);
-        this.scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, capacity >>> 2);
-      }
+      if (needed > this.scratch.length) this.growScratch(needed);
     }
     return this.scratch.write(key, 0, 'utf8');
   }
 
-  /** MurmurHash3 x86_32 (seed 0) over the scratch bytes, read as little-endian words. */
+  /** Copies the key `bytes[start..end)` into the scratch buffer (grown to fit) and sets `probeLength`. */
+  private copyIntoScratch(bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    if (length > this.scratch.length) this.growScratch(length);
+    const scratch = this.scratch;
+    if (length <= 64) {
+      for (let i = 0; i < length; i++) scratch[i] = bytes[start + i]!;
+    } else {
+      scratch.set(bytes.subarray(start, end), 0);
+    }
+    this.probeLength = length;
+  }
+
+  /** Replaces the scratch buffer by one of at least `needed` bytes (doubling; its contents are not kept). */
+  private growScratch(needed: number): void {
+    let capacity = this.scratch.length;
+    while (capacity < needed) capacity *= 2;
+    this.scratch = Buffer.allocUnsafeSlow(capacity);
+    this.scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, capacity >>> 2);
+  }
+
+  /**
+   * MurmurHash3 x86_32 (seed 0) over the scratch bytes, read as native 32-bit words: hashUtf8's hash
+   * on a little-endian machine, a hash of this table's own on a big-endian one.
+   */
   private hashScratch(length: number): number {
     const words = this.scratchWords;
     const blocks = length >>> 2;
@@ -412,9 +420,9 @@ function finishHash(state: number, bytes: Uint8Array, tail: number, length: numb
 }
 
 /**
- * The hash StringKeyTable gives (`hashKey`, `hashBytes`) to the key whose UTF-8 bytes are
- * `bytes[start..end)`, computed straight from those bytes at any alignment (a worker batch's id
- * column, so the main thread need not hash the ids again).
+ * The hash StringKeyTable gives on a little-endian machine (`hashKey`) to the key whose UTF-8 bytes
+ * are `bytes[start..end)`, and the one `internBytes` takes on any: computed straight from those
+ * bytes at any alignment (a worker batch's id column, so the main thread need not hash the ids again).
  */
 export function hashUtf8(bytes: Uint8Array, start: number, end: number): number {
   const length = end - start;

@@ -8,16 +8,7 @@ import { Gauge, Pushgateway, Registry } from 'prom-client';
 import type { DayOutcome, DayResult, Stage } from '../run-results.js';
 import { ALERT_METRICS } from '../alerts/defaults.js';
 import { SKIP_REASONS } from '../alerts/policy.js';
-
-/** Where and under which job name to push. */
-export interface PushTarget {
-  /** Pushgateway base URL, e.g. http://pushgateway:9091 (userinfo allowed for basic auth). */
-  url: string;
-  /** The `job` grouping label. */
-  job: string;
-  /** Give up on a push after this long; the run's result does not depend on it. */
-  timeoutMs: number;
-}
+import { type PushTarget, redactedUrl } from './push-target.js';
 
 /** What a finished command did, per stage it covered. */
 export interface RunFigures {
@@ -106,18 +97,6 @@ export function stageRegistry(run: RunFigures, stage: Stage): Registry {
   // Only a good run sets it; POST leaves the previous value in the group when a run fails.
   if (figures.succeeded) gauge('last_success_timestamp_seconds', 'When a run last completed this stage, in seconds since the epoch.', run.finishedAtMs / 1000);
   return registry;
-}
-
-/** The target URL without userinfo, for messages. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '<invalid URL>';
-  }
 }
 
 /** Pushes one group per stage; resolves with one error message per failed push (none when all went through). */

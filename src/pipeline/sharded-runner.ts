@@ -84,6 +84,14 @@ function childError(what: string, exit: ChildExit): ModelMetricsError {
   return new ModelMetricsError(code, `${what} ${how}${exit.failure?.msg === undefined ? '' : `: ${exit.failure.msg}`}; every phase is idempotent, rerun the same command to continue`, { operation: what, exit_code: exit.code, exit_signal: exit.signal });
 }
 
+/**
+ * Once a phase's children have exited after a signal: the run's InterruptedError (a SIGTERM one if
+ * the signal carries another reason), so the run stops as interrupted, not as the children's failure.
+ */
+function throwIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGTERM');
+}
+
 /** Runs the partition, join and commit phases as child processes; returns the commit's summary. */
 export async function runShardsLocally(options: ShardProcessOptions): Promise<DayResult> {
   const { shards, logger } = options;
@@ -91,13 +99,13 @@ export async function runShardsLocally(options: ShardProcessOptions): Promise<Da
   for (const phase of ['partition', 'join'] as const) {
     logger.info({ event: 'shard_phase_started', phase, shards }, `${phase} phase: ${shards} process(es)`);
     const exits = await Promise.all(Array.from({ length: shards }, (_, index) => runChild([...args, `--phase=${phase}`, `--shard-index=${index}`, '--json'], options)));
-    if (options.signal?.aborted) throw options.signal.reason instanceof InterruptedError ? options.signal.reason : new InterruptedError('SIGTERM');
+    throwIfInterrupted(options.signal);
     const failed = exits.findIndex((exit) => exit.code !== 0);
     if (failed >= 0) throw childError(`the ${phase} phase of shard ${failed} of ${shards}`, exits[failed]!);
   }
   logger.info({ event: 'shard_phase_started', phase: 'commit', shards }, 'commit phase');
   const exit = await runChild([...args, '--phase=commit', '--json'], options);
-  if (options.signal?.aborted) throw options.signal.reason instanceof InterruptedError ? options.signal.reason : new InterruptedError('SIGTERM');
+  throwIfInterrupted(options.signal);
   if (exit.code !== 0) throw childError(`the commit phase (${shards} shards)`, exit);
   return JSON.parse(exit.stdout) as DayResult;
 }

@@ -1,7 +1,8 @@
 /**
  * The join step of the grace hash join (SPEC §9): one bucket's label files, then its prediction
- * files, in order, through the in-memory join of a day (LabelIndex, DayJoin, indexLabels and
- * probePredictions: the very code of an unspilled run), each kept prediction appended to the
+ * files, in order, through the in-memory join of a day (buildLabelIndex, DayJoin and
+ * probePredictions: the very code of an unspilled run, a LabelIndex on the main thread or with a
+ * pool a SharedLabelIndex the workers join against), each kept prediction appended to the
  * curated writer in input order, and a curated part cut at the end so that every part holds one
  * bucket. The caller takes the bucket's metric state from the finished join and drops the rest.
  */

@@ -129,17 +129,53 @@ class IdArena {
 }
 
 /**
+ * The id columns both batch builders share: each row's id goes into one UTF-8 arena (`idAscii` or
+ * `idText`, before the row's other fields), and the row's end records its id hash (`hashId`). One
+ * class serves both, so a prediction id and a label id are stored and hashed alike; the decoder's
+ * `addId` call site sees a single `idAscii` and `idText` whichever builder it fills.
+ */
+abstract class IdColumns {
+  protected readonly arena = new IdArena();
+  protected rows = 0;
+  protected readonly idEnds: Int32Array;
+  protected readonly idHash: Int32Array;
+
+  constructor(capacity: number) {
+    this.idEnds = new Int32Array(capacity);
+    this.idHash = new Int32Array(capacity);
+  }
+
+  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
+  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
+    const idEnd = this.arena.addAscii(bytes, start, end);
+    this.idEnds[this.rows] = idEnd;
+    return idEnd >= 0;
+  }
+
+  /** The next row's id as a string. */
+  idText(id: string): void {
+    this.idEnds[this.rows] = this.arena.add(id);
+  }
+
+  /** Rows added so far. */
+  get length(): number {
+    return this.rows;
+  }
+
+  /** Records the hash (hashUtf8) of `row`'s id, once the row is ended. */
+  protected hashId(row: number): void {
+    this.idHash[row] = this.arena.hash(row === 0 ? 0 : this.idEnds[row - 1]!, this.idEnds[row]!);
+  }
+}
+
+/**
  * Builds a PredictionBatch (in a worker), `count` rows at most: from decoded records (`add`), or row
  * by row from the direct decoder (columnar-decoder.ts: `idAscii`/`idText`, `pair`..., `endRow`).
  * Both end every row the same way, so idHash and signature agree whichever path filled them.
  */
-export class PredictionColumns {
-  private readonly arena = new IdArena();
+export class PredictionColumns extends IdColumns {
   private readonly dictionary = new Map<string, number>();
   private readonly strings: string[] = [];
-  private rows = 0;
-  private readonly idEnds: Int32Array;
-  private readonly idHash: Int32Array;
   private readonly yPred: Float64Array;
   private readonly yTrue: Float64Array;
   private readonly residual: Float64Array;
@@ -155,8 +191,7 @@ export class PredictionColumns {
   private readonly signatures = new SignatureTable();
 
   constructor(private readonly capacity: number) {
-    this.idEnds = new Int32Array(capacity);
-    this.idHash = new Int32Array(capacity);
+    super(capacity);
     this.yPred = new Float64Array(capacity);
     this.yTrue = new Float64Array(capacity);
     this.residual = new Float64Array(capacity);
@@ -180,18 +215,6 @@ export class PredictionColumns {
     return code;
   }
 
-  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
-  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
-    const idEnd = this.arena.addAscii(bytes, start, end);
-    this.idEnds[this.rows] = idEnd;
-    return idEnd >= 0;
-  }
-
-  /** The next row's id as a string. */
-  idText(id: string): void {
-    this.idEnds[this.rows] = this.arena.add(id);
-  }
-
   /** One segment (key code, value code) of the next row, in the map's key order. */
   pair(key: number, value: number): void {
     if (this.pairs * 2 + 2 > this.segPairs.length) this.segPairs = ensure(this.segPairs, this.pairs * 2 + 2);
@@ -212,7 +235,7 @@ export class PredictionColumns {
     this.modelVersion[row] = modelVersion;
     this.featureset[row] = featureset;
     this.segStart[row + 1] = this.pairs;
-    this.idHash[row] = this.arena.hash(row === 0 ? 0 : this.idEnds[row - 1]!, this.idEnds[row]!);
+    this.hashId(row);
     this.signature[row] = this.signatures.codeOf(row, this.modelName, this.modelVersion, this.segStart, this.segPairs);
   }
 
@@ -228,11 +251,6 @@ export class PredictionColumns {
       const nullable = (p.y_true === null ? 0 : HAS_Y_TRUE) | (p.residual === null ? 0 : HAS_RESIDUAL);
       this.endRow(p.y_pred, p.y_true ?? NaN, p.residual ?? NaN, nullable, p.inference_ts, modelName, modelVersion, featureset);
     }
-  }
-
-  /** Rows added so far. */
-  get length(): number {
-    return this.rows;
   }
 
   take(): PredictionBatch {
@@ -328,31 +346,14 @@ function mixSignature(h: number, value: number): number {
  * Builds a LabelBatch (in a worker): from decoded records (`add`) or row by row from the direct
  * decoder (`idAscii`/`idText`, then `endRow`).
  */
-export class LabelColumns {
-  private readonly arena = new IdArena();
-  private rows = 0;
-  private readonly idEnds: Int32Array;
-  private readonly idHash: Int32Array;
+export class LabelColumns extends IdColumns {
   private readonly yTrue: Float64Array;
   private readonly labelTs: Float64Array;
 
   constructor(capacity: number) {
-    this.idEnds = new Int32Array(capacity);
-    this.idHash = new Int32Array(capacity);
+    super(capacity);
     this.yTrue = new Float64Array(capacity);
     this.labelTs = new Float64Array(capacity);
-  }
-
-  /** The next row's id from its bytes `bytes[start..end)` if they are all ASCII; false (nothing added) otherwise. */
-  idAscii(bytes: Uint8Array, start: number, end: number): boolean {
-    const idEnd = this.arena.addAscii(bytes, start, end);
-    this.idEnds[this.rows] = idEnd;
-    return idEnd >= 0;
-  }
-
-  /** The next row's id as a string. */
-  idText(id: string): void {
-    this.idEnds[this.rows] = this.arena.add(id);
   }
 
   /** Ends the row whose id was given. */
@@ -360,7 +361,7 @@ export class LabelColumns {
     const row = this.rows++;
     this.yTrue[row] = yTrue;
     this.labelTs[row] = labelTs;
-    this.idHash[row] = this.arena.hash(row === 0 ? 0 : this.idEnds[row - 1]!, this.idEnds[row]!);
+    this.hashId(row);
   }
 
   add(records: readonly unknown[]): void {
@@ -369,11 +370,6 @@ export class LabelColumns {
       this.idText(label.prediction_id);
       this.endRow(label.y_true, label.label_ts);
     }
-  }
-
-  /** Rows added so far. */
-  get length(): number {
-    return this.rows;
   }
 
   take(): LabelBatch {

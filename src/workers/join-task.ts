@@ -89,7 +89,10 @@ export function flushJoin(task: FlushTask): FlushReply {
   return { combos, state: new Uint8Array(state.bytes()), delayKeys: delays.keys, delayCounts: delays.counts, rows: join?.rows ?? 0 };
 }
 
-/** The labels and maturity rule of the freeze last seen, kept across tasks. */
+/**
+ * This thread's view of the shared labels a task last carried (by their token) and its maturity
+ * rule (by the age ends), kept across tasks; let go in flushJoin once no join is left.
+ */
 let cached: { token: number; ages: string; labels: SharedLabelIndex; maturity: LabelMaturity } | undefined;
 
 function rulesFor(task: JoinTask): { labels: SharedLabelIndex; maturity: LabelMaturity } {

@@ -5,9 +5,10 @@
  * order) and manifests with the same fingerprint, inputs and stats; run as K processes by
  * `run --shards K` or phase by phase; a join before its partitions (and a commit before its
  * joins) is exit 3 naming what is missing; a shard SIGKILLed in each phase and rerun converges to
- * the same bytes; a phase after the commit is "already done"; bad options are exit 2 naming the
- * option. The day mixes the generated sample with early and late duplicates, label ties across
- * objects, non-finite values and labels past the as-of. Needs a fresh `dist/` (`npm run build`).
+ * the same bytes, and a SIGTERM to `run --shards K` exits 143 with nothing published; a phase
+ * after the commit is "already done"; bad options are exit 2 naming the option. The day mixes the
+ * generated sample with early and late duplicates, label ties across objects, non-finite values
+ * and labels past the as-of. Needs a fresh `dist/` (`npm run build`).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -153,6 +154,23 @@ describe('run --shards 3: the published day is the unsharded one', () => {
     const again = await cli(dayArgs('local', SHARDED));
     expect(again.code, describeRun(again)).toBe(0);
     expect(again.json<{ status: string }>().status).toBe('already_done');
+  });
+
+  it('SIGTERM while the children partition stops them and exits 143 as interrupted (not as their failure), publishing nothing; a rerun converges', async () => {
+    const out = 'interrupted';
+    const run = startCli(dayArgs(out, SHARDED), env());
+    expect(await run.waitFor((line) => line.event === 'shard_partition_started'), 'a child started partitioning').toBeDefined();
+    run.signal('SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code, exit.stderr.slice(-2000)).toBe(143);
+    expect(exit.logs.some((line) => line.event === 'shard_phase_started' && line.phase === 'join'), 'no join phase after the signal').toBe(false);
+    // The parent's own last line (it logs after its children have exited): its InterruptedError, not a child's failure.
+    expect(exit.logs.filter((line) => line.code !== undefined).at(-1)).toMatchObject({ code: 'E_INTERRUPTED', name: 'InterruptedError' });
+    expect(exit.stderr).not.toMatch(/the partition phase of shard \d of 3 (exited|was killed)/);
+    expect(await store(`${out}/metrics`).hasAny(''), 'nothing published').toBe(false);
+    const again = await cli(dayArgs(out, SHARDED));
+    expect(again.code, describeRun(again)).toBe(0);
+    await expectReference(out);
   });
 
   it('phase by phase, each a separate process; joins before their partitions and a commit before its joins are not ready (exit 3)', async () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { shardDates } from '../../jobs/backfill.js';
 import type { DayOutcome } from '../../src/pipeline/outcome.js';
 import { reportingOf, shardOf } from '../../src/cli/reporting.js';
-import { redactedUrl, stageFigures, stageRegistry } from '../../src/observability/pushgateway.js';
+import { redactedUrl } from '../../src/observability/push-target.js';
+import { stageFigures, stageRegistry } from '../../src/observability/pushgateway.js';
 import type { DayResult } from '../../src/pipeline/daily.js';
 
 const result = (date: string, stage: 'preliminary' | 'final', n: number): DayResult => ({

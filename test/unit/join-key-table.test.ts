@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_KEY_TABLE_ENTRIES, StringKeyTable } from '../../src/join/key-table.js';
+import { hashUtf8, MAX_KEY_TABLE_ENTRIES, StringKeyTable } from '../../src/join/key-table.js';
 
 /** Reference MurmurHash3 x86_32 (seed 0) over UTF-8 bytes, written from the published algorithm. */
 function murmur3(key: string): number {
@@ -180,6 +180,29 @@ describe('StringKeyTable', () => {
     expect(table.byteSize).toBeLessThan(2 ** 30);
     console.log(`StringKeyTable: ${n} keys interned in ${seconds.toFixed(1)} s, ${(table.byteSize / 2 ** 20).toFixed(0)} MiB`);
   }, 180_000);
+
+  it('internBytes with the bytes and their hashUtf8 finds the entry intern gives the string, and the reverse', () => {
+    // ASCII and UUID ids, multi-byte UTF-8, the empty key, keys past the 64-byte copy loop and past the scratch buffer.
+    const keys = [randomUUID(), 'a', 'abcde', '', 'é', '日本語-id', '🙂', 'x'.repeat(65), 'y'.repeat(300), '日'.repeat(200)];
+    const byString = new StringKeyTable(1);
+    const byBytes = new StringKeyTable(1);
+    keys.forEach((key, i) => {
+      // At an odd offset in a larger array, as in a batch's id arena.
+      const bytes = Buffer.concat([Buffer.from('#'), Buffer.from(key, 'utf8'), Buffer.from('##')]);
+      const start = 1;
+      const end = bytes.length - 2;
+      const hash = hashUtf8(bytes, start, end);
+      expect(byString.intern(key)).toBe(i);
+      expect(byString.internBytes(bytes, start, end, hash)).toBe(i);
+      expect(byString.lastWasInserted).toBe(false);
+      expect(byBytes.internBytes(bytes, start, end, hash)).toBe(i);
+      expect(byBytes.lastWasInserted).toBe(true);
+      expect(byBytes.intern(key)).toBe(i);
+      expect(byBytes.lastWasInserted).toBe(false);
+    });
+    keys.forEach((key, i) => expect(byBytes.keyAt(i)).toBe(key));
+    expect(byBytes.size).toBe(keys.length);
+  });
 
   it('documents its entry limit and rejects bad arguments', () => {
     expect(MAX_KEY_TABLE_ENTRIES).toBe(2 ** 30);
