@@ -5,7 +5,7 @@
  * rooted at the spill dir for `--memory-budget`, the output store's `_staging/` for the sharded
  * mode. Records reach their bucket in input (object key, record) order, so within a bucket the
  * contract's order rules decide exactly as in one pass; labels past `labelsThrough` are dropped
- * here, as indexLabels drops them.
+ * here, as buildLabelIndex drops them.
  *
  * With a worker pool the workers decode, split and re-encode (the `partition` task); the main
  * thread only appends encoded records. The bucket blocks are snappy-compressed on libuv's threads
@@ -57,7 +57,7 @@ export interface BucketFiles {
 export interface PartitionResult {
   /** Per bucket (index = bucket), in bucket order; a bucket without records has empty sides. */
   buckets: BucketFiles[];
-  /** Records read from the inputs (labels past labelsThrough included, as indexLabels counts them). */
+  /** Records read from the inputs (labels past labelsThrough included, as buildLabelIndex counts them). */
   labelsRead: number;
   predictionsRead: number;
   /** Bytes of every bucket file written. */
