@@ -167,6 +167,8 @@ let joinTokens = 0;
 
 /** A batch signature not yet mapped to a combo (planBatch); place() answers -1 for an overflow row. */
 const UNMAPPED = -2;
+/** Rows whose label entries planBatch looks up at once: their slots, entries and keys stay in the caches. */
+const PROBE_GROUP = 128;
 
 /** Probes the label index with each prediction of the day and keeps the metric columns. */
 export class DayJoin {
@@ -204,6 +206,8 @@ export class DayJoin {
    * Ids without labels dedup in `seen`, their kept predictions in `unlabeledKept` by entry.
    */
   private keptOfLabelId: Int32Array | undefined;
+  /** planBatch's label entries of the current PROBE_GROUP rows. */
+  private readonly probed = new Int32Array(PROBE_GROUP);
   private readonly unlabeledKept = uint32Column();
 
   /**
@@ -268,13 +272,16 @@ export class DayJoin {
     const metrics = this.metrics;
     const day = this.settings.day;
     const j = this.joined;
+    const probed = this.probed;
     for (let row = 0; row < batch.count; row++) {
+      // The label entries of the next PROBE_GROUP rows, looked up together (SharedLabelIndex.entriesOf).
+      if (row % PROBE_GROUP === 0) labels.entriesOf(batch.ids, batch.idEnds, batch.idHash, row, Math.min(batch.count, row + PROBE_GROUP), probed);
       this.stats.predictionsRead++;
       plan[row] = -1;
       // Dedup (SPEC §3): the first prediction of an id is kept; a later one counts in the kept one's slices.
       const start = row === 0 ? 0 : batch.idEnds[row - 1]!;
       const end = batch.idEnds[row]!;
-      const entry = labels.entryOf(batch.ids, start, end, batch.idHash[row]!);
+      const entry = probed[row % PROBE_GROUP]!;
       let head = -1;
       if (entry >= 0) {
         if (keptOf[entry] !== 0) {

@@ -67,6 +67,8 @@ export class SharedLabelIndex implements LabelChains {
   private mask: number;
   private entries: Int32Array;
   private keys: Uint8Array;
+  /** A digest of what entriesOf read ahead: stored only so those reads are not optimised away. */
+  touched = 0;
   private previous: Uint32Array;
   private timestamps: Float64Array;
   private truths: Float64Array;
@@ -205,6 +207,30 @@ export class SharedLabelIndex implements LabelChains {
       if (stored === 0) return -1;
       if ((stored & ~mask) === tag && this.holds((stored & mask) - 1, bytes, start, length, hash)) return (stored & mask) - 1;
     }
+  }
+
+  /**
+   * `entryOf` of rows `from..to` of a batch (ids in `bytes` ending at `idEnds`, hashed in `idHash`),
+   * into `out[0..to-from)`. A probe is three dependent cache misses (slot, entry, key bytes) in
+   * arrays far larger than the caches; one row at a time the CPU waits out each in turn, so the
+   * rows' slots are read first, then their entries, then their keys' first bytes (reads that do
+   * not depend on each other, so they overlap), and only then each row is looked up.
+   */
+  entriesOf(bytes: Uint8Array, idEnds: Int32Array, idHash: Int32Array, from: number, to: number, out: Int32Array): void {
+    const { slots, mask, entries, keys } = this;
+    for (let row = from; row < to; row++) out[row - from] = slots[idHash[row]! & mask]!;
+    let touched = 0;
+    for (let row = from; row < to; row++) {
+      const stored = out[row - from]!;
+      if (stored !== 0) touched ^= entries[((stored & mask) - 1) * STRIDE + OFFSET]!;
+    }
+    for (let row = from; row < to; row++) {
+      const stored = out[row - from]!;
+      if (stored !== 0) touched ^= keys[entries[((stored & mask) - 1) * STRIDE + OFFSET]! * 4]!;
+    }
+    // Kept, so the reads above are not optimised away.
+    this.touched = touched;
+    for (let row = from; row < to; row++) out[row - from] = this.entryOf(bytes, row === 0 ? 0 : idEnds[row - 1]!, idEnds[row]!, idHash[row]!);
   }
 
   /** The chain head (latest label) of an entry. */
