@@ -59,6 +59,9 @@ export interface JoinReply {
   counts: TaskCounts;
 }
 
+/** Rows whose head labels are read ahead at once (SharedLabelIndex.touchHeads). */
+const HEAD_GROUP = 128;
+
 /** This thread's windows per join token, until flushed. */
 const joins = new Map<number, JoinState>();
 
@@ -117,6 +120,7 @@ export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, res
   const final = settings.stage === 'final';
   const { heads } = task;
   for (let row = 0; row < batch.count; row++) {
+    if (row % HEAD_GROUP === 0) labels.touchHeads(heads, plan, row, Math.min(batch.count, row + HEAD_GROUP));
     const combo = plan[row]!;
     if (combo < 0) continue;
     join.rows++;
