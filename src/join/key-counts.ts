@@ -18,6 +18,11 @@ function hashOf(key: number): number {
   return h ^ (h >>> 16);
 }
 
+/** Slots for `capacity` entries: a power of two (the probe masks with it), at least twice as many. */
+function slotCountFor(capacity: number): number {
+  return 2 ** Math.ceil(Math.log2(capacity * 2));
+}
+
 export class KeyCounts {
   private keys: Float64Array;
   private counts: Float64Array;
@@ -26,10 +31,10 @@ export class KeyCounts {
   private entries = 0;
 
   constructor(expected = 16) {
-    const capacity = Math.max(16, expected);
+    const capacity = Math.max(16, Math.ceil(expected) || 0);
     this.keys = new Float64Array(capacity);
     this.counts = new Float64Array(capacity);
-    this.slots = new Int32Array(2 ** Math.ceil(Math.log2(capacity * 2)));
+    this.slots = new Int32Array(slotCountFor(capacity));
   }
 
   /** Number of distinct keys. */
@@ -103,7 +108,7 @@ export class KeyCounts {
     counts.set(this.counts);
     this.keys = keys;
     this.counts = counts;
-    this.slots = new Int32Array(capacity * 2);
+    this.slots = new Int32Array(slotCountFor(capacity));
     for (let entry = 0; entry < this.entries; entry++) this.place(entry);
   }
 }

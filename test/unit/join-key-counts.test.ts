@@ -25,6 +25,16 @@ describe('KeyCounts', () => {
     expect(Array.from(counts)).toEqual([...reference.values()]);
   });
 
+  it('grows from any presized capacity (not only powers of two)', () => {
+    for (const expected of [0, 1, 17, 1000, 300_001]) {
+      const table = new KeyCounts(expected);
+      const keys = 3 * expected + 5000;
+      for (let i = 0; i < keys; i++) table.add(i * 2 ** 32 + (i % 7), 1);
+      expect(table.size).toBe(keys);
+      expect(table.get((keys - 1) * 2 ** 32 + ((keys - 1) % 7))).toBe(1);
+    }
+  });
+
   it('keeps keys that differ only in the high half apart, and key 0', () => {
     const table = new KeyCounts(1);
     for (let combo = 0; combo < 100; combo++) table.add(combo * 2 ** 32, combo + 1);
