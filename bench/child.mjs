@@ -6,8 +6,11 @@ import { decodeContainer } from '../dist/src/avro/container-reader.js';
 import { AvroFilesWriter } from '../dist/src/dataset/avro-writer.js';
 import { openStore, destroyStores } from '../dist/src/storage/index.js';
 import { main } from '../dist/jobs/main.js';
+import { tuneHeap } from '../dist/src/heap-tuning.js';
 
 const [phase, root, date, asOf, workers] = process.argv.slice(2);
+// The job runs with the CLI's heap setting (bin/model-metrics.js); the floor with V8's default.
+if (phase === 'job') tuneHeap();
 const started = performance.now();
 const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 // The floor's CPU excludes decoding the job's curated output (the records to re-encode), measured apart.

@@ -11,6 +11,9 @@ process.stdout.on('error', (error) => {
   if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw error;
 });
+// The heaps' growth (src/heap-tuning.ts): set before anything runs, so the worker threads get it too.
+const { tuneHeap } = await import('../dist/src/heap-tuning.js');
+tuneHeap();
 const { main } = await import('../dist/jobs/main.js');
 
 process.exitCode = await main(process.argv.slice(2));
