@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=64
 // The published entry point: runs the compiled CLI (built by `npm run build`, which `npm ci` runs via `prepare`).
-// --max-semi-space-size=64 (in the shebang; the Dockerfile passes it too): with the default young
+// --max-semi-space-size=64 (in the shebang; the Dockerfile passes it too; the heap growth below is
+// set at run time instead, so every way of starting this file gets it): with the default young
 // generation, records alive across the writer's awaits survive scavenges and get promoted; 64 MiB
 // semi-spaces cut scavenge time about sevenfold on a 1M-prediction day (npm run bench).
 // On Node 20 the AWS SDK prints a multi-line support warning to stderr, which would break the
