@@ -167,9 +167,12 @@ export class DelayCounts {
     this.counted.add(delayRowKey(combo, code), 1);
   }
 
-  /** Distinct delay rows counted here plus the rows received (a key may be in both). */
-  get rows(): number {
-    return this.received.reduce((n, part) => n + part.keys.length, this.counted.size);
+  /**
+   * A lower bound on the distinct delay rows: the most held by one part (counted here, or one
+   * thread's). Every thread sees most keys, so the sum of the parts would be about N times too many.
+   */
+  get leastDistinctRows(): number {
+    return this.received.reduce((n, part) => Math.max(n, part.keys.length), this.counted.size);
   }
 
   /** Calls `each` with every count as (delay row key, count), received ones included; a key may come more than once. */

@@ -185,7 +185,7 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    out.delays = new KeyCounts(store.delays.rows);
+    out.delays = new KeyCounts(store.delays.leastDistinctRows);
     store.delays.forEach((key, count) => out.addDelays(key, count));
 
     const labels = store.labels;

@@ -47,7 +47,7 @@ export class KeyCounts {
     return this.keys.byteLength + this.counts.byteLength + this.slots.byteLength;
   }
 
-  /** Adds `count` to the key's count (a new key starts at 0, whatever `count` is). */
+  /** Adds `count` to the key's count (a new key's count is `count`). */
   add(key: number, count: number): void {
     const entry = this.entryOf(key);
     if (entry >= 0) {
