@@ -12,7 +12,7 @@ import { RowKind, type EnrichedRecord, type PredictionRecord, type Stage } from 
 import { HAS_Y_TRUE, type JoinResults, type PredictionBatch } from '../workers/batches.js';
 import type { StateReader } from '../metrics/state-codec.js';
 import { ModelMetricsError, UsageError } from '../errors.js';
-import { type SharedLabelParts, SharedLabelIndex } from './shared-labels.js';
+import { READ_AHEAD_ROWS, type SharedLabelParts, SharedLabelIndex } from './shared-labels.js';
 import { type ComboSettings, ComboStore, MAX_COMBOS } from './combos.js';
 import { ageEndMicros, agesWritten, hourOfDay } from './windows.js';
 
@@ -167,8 +167,6 @@ let joinTokens = 0;
 
 /** A batch signature not yet mapped to a combo (planBatch); place() answers -1 for an overflow row. */
 const UNMAPPED = -2;
-/** Rows whose label entries planBatch looks up at once: their slots, entries and keys stay in the caches. */
-const PROBE_GROUP = 128;
 
 /** Probes the label index with each prediction of the day and keeps the metric columns. */
 export class DayJoin {
@@ -206,8 +204,8 @@ export class DayJoin {
    * Ids without labels dedup in `seen`, their kept predictions in `unlabeledKept` by entry.
    */
   private keptOfLabelId: Int32Array | undefined;
-  /** planBatch's label entries of the current PROBE_GROUP rows. */
-  private readonly probed = new Int32Array(PROBE_GROUP);
+  /** planBatch's label entries of the current READ_AHEAD_ROWS rows. */
+  private readonly probed = new Int32Array(READ_AHEAD_ROWS);
   private readonly unlabeledKept = uint32Column();
 
   /**
@@ -274,14 +272,14 @@ export class DayJoin {
     const j = this.joined;
     const probed = this.probed;
     for (let row = 0; row < batch.count; row++) {
-      // The label entries of the next PROBE_GROUP rows, looked up together (SharedLabelIndex.entriesOf).
-      if (row % PROBE_GROUP === 0) labels.entriesOf(batch.ids, batch.idEnds, batch.idHash, row, Math.min(batch.count, row + PROBE_GROUP), probed);
+      // The label entries of the next READ_AHEAD_ROWS rows, looked up together (SharedLabelIndex.entriesOf).
+      if (row % READ_AHEAD_ROWS === 0) labels.entriesOf(batch.ids, batch.idEnds, batch.idHash, row, Math.min(batch.count, row + READ_AHEAD_ROWS), probed);
       this.stats.predictionsRead++;
       plan[row] = -1;
       // Dedup (SPEC §3): the first prediction of an id is kept; a later one counts in the kept one's slices.
       const start = row === 0 ? 0 : batch.idEnds[row - 1]!;
       const end = batch.idEnds[row]!;
-      const entry = probed[row % PROBE_GROUP]!;
+      const entry = probed[row % READ_AHEAD_ROWS]!;
       let head = -1;
       if (entry >= 0) {
         if (keptOf[entry] !== 0) {

@@ -62,6 +62,9 @@ function shared<T extends Column>(ctor: { new (length: number): T }, length: num
 }
 
 /** Labels by prediction id in shared memory; see the module doc. */
+/** Rows read ahead at once (entriesOf, touchHeads): their slots, entries, keys and head labels stay in the caches. */
+export const READ_AHEAD_ROWS = 128;
+
 export class SharedLabelIndex implements LabelChains {
   private slots: Int32Array;
   private mask: number;

@@ -14,7 +14,7 @@ import { countKind, curatedLabel, type JoinedLabel, type TaskCounts, type Worker
 import { LabelMaturity } from '../join/maturity.js';
 import { finalCutoffMicros, newLabelChoice } from '../join/policy.js';
 import { RowKind } from '../join/records.js';
-import { type SharedLabelParts, SharedLabelIndex } from '../join/shared-labels.js';
+import { READ_AHEAD_ROWS, type SharedLabelParts, SharedLabelIndex } from '../join/shared-labels.js';
 import { hourOfDay } from '../join/windows.js';
 import { StateWriter } from '../metrics/state-codec.js';
 import { type EncodedRecords, HAS_Y_TRUE, type JoinResults, type PredictionBatch } from './batches.js';
@@ -58,9 +58,6 @@ export interface JoinReply {
   encoded: EncodedRecords;
   counts: TaskCounts;
 }
-
-/** Rows whose head labels are read ahead at once (SharedLabelIndex.touchHeads). */
-const HEAD_GROUP = 128;
 
 /** This thread's windows per join token, until flushed. */
 const joins = new Map<number, JoinState>();
@@ -120,7 +117,7 @@ export function joinPlanned(task: JoinTask, encode: (batch: PredictionBatch, res
   const final = settings.stage === 'final';
   const { heads } = task;
   for (let row = 0; row < batch.count; row++) {
-    if (row % HEAD_GROUP === 0) labels.touchHeads(heads, plan, row, Math.min(batch.count, row + HEAD_GROUP));
+    if (row % READ_AHEAD_ROWS === 0) labels.touchHeads(heads, plan, row, Math.min(batch.count, row + READ_AHEAD_ROWS));
     const combo = plan[row]!;
     if (combo < 0) continue;
     join.rows++;
