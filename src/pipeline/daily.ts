@@ -31,7 +31,6 @@ import { buildLabelIndex, probePredictions, type ReadSetup } from './join-steps.
 import { type SpillPlan, joinSpilledDay, planSpill } from '../scale/grace-join.js';
 import { SpillArea, explainSpillFailure } from '../scale/spill-area.js';
 import { WorkerPool } from '../workers/pool.js';
-import { findCodec } from '../avro/codecs.js';
 import { committedWith, promote, removeData } from './commit.js';
 import { distinctStores, removeStaleStaging, type StagingArea, sweepStaging } from './staging.js';
 import { type LeaseOptions, RunLease, thisProcess } from './lease.js';
@@ -214,17 +213,12 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
       return curatedPartKey(request.stage, request.date, index);
     };
     // --workers N: decoding, curated encoding and compression on N threads; 0: all on this one.
-    let pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
-    const releasePool = async (): Promise<void> => {
-      const closing = pool;
-      pool = undefined;
-      await closing?.close();
-    };
-    // The null codec has nothing to compress: no round trip to a worker for the same bytes; once the
-    // pool is released, blocks compress on libuv's threads (the same bytes).
-    const compress = config.workers === 0 || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => (pool === undefined ? findCodec(codec)!.compressAsync(data) : pool.compress(codec, data));
+    const pool = config.workers > 0 ? new WorkerPool(config.workers) : undefined;
+    // The null codec has nothing to compress: no round trip to a worker for the same bytes.
+    const compress = pool === undefined || config.codec === 'null' ? undefined : (codec: string, data: Buffer) => pool.compress(codec, data);
     const curatedWriter = new AvroFilesWriter(stores.curated, { type: enrichedType, codec: config.codec, keyOf: curatedKey, metadata, maxPartBytes: config.partBytes, stagingPrefix, compress });
-    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix, compress });
+    // One small block: compressed on libuv's threads (the same bytes as on a worker), after the pool is stopped.
+    const metricsWriter = new AvroFilesWriter(stores.metrics, { type: metricsType, codec: config.codec, keyOf: () => `${partition}${METRICS_FILE}`, metadata, maxPartBytes: Number.POSITIVE_INFINITY, stagingPrefix });
     let unpublished = false;
     const promoted: { curated: string[]; metrics: string[] } = { curated: [], metrics: [] };
 
@@ -278,10 +272,9 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
         progress?.clearLine();
         log.info({ event: 'predictions_joined', ...join.stats, join_bytes: join.byteSize }, 'predictions joined');
         curatedOutputs = await curatedWriter.finish();
-        // The threads are done (the metrics file compresses on libuv's threads): stopping them now
-        // frees their heaps and their hold on the shared label index before the metric phase (the
-        // run's peak memory otherwise, README Performance).
-        await releasePool();
+        // The threads are done: stopping them now frees their heaps and their hold on the shared
+        // label index before the metric phase (the run's peak memory otherwise, README Performance).
+        await pool?.close();
         joined = { stats: join.stats, labelsRead: labels.read, labelsIndexed: labels.indexed, metrics: DayMetrics.of(join) };
       } else {
         log.info({ event: 'spill_started', buckets: plan.buckets, estimate_bytes: plan.estimateBytes, budget: plan.budget, path: spill.path }, `the day's join state (about ${plan.estimateBytes} bytes) exceeds --memory-budget ${plan.budget}: joining in ${plan.buckets} buckets under ${spill.path}`);
@@ -415,7 +408,7 @@ export async function runDay(ctx: RunContext, request: DayRequest, sharded?: Sha
       });
       throw error;
     } finally {
-      await releasePool();
+      await pool?.close();
     }
   }
 }
