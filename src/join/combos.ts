@@ -167,14 +167,6 @@ export class DelayCounts {
     this.counted.add(delayRowKey(combo, code), 1);
   }
 
-  /**
-   * A lower bound on the distinct delay rows: the most held by one part (counted here, or one
-   * thread's). Every thread sees most keys, so the sum of the parts would be about N times too many.
-   */
-  get leastDistinctRows(): number {
-    return this.received.reduce((n, part) => Math.max(n, part.keys.length), this.counted.size);
-  }
-
   /** Calls `each` with every count as (delay row key, count), received ones included; a key may come more than once. */
   forEach(each: (key: number, count: number) => void): void {
     const counted = this.counted;

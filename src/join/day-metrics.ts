@@ -155,7 +155,7 @@ export class DayMetrics {
   readonly keyValues: string[][] = [];
   readonly combos: Combo[] = [];
   /** Labeled states of combo predictions: combo * 2^32 + packed code (combos.ts) → how many. */
-  delays = new KeyCounts();
+  readonly delays = new KeyCounts();
   readonly rows = new OverflowRows();
   readonly stats: JoinStats = { predictionsRead: 0, kept: 0, duplicatesDropped: 0, invalid: 0, labeled: 0, labeledFromLabels: 0, labeledInline: 0 };
 
@@ -185,7 +185,6 @@ export class DayMetrics {
       for (let v = 0; v < values.size; v++) out.valueOf(keyId, values.keyAt(v));
     });
     for (const combo of store.combos) out.addCombo(combo.group, combo.pairs.slice(), combo.windows, combo.kept);
-    out.delays = new KeyCounts(store.delays.leastDistinctRows);
     store.delays.forEach((key, count) => out.addDelays(key, count));
 
     const labels = store.labels;
